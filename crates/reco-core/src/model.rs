@@ -1,0 +1,122 @@
+//! The traits models implement: a required [`Recommender`] and optional capabilities.
+
+use crate::error::Result;
+use crate::topk::{top_k, Scored};
+
+/// Who is asking for recommendations.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Query<'a> {
+    /// A user known to the model (dense index), if any.
+    pub user: Option<u32>,
+    /// Interactions `(item, value)` of an anonymous or returning user, used by models that can
+    /// score from a history; for a known user the model's own training history is used instead
+    /// when this is empty.
+    pub history: &'a [(u32, f32)],
+}
+
+impl<'a> Query<'a> {
+    /// A known user.
+    pub fn user(u: u32) -> Self {
+        Query {
+            user: Some(u),
+            history: &[],
+        }
+    }
+
+    /// An anonymous user with a history.
+    pub fn history(h: &'a [(u32, f32)]) -> Self {
+        Query {
+            user: None,
+            history: h,
+        }
+    }
+}
+
+/// Which items may be recommended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filter<'a> {
+    /// Items never to return, sorted ascending (typically the user's training items).
+    pub exclude: &'a [u32],
+    /// When set, only these items (sorted ascending) may be returned.
+    pub allow: Option<&'a [u32]>,
+}
+
+/// Progress of long work, reported through [`FitOptions::progress`].
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// What is being done ("epoch", "users").
+    pub stage: &'a str,
+    /// Units done.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+    /// Training loss so far, when the model has one.
+    pub loss: Option<f64>,
+}
+
+/// Options of one fit, common to every model.
+#[derive(Clone, Copy, Default)]
+pub struct FitOptions<'a> {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Callback for progress; the CLI draws a bar with it.
+    pub progress: Option<&'a (dyn Fn(Progress<'_>) + Sync)>,
+}
+
+impl FitOptions<'_> {
+    /// Reports progress if anyone listens.
+    pub fn report(&self, stage: &str, done: u64, total: u64, loss: Option<f64>) {
+        if let Some(p) = self.progress {
+            p(Progress {
+                stage,
+                done,
+                total,
+                loss,
+            });
+        }
+    }
+}
+
+/// A fitted model that ranks items. Fitted models are immutable and shareable across threads.
+pub trait Recommender: Send + Sync {
+    /// Number of items the model scores (the dataset's item count at fit time).
+    fn n_items(&self) -> usize;
+
+    /// Writes a score for every item into `out` (`out.len() == n_items()`); higher is better.
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) -> Result<()>;
+
+    /// The `k` best items for `query` that pass `filter`, best first, ties by ascending index.
+    fn recommend(&self, query: &Query<'_>, k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>> {
+        let mut scores = vec![0f32; self.n_items()];
+        self.score(query, &mut scores)?;
+        Ok(match filter.allow {
+            Some(allow) => top_k(&scores, k, filter.exclude, |i| {
+                allow.binary_search(&i).is_err()
+            }),
+            None => top_k(&scores, k, filter.exclude, |_| false),
+        })
+    }
+
+    /// The rating-prediction capability, if the model has it.
+    fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        None
+    }
+
+    /// The similar-items capability, if the model has it.
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        None
+    }
+}
+
+/// Models that predict the rating a user would give an item.
+pub trait RatingPredictor: Send + Sync {
+    /// Predicted rating of `item` by `user` (either may be unknown to training: the model falls
+    /// back to what it knows, e.g. the global mean).
+    fn predict(&self, user: u32, item: u32) -> f32;
+}
+
+/// Models that find items related to an item.
+pub trait SimilarItems: Send + Sync {
+    /// The `k` items most similar to `item`, excluding itself.
+    fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>>;
+}
