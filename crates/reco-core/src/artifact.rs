@@ -108,7 +108,7 @@ pub fn read(dir: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
 }
 
 /// Encodes a serialisable value compactly (postcard).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     postcard::to_allocvec(value).map_err(|e| Error::Artifact {
         path: "<memory>".into(),
         message: format!("cannot encode: {e}"),

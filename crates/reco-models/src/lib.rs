@@ -1,1 +1,15 @@
-//! placeholder
+//! # reco-models
+//!
+//! The classical algorithms of reco, one module per family, and [`ModelSpec`]: the one
+//! serialisable description of a model (`{"model": "popularity", "weighting": "count"}`) that
+//! the CLI, model files, artifacts and the evaluator share. `ModelSpec::fit` validates the
+//! parameters, trains, and returns an immutable [`Model`]; [`save`] and [`load`] write and read
+//! checksummed artifacts.
+#![warn(missing_docs)]
+
+pub mod baseline;
+mod persist;
+mod spec;
+
+pub use persist::{load, save, Catalog, LoadedModel};
+pub use spec::{Model, ModelSpec};

@@ -81,12 +81,14 @@ fn kind_of(r: &RecordReader, col: usize) -> Result<(String, Kind)> {
         "token_seq" => Kind::Categorical { seq: true },
         "float" => Kind::Numeric,
         "float_seq" => Kind::NumericSeq,
-        other => return Err(Error::Format {
-            path: r.path().to_path_buf(),
-            message: format!(
+        other => {
+            return Err(Error::Format {
+                path: r.path().to_path_buf(),
+                message: format!(
                 "field {name:?} has unknown type {other:?} (token, token_seq, float, float_seq)"
             ),
-        }),
+            })
+        }
     };
     Ok((name.to_string(), kind))
 }

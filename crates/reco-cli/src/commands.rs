@@ -1,0 +1,709 @@
+//! The subcommands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use reco_core::model::{Filter, FitOptions, Progress, Query, Recommender};
+use reco_core::split::{self, Fold, Protocol};
+use reco_core::{synth, Dataset};
+use reco_eval::{evaluate, report, Candidate, EvalConfig, Report, RunFiles};
+use reco_models::ModelSpec;
+
+use crate::models::{self, Named};
+use crate::progress;
+use crate::source::{self, DataArgs};
+
+/// reco — build, evaluate and serve recommendations.
+#[derive(Parser, Debug)]
+#[command(name = "reco", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect, generate and split data.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Fit a model and write it as an artifact directory.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Model: a name (`popularity`) or a JSON spec (`{"model":"popularity","weighting":"trending"}`).
+        #[arg(long, default_value = "popularity")]
+        model: String,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Artifact directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate models under a protocol, or on a ready-made train/test pair.
+    Eval(Box<EvalArgs>),
+    /// Recommend for a user from a saved model.
+    Recommend {
+        /// Artifact directory written by `reco train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// External user id.
+        #[arg(long)]
+        user: String,
+        /// Number of items.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Also recommend items the user already has.
+        #[arg(long)]
+        include_seen: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The main job: the notebook's data and protocol, every model, a comparison table.
+    Demo {
+        /// Seed of the data and of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// User whose recommendations are shown.
+        #[arg(long, default_value = "2")]
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Counts, density, rating histogram, long-tail share, metadata fields.
+    Inspect {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate synthetic data and write it as RecBole atomic files (NAME.inter, .item, .user, .session).
+    Synth {
+        /// `notebook`, or `scalable`.
+        #[arg(long, default_value = "notebook")]
+        preset: String,
+        /// Scalable preset: users.
+        #[arg(long)]
+        users: Option<usize>,
+        /// Scalable preset: items.
+        #[arg(long)]
+        items: Option<usize>,
+        /// Scalable preset: interactions.
+        #[arg(long)]
+        interactions: Option<usize>,
+        /// Scalable preset: Zipf exponent of popularity.
+        #[arg(long)]
+        zipf: Option<f64>,
+        /// Scalable preset: latent taste dimensions.
+        #[arg(long)]
+        dims: Option<usize>,
+        /// Scalable preset: categories.
+        #[arg(long)]
+        categories: Option<usize>,
+        /// Scalable preset: skip sessions.
+        #[arg(long)]
+        no_sessions: bool,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Base name of the files.
+        #[arg(long, default_value = "synth")]
+        name: String,
+    },
+    /// Split data with a protocol and write train/test CSV files (user,item,rating[,timestamp]).
+    Split {
+        #[command(flatten)]
+        data: DataArgs,
+        /// kfold:K, holdout:R, loo, temporal:F, timecut:Q|T, cold-users:F, cold-items:F.
+        #[arg(long, default_value = "loo")]
+        protocol: String,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory: train.csv/test.csv, or fold-N/ for k-fold.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Options of `reco eval`.
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Ready-made training file (with --test): evaluate on exactly these files.
+    #[arg(long, requires = "test")]
+    train: Option<PathBuf>,
+    /// Ready-made test file.
+    #[arg(long, requires = "train")]
+    test: Option<PathBuf>,
+    /// kfold:K, holdout:R, loo, temporal:F, timecut:Q|T, cold-users:F, cold-items:F.
+    #[arg(long, default_value = "loo")]
+    protocol: String,
+    /// Model file (TOML, [[model]] tables).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// A model (repeatable): a name or a JSON spec; used when --models is absent.
+    #[arg(long)]
+    model: Vec<String>,
+    /// Cutoffs, comma-separated.
+    #[arg(long, default_value = "5,10,20", value_delimiter = ',')]
+    k: Vec<usize>,
+    /// Seed of the split and of every fit.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Model to test the others against (paired t-test per metric).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Test ratings below this are not relevant (explicit data).
+    #[arg(long)]
+    relevant_threshold: Option<f32>,
+    /// Skip AUC (one pass over the catalogue per user).
+    #[arg(long)]
+    no_auc: bool,
+    /// Directory for results.json/.csv/.md, run files and qrels.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Data(DataCommand::Inspect { data, json }) => inspect(&data.load()?, json),
+        Command::Data(DataCommand::Synth {
+            preset,
+            users,
+            items,
+            interactions,
+            zipf,
+            dims,
+            categories,
+            no_sessions,
+            seed,
+            out,
+            name,
+        }) => {
+            let ds = match preset.as_str() {
+                "notebook" => synth::notebook(&synth::NotebookConfig {
+                    seed,
+                    ..Default::default()
+                })?,
+                "scalable" => {
+                    let d = synth::ScalableConfig::default();
+                    let c = synth::ScalableConfig {
+                        users: users.unwrap_or(d.users),
+                        items: items.unwrap_or(d.items),
+                        interactions: interactions.unwrap_or(d.interactions),
+                        zipf: zipf.unwrap_or(d.zipf),
+                        dims: dims.unwrap_or(d.dims),
+                        categories: categories.unwrap_or(d.categories),
+                        sessions: !no_sessions,
+                        seed,
+                        ..d
+                    };
+                    let bar = progress::bar(c.users as u64, "generating users");
+                    let ds = synth::scalable(&c, &|d, _| bar.set_position(d))?;
+                    bar.finish_and_clear();
+                    ds
+                }
+                other => bail!("unknown preset {other:?} (notebook, scalable)"),
+            };
+            let spinner = progress::spinner("writing files");
+            synth::write_atomic(&ds, &out, &name)?;
+            spinner.finish_and_clear();
+            println!(
+                "wrote {} users, {} items, {} interactions to {}/{name}.*",
+                ds.n_users(),
+                ds.n_items(),
+                ds.interactions.nnz(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Data(DataCommand::Split {
+            data,
+            protocol,
+            seed,
+            out,
+        }) => {
+            let ds = data.load()?;
+            let p: Protocol = protocol.parse()?;
+            let folds = split::split(&ds, &p, seed)?;
+            for (f, fold) in folds.iter().enumerate() {
+                let dir = if folds.len() == 1 {
+                    out.clone()
+                } else {
+                    out.join(format!("fold-{}", f + 1))
+                };
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                write_csv(
+                    &fold.train,
+                    &fold.train.interactions,
+                    &dir.join("train.csv"),
+                )?;
+                write_csv(&fold.train, &fold.test, &dir.join("test.csv"))?;
+                println!(
+                    "{}: train {} / test {} interactions",
+                    dir.display(),
+                    fold.train.interactions.nnz(),
+                    fold.test.nnz()
+                );
+            }
+            Ok(())
+        }
+        Command::Train {
+            data,
+            model,
+            seed,
+            out,
+        } => {
+            let ds = data.load()?;
+            let named = models::parse_one(&model)?;
+            let bar = progress::bar(0, &named.name);
+            let report = |p: Progress<'_>| {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            };
+            let m = named.spec.fit(
+                &ds,
+                &FitOptions {
+                    seed,
+                    progress: Some(&report),
+                },
+            )?;
+            bar.finish_and_clear();
+            reco_models::save(
+                m.as_ref(),
+                &ds,
+                &out,
+                serde_json::json!({ "dataset": ds.name, "seed": seed }),
+            )?;
+            println!("saved {} to {}", named.name, out.display());
+            Ok(())
+        }
+        Command::Eval(args) => eval(*args),
+        Command::Recommend {
+            model,
+            user,
+            k,
+            include_seen,
+            json,
+        } => recommend(&model, &user, k, include_seen, json),
+        Command::Demo { seed, user, json } => demo(seed, &user, json),
+    }
+}
+
+fn write_csv(ds: &Dataset, m: &reco_core::Interactions, path: &Path) -> Result<()> {
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    let ts = m.timestamps();
+    writeln!(
+        w,
+        "user,item,rating{}",
+        if ts.is_some() { ",timestamp" } else { "" }
+    )?;
+    let quote = |s: &str| {
+        if s.contains([',', '"']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    for u in 0..m.n_users() as u32 {
+        let r = m.row_range(u);
+        for p in r {
+            let i = m.indices()[p];
+            write!(
+                w,
+                "{},{},{}",
+                quote(ds.users.id(u)),
+                quote(ds.items.id(i)),
+                m.values()[p]
+            )?;
+            match ts {
+                Some(t) => writeln!(w, ",{}", t[p])?,
+                None => writeln!(w)?,
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn inspect(ds: &Dataset, json: bool) -> Result<()> {
+    let s = ds.stats();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("dataset        {}", s.name);
+    println!("feedback       {:?}", s.feedback);
+    println!("users          {}", s.users);
+    println!("items          {}", s.items);
+    println!("interactions   {}", s.interactions);
+    println!("density        {:.6}", s.density);
+    println!(
+        "per user       min {} / median {} / max {}",
+        s.min_user_interactions, s.median_user_interactions, s.max_user_interactions
+    );
+    println!(
+        "empty          {} users, {} items without interactions",
+        s.users_without_interactions, s.items_without_interactions
+    );
+    println!(
+        "long tail      top 20% of items hold {:.1}% of interactions",
+        100.0 * s.top20_item_share
+    );
+    if let (Some(a), Some(b)) = (s.min_timestamp, s.max_timestamp) {
+        println!("time range     {a} .. {b}");
+    }
+    if !s.rating_histogram.is_empty() {
+        println!("ratings");
+        let max = s
+            .rating_histogram
+            .iter()
+            .map(|x| x.1)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        for (bin, count) in &s.rating_histogram {
+            println!(
+                "  {bin:>4}  {count:>10}  {}",
+                "#".repeat((40 * count).div_ceil(max))
+            );
+        }
+    }
+    if !s.item_metadata_fields.is_empty() {
+        println!("item metadata  {}", s.item_metadata_fields.join(", "));
+    }
+    if !s.user_metadata_fields.is_empty() {
+        println!("user metadata  {}", s.user_metadata_fields.join(", "));
+    }
+    if s.sessions > 0 {
+        println!("sessions       {}", s.sessions);
+    }
+    println!(
+        "memory         {:.1} MiB (interaction matrix)",
+        s.memory_bytes as f64 / (1 << 20) as f64
+    );
+    let r = &s.report;
+    if r.duplicates.rows_merged > 0 || r.skipped_rows > 0 || r.below_threshold > 0 {
+        println!(
+            "load report    {} rows read, {} merged duplicates, {} skipped, {} below threshold",
+            r.rows_read, r.duplicates.rows_merged, r.skipped_rows, r.below_threshold
+        );
+    }
+    Ok(())
+}
+
+fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
+    list.iter()
+        .map(|n| {
+            let spec: ModelSpec = n.spec.clone();
+            Candidate {
+                name: n.name.clone(),
+                spec: serde_json::to_value(&spec).unwrap_or_default(),
+                fit: Box::new(
+                    move |d: &Dataset,
+                          o: &FitOptions<'_>|
+                          -> reco_core::Result<Box<dyn Recommender>> {
+                        // Trait upcasting: a fitted Model is a Recommender.
+                        let m: Box<dyn Recommender> = spec.fit(d, o)?;
+                        Ok(m)
+                    },
+                ),
+            }
+        })
+        .collect()
+}
+
+fn eval_progress() -> (indicatif::ProgressBar, impl Fn(&str, Progress<'_>) + Sync) {
+    let bar = progress::bar(0, "");
+    let b = bar.clone();
+    (bar, move |stage: &str, p: Progress<'_>| {
+        b.set_message(format!("{stage} {}", p.stage));
+        b.set_length(p.total);
+        b.set_position(p.done);
+    })
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let mut list = match &a.models {
+        Some(path) => models::read_file(path)?,
+        None => a
+            .model
+            .iter()
+            .map(|m| models::parse_one(m))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    if list.is_empty() {
+        list = vec![
+            models::parse_one("popularity")?,
+            models::parse_one("random")?,
+        ];
+    }
+    let list = models::unique(list)?;
+    let (folds, protocol, name): (Vec<Fold>, String, String) = match (&a.train, &a.test) {
+        (Some(tr), Some(te)) => {
+            let f = a.data.load_pair(tr, te)?;
+            let name = f.train.name.clone();
+            (
+                vec![f],
+                format!("files:{}+{}", tr.display(), te.display()),
+                name,
+            )
+        }
+        _ => {
+            let ds = a.data.load()?;
+            let p: Protocol = a.protocol.parse()?;
+            (
+                split::split(&ds, &p, a.seed)?,
+                p.to_string(),
+                ds.name.clone(),
+            )
+        }
+    };
+    let mut ks = a.k.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    let cfg = EvalConfig {
+        ks,
+        seed: a.seed,
+        relevance_threshold: a.relevant_threshold,
+        baseline: a.baseline.clone(),
+        auc: !a.no_auc,
+    };
+    let cands = candidates(&list);
+    let (bar, on_progress) = eval_progress();
+    let sink = a.out.as_ref().map(|d| RunFiles(d.as_path()));
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (f, fold) in folds.iter().enumerate() {
+            RunFiles(dir).qrels(
+                f,
+                &fold.train,
+                &reco_eval::evaluator::relevance(fold, cfg.relevance_threshold),
+            )?;
+        }
+    }
+    let report = evaluate(
+        &name,
+        &protocol,
+        &folds,
+        &cands,
+        &cfg,
+        sink.as_ref().map(|s| s as &dyn reco_eval::RunSink),
+        &on_progress,
+    )?;
+    bar.finish_and_clear();
+    if let Some(dir) = &a.out {
+        write_reports(&report, dir)?;
+    }
+    if a.json {
+        println!("{}", report::to_json(&report));
+    } else {
+        println!(
+            "{} · {} · {} fold(s) · {} (fold, user) pairs evaluated",
+            report.dataset, report.protocol, report.folds, report.users_evaluated
+        );
+        print!("{}", report::to_markdown(&report));
+        if let Some(dir) = &a.out {
+            println!(
+                "wrote {}/results.{{json,csv,md}}, runs/ and qrels",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_reports(r: &Report, dir: &Path) -> Result<()> {
+    std::fs::write(dir.join("results.json"), report::to_json(r))?;
+    std::fs::write(dir.join("results.csv"), report::to_csv(r))?;
+    std::fs::write(dir.join("results.md"), report::to_markdown(r))?;
+    Ok(())
+}
+
+fn recommend(dir: &Path, user: &str, k: usize, include_seen: bool, json: bool) -> Result<()> {
+    let m = reco_models::load(dir)?;
+    let u = m.users.get(user);
+    let seen: &[u32] = match (u, include_seen) {
+        (Some(u), false) => m.seen(u),
+        _ => &[],
+    };
+    if u.is_none() {
+        eprintln!(
+            "note: user {user:?} is not in the training data; recommending for an anonymous user"
+        );
+    }
+    let query = match u {
+        Some(u) => Query::user(u),
+        None => Query::history(&[]),
+    };
+    let recs = m.model.recommend(
+        &query,
+        k,
+        &Filter {
+            exclude: seen,
+            allow: None,
+        },
+    )?;
+    let rows: Vec<serde_json::Value> = recs
+        .iter()
+        .enumerate()
+        .map(|(r, s)| {
+            let (title, cat) = m.catalog.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
+            serde_json::json!({ "rank": r + 1, "item": m.items.id(s.item), "score": s.score, "title": title, "category": cat })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "user": user, "known_user": u.is_some(), "recommendations": rows })
+            )?
+        );
+    } else {
+        println!(
+            "{:>4}  {:<10} {:>10}  {:<40} category",
+            "rank", "item", "score", "title"
+        );
+        for r in &rows {
+            println!(
+                "{:>4}  {:<10} {:>10.4}  {:<40} {}",
+                r["rank"],
+                r["item"].as_str().unwrap_or(""),
+                r["score"].as_f64().unwrap_or(0.0),
+                r["title"].as_str().unwrap_or(""),
+                r["category"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The models `reco demo` compares: every model family that exists, with the notebook's names.
+fn demo_models() -> Result<Vec<Named>> {
+    [
+        "{\"name\":\"random\",\"model\":\"random\"}",
+        "{\"name\":\"popularity\",\"model\":\"popularity\"}",
+        "{\"name\":\"popularity-rating\",\"model\":\"popularity\",\"weighting\":\"rating\"}",
+    ]
+    .iter()
+    .map(|s| models::parse_one(s))
+    .collect()
+}
+
+fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
+    let ds = source::synthesize(&format!("notebook,seed={seed}"))?;
+    let folds = split::split(&ds, &Protocol::LeaveLastOut, seed)?;
+    let list = demo_models()?;
+    let cfg = EvalConfig {
+        ks: vec![10],
+        seed,
+        relevance_threshold: None,
+        baseline: Some("random".into()),
+        auc: true,
+    };
+    let (bar, on_progress) = eval_progress();
+    let report = evaluate(
+        &ds.name,
+        "loo",
+        &folds,
+        &candidates(&list),
+        &cfg,
+        None,
+        &on_progress,
+    )?;
+    bar.finish_and_clear();
+    let fold = &folds[0];
+    let u = ds.users.get(user).with_context(|| {
+        format!(
+            "user {user:?} is not in the demo data (0..{})",
+            ds.n_users() - 1
+        )
+    })?;
+    let feats = ds.item_features.as_ref();
+    let mut samples = Vec::new();
+    for n in &list {
+        let m = n.spec.fit(
+            &fold.train,
+            &FitOptions {
+                seed,
+                progress: None,
+            },
+        )?;
+        let recs = m.recommend(
+            &Query::user(u),
+            10,
+            &Filter {
+                exclude: fold.train.interactions.user_items(u),
+                allow: None,
+            },
+        )?;
+        samples.push((n.name.clone(), recs));
+    }
+    if json {
+        let samples: serde_json::Value = samples
+            .iter()
+            .map(|(name, recs)| (name.clone(), recs.iter().map(|s| serde_json::json!({"item": ds.items.id(s.item), "title": feats.and_then(|f| f.title(s.item)), "category": feats.map(|f| f.category_label(s.item)), "score": s.score})).collect::<Vec<_>>().into()))
+            .collect::<serde_json::Map<String, serde_json::Value>>()
+            .into();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "report": report, "user": user, "recommendations": samples })
+            )?
+        );
+        return Ok(());
+    }
+    println!("reco demo · notebook data: {} users, {} items, {} ratings · train {} / test {} (one held-out rating per user, seen items excluded)\n", ds.n_users(), ds.n_items(), ds.interactions.nnz(), fold.train.interactions.nnz(), fold.test.nnz());
+    println!("| model | precision@10 | recall@10 | ndcg@10 | auc | coverage@10 |");
+    println!("|---|---|---|---|---|---|");
+    for m in &report.models {
+        let g = |k: &str| {
+            m.metrics
+                .get(k)
+                .map_or("–".to_string(), |s| format!("{:.3}", s.mean))
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            m.name,
+            g("precision@10"),
+            g("recall@10"),
+            g("ndcg@10"),
+            g("auc"),
+            g("coverage@10")
+        );
+    }
+    for (name, recs) in &samples {
+        println!("\n{name} recommendations (user={user})");
+        println!("  {:>4}  {:<22} category", "item", "title");
+        for s in recs {
+            println!(
+                "  {:>4}  {:<22} {}",
+                ds.items.id(s.item),
+                feats.and_then(|f| f.title(s.item)).unwrap_or(""),
+                feats.map(|f| f.category_label(s.item)).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Model lists from the command line (`--model popularity`, `--model '{"model": ...}'`) and from
+//! model files (TOML with `[[model]]` tables, each with an optional `name`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use reco_models::ModelSpec;
+
+/// A named specification.
+#[derive(Clone, Debug)]
+pub struct Named {
+    /// Name in reports.
+    pub name: String,
+    /// The specification.
+    pub spec: ModelSpec,
+}
+
+/// Parses one `--model` value: a bare model name (defaults) or a JSON object.
+pub fn parse_one(s: &str) -> Result<Named> {
+    let value: serde_json::Value = if s.trim_start().starts_with('{') {
+        serde_json::from_str(s).with_context(|| format!("model {s:?} is not valid JSON"))?
+    } else {
+        serde_json::json!({ "model": s })
+    };
+    from_value(value)
+}
+
+fn from_value(mut value: serde_json::Value) -> Result<Named> {
+    let name = value
+        .as_object_mut()
+        .and_then(|o| o.remove("name"))
+        .and_then(|n| n.as_str().map(str::to_string));
+    let spec: ModelSpec = serde_json::from_value(value.clone())
+        .with_context(|| format!("invalid model specification {value}"))?;
+    spec.validate()?;
+    Ok(Named {
+        name: name.unwrap_or_else(|| spec.kind().to_string()),
+        spec,
+    })
+}
+
+/// Reads a model file.
+pub fn read_file(path: &Path) -> Result<Vec<Named>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let Some(list) = doc.get("model").and_then(|m| m.as_array()) else {
+        bail!("{}: expected [[model]] tables", path.display());
+    };
+    let models = list
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let json = serde_json::to_value(m).context("model table")?;
+            from_value(json).with_context(|| format!("{}: model #{}", path.display(), k + 1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    unique(models)
+}
+
+/// Refuses duplicate names, which would make reports ambiguous.
+pub fn unique(models: Vec<Named>) -> Result<Vec<Named>> {
+    let mut seen = std::collections::HashSet::new();
+    for m in &models {
+        if !seen.insert(m.name.clone()) {
+            bail!(
+                "two models are named {:?}; give them distinct `name`s",
+                m.name
+            );
+        }
+        if m.name.contains(['/', ' ', '\t']) {
+            bail!(
+                "model name {:?} must not contain '/', spaces or tabs",
+                m.name
+            );
+        }
+    }
+    Ok(models)
+}

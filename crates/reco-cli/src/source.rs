@@ -1,0 +1,285 @@
+//! Turning command-line data options into a dataset or a ready-made split.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use reco_core::loaders::{
+    self, parse_event_weights, ColumnRef, Delimiter, Entity, InteractionColumns, LoadOptions,
+    MetadataColumns, TextFormat, UnknownIds,
+};
+use reco_core::split::{self, Fold};
+use reco_core::synth::{self, NotebookConfig, ScalableConfig};
+use reco_core::{Dataset, DuplicatePolicy, Feedback};
+
+use crate::progress;
+
+/// Where data comes from and how to read it.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Data source: a file (delimited text), a directory (MovieLens 100K/1M/10M/20M/25M or
+    /// RecBole atomic files, detected), `synth:notebook`, or `synth:key=value,...` for the
+    /// scalable generator (users, items, interactions, zipf, dims, categories, seed, ...).
+    #[arg(long, default_value = "synth:notebook")]
+    pub data: String,
+    /// Field delimiter of a delimited file: one character, `tab`, `space`, or a string like `::`.
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// The delimited file has no header line (then columns are 1-based positions).
+    #[arg(long)]
+    pub no_header: bool,
+    /// User column (name or 1-based position); guessed from the header by default.
+    #[arg(long)]
+    pub user_col: Option<String>,
+    /// Item column.
+    #[arg(long)]
+    pub item_col: Option<String>,
+    /// Rating column (explicit feedback).
+    #[arg(long)]
+    pub rating_col: Option<String>,
+    /// Timestamp column (integer or decimal seconds).
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Weight column, multiplied into the value.
+    #[arg(long)]
+    pub weight_col: Option<String>,
+    /// Event-type column; needs --event-weights.
+    #[arg(long)]
+    pub event_col: Option<String>,
+    /// Weights of event types, e.g. `view=1,cart=3,buy=5`.
+    #[arg(long)]
+    pub event_weights: Option<String>,
+    /// Keep only ratings >= this, as implicit positives.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Treat the data as implicit feedback even if it has ratings.
+    #[arg(long)]
+    pub implicit: bool,
+    /// How repeated (user, item) rows merge: last, first, sum, max, mean.
+    #[arg(long, default_value = "last")]
+    pub duplicates: String,
+    /// Skip malformed rows (reporting how many and the first few) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Item metadata file (delimited, same delimiter) for a delimited interaction file.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// Item id column of --items (default: the first).
+    #[arg(long)]
+    pub item_id_col: Option<String>,
+    /// Title column of --items.
+    #[arg(long)]
+    pub title_col: Option<String>,
+    /// Categorical column of --items, `NAME` or `NAME:SEP` for multi-valued (repeatable).
+    #[arg(long)]
+    pub category_col: Vec<String>,
+    /// Numeric column of --items (repeatable).
+    #[arg(long)]
+    pub numeric_col: Vec<String>,
+    /// Text column of --items (repeatable).
+    #[arg(long)]
+    pub text_col: Vec<String>,
+    /// What to do with metadata ids the interactions lack: error, skip, add.
+    #[arg(long)]
+    pub unknown_ids: Option<String>,
+}
+
+impl DataArgs {
+    fn options(&self) -> Result<LoadOptions> {
+        let unknown: Option<UnknownIds> =
+            self.unknown_ids.as_deref().map(str::parse).transpose()?;
+        Ok(LoadOptions {
+            duplicates: self.duplicates.parse::<DuplicatePolicy>()?,
+            skip_bad_rows: self.skip_bad_rows,
+            threshold: self.threshold,
+            event_weights: self
+                .event_weights
+                .as_deref()
+                .map(parse_event_weights)
+                .transpose()?
+                .unwrap_or_default(),
+            feedback: self.implicit.then_some(Feedback::Implicit),
+            unknown_items: unknown,
+            unknown_users: unknown.unwrap_or(UnknownIds::Error),
+        })
+    }
+
+    fn format(&self) -> Result<TextFormat> {
+        Ok(TextFormat {
+            delimiter: self.delimiter.parse::<Delimiter>()?,
+            has_header: !self.no_header,
+        })
+    }
+
+    fn columns(&self) -> Option<InteractionColumns> {
+        let any = [
+            &self.user_col,
+            &self.item_col,
+            &self.rating_col,
+            &self.time_col,
+            &self.weight_col,
+            &self.event_col,
+        ]
+        .iter()
+        .any(|c| c.is_some());
+        if !any {
+            return None;
+        }
+        let c = |s: &Option<String>| s.as_deref().map(ColumnRef::parse);
+        Some(InteractionColumns {
+            user: c(&self.user_col).unwrap_or(ColumnRef::Index(0)),
+            item: c(&self.item_col).unwrap_or(ColumnRef::Index(1)),
+            rating: c(&self.rating_col),
+            timestamp: c(&self.time_col),
+            weight: c(&self.weight_col),
+            event: c(&self.event_col),
+        })
+    }
+
+    /// Loads the dataset.
+    pub fn load(&self) -> Result<Dataset> {
+        if let Some(spec) = self.data.strip_prefix("synth:") {
+            return synthesize(spec);
+        }
+        let path = PathBuf::from(&self.data);
+        let opts = self.options()?;
+        let spinner = progress::spinner(&format!("loading {}", path.display()));
+        let layout = loaders::Layout::detect(&path)?;
+        let mut ds = if layout == loaders::Layout::Delimited && self.items.is_some() {
+            let mut b = loaders::DatasetBuilder::new(true);
+            loaders::delimited::read_interactions(
+                &mut b,
+                &path,
+                &self.format()?,
+                self.columns().as_ref(),
+                &opts,
+            )?;
+            self.read_items(&mut b, &opts)?;
+            b.finish(
+                &path
+                    .file_stem()
+                    .map_or("data".into(), |s| s.to_string_lossy().into_owned()),
+                &opts,
+            )?
+        } else {
+            loaders::load(&path, Some(&self.format()?), self.columns().as_ref(), &opts)?
+        };
+        spinner.finish_and_clear();
+        if self.implicit {
+            ds.feedback = Feedback::Implicit;
+        }
+        report_load(&ds);
+        Ok(ds)
+    }
+
+    fn read_items(&self, b: &mut loaders::DatasetBuilder, opts: &LoadOptions) -> Result<()> {
+        let Some(items) = &self.items else {
+            return Ok(());
+        };
+        let cols = MetadataColumns {
+            id: self.item_id_col.as_deref().map(ColumnRef::parse),
+            title: self.title_col.as_deref().map(ColumnRef::parse),
+            categorical: self
+                .category_col
+                .iter()
+                .map(|c| match c.rsplit_once(':') {
+                    Some((name, sep)) if !sep.is_empty() => {
+                        (ColumnRef::parse(name), Some(sep.to_string()))
+                    }
+                    _ => (ColumnRef::parse(c), None),
+                })
+                .collect(),
+            numeric: self
+                .numeric_col
+                .iter()
+                .map(|c| ColumnRef::parse(c))
+                .collect(),
+            text: self.text_col.iter().map(|c| ColumnRef::parse(c)).collect(),
+        };
+        let policy = opts.unknown_items.unwrap_or(UnknownIds::Error);
+        loaders::delimited::read_metadata(
+            b,
+            items,
+            &self.format()?,
+            &cols,
+            Entity::Item,
+            policy,
+            opts,
+        )?;
+        Ok(())
+    }
+
+    /// Loads a ready-made split from two files with these options.
+    pub fn load_pair(&self, train: &PathBuf, test: &PathBuf) -> Result<Fold> {
+        let opts = self.options()?;
+        let fold = split::from_files(train, test, &self.format()?, self.columns().as_ref(), &opts)?;
+        report_load(&fold.train);
+        Ok(fold)
+    }
+}
+
+fn report_load(ds: &Dataset) {
+    let r = &ds.report;
+    if r.duplicates.rows_merged > 0 {
+        eprintln!(
+            "note: {} duplicate rows merged into {} (user, item) pairs",
+            r.duplicates.rows_merged, r.duplicates.pairs
+        );
+    }
+    if r.skipped_rows > 0 {
+        eprintln!(
+            "note: skipped {} malformed rows; first ones:",
+            r.skipped_rows
+        );
+        for e in &r.skipped_examples {
+            eprintln!("  {e}");
+        }
+    }
+    if r.unknown_metadata_ids > 0 {
+        eprintln!(
+            "note: skipped {} metadata rows with ids unknown to the interactions",
+            r.unknown_metadata_ids
+        );
+    }
+}
+
+/// Builds a synthetic dataset from `notebook` or `key=value,...`.
+pub fn synthesize(spec: &str) -> Result<Dataset> {
+    if spec == "notebook" || spec.starts_with("notebook,") {
+        let mut c = NotebookConfig::default();
+        for (k, v) in pairs(spec.trim_start_matches("notebook").trim_start_matches(','))? {
+            match k.as_str() {
+                "seed" => c.seed = v.parse().context("seed")?,
+                "users" => c.users = v.parse().context("users")?,
+                "items" => c.items = v.parse().context("items")?,
+                _ => bail!("unknown notebook parameter {k:?} (seed, users, items)"),
+            }
+        }
+        return Ok(synth::notebook(&c)?);
+    }
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs(spec.trim_start_matches("scalable").trim_start_matches(','))? {
+        let value: serde_json::Value =
+            serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v.clone()));
+        map.insert(k, value);
+    }
+    let c: ScalableConfig = serde_json::from_value(serde_json::Value::Object(map))
+        .context("synthetic data parameters")?;
+    let bar = progress::bar(c.users as u64, "generating users");
+    let ds = synth::scalable(&c, &|d, _| bar.set_position(d))?;
+    bar.finish_and_clear();
+    Ok(ds)
+}
+
+fn pairs(s: &str) -> Result<Vec<(String, String)>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .with_context(|| format!("{p:?} is not key=value"))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}

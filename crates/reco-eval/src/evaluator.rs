@@ -1,0 +1,427 @@
+//! The evaluator: fit every model on every fold, rank for every test user, measure.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{FitOptions, Progress, Query, Recommender};
+use reco_core::split::Fold;
+use reco_core::topk::top_k;
+use reco_core::{Dataset, Error, Feedback, Result};
+
+use crate::metrics::{at_k, auc, gini, intra_list_diversity, personalization, Relevant};
+use crate::stats::{paired_t, Paired, Stat};
+
+/// A function that fits a model on a training set.
+pub type FitFn<'a> = dyn Fn(&Dataset, &FitOptions<'_>) -> Result<Box<dyn Recommender>> + Sync + 'a;
+
+/// A model to evaluate: a name and how to fit it.
+pub struct Candidate<'a> {
+    /// Name in reports.
+    pub name: String,
+    /// The model specification as JSON, recorded in reports.
+    pub spec: serde_json::Value,
+    /// Fits the model.
+    pub fit: Box<FitFn<'a>>,
+}
+
+/// Evaluation settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// Cutoffs, ascending.
+    pub ks: Vec<usize>,
+    /// Seed passed to every fit.
+    pub seed: u64,
+    /// With explicit data, test items rated below this are not relevant (default: all are).
+    pub relevance_threshold: Option<f32>,
+    /// Model to test the others against (paired t-test per metric).
+    pub baseline: Option<String>,
+    /// Compute AUC from the full score vectors (costs a pass over the catalogue per user).
+    pub auc: bool,
+}
+
+/// Everything measured for one model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelReport {
+    /// Name.
+    pub name: String,
+    /// Specification.
+    pub spec: serde_json::Value,
+    /// Fit time of each fold, seconds.
+    pub fit_seconds: Vec<f64>,
+    /// Mean time to score and rank for one user, milliseconds.
+    pub recommend_ms_per_user: f64,
+    /// Metric name (`ndcg@10`, `rmse`, `coverage@10`, …) → mean, interval, n.
+    pub metrics: BTreeMap<String, Stat>,
+    /// Metric name → paired test against the baseline.
+    pub vs_baseline: BTreeMap<String, Paired>,
+}
+
+/// The result of an evaluation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Dataset name.
+    pub dataset: String,
+    /// Protocol, as written on the command line.
+    pub protocol: String,
+    /// Number of folds.
+    pub folds: usize,
+    /// Cutoffs.
+    pub ks: Vec<usize>,
+    /// Settings.
+    pub config: EvalConfig,
+    /// (fold, user) pairs evaluated: users with at least one relevant test item.
+    pub users_evaluated: usize,
+    /// Per model.
+    pub models: Vec<ModelReport>,
+}
+
+/// The ranked lists of one model on one fold, for run files: (user, [(item, score)]).
+pub type RunLists = Vec<(u32, Vec<(u32, f32)>)>;
+
+/// Where ranked lists go while evaluating (run files), if anywhere.
+pub trait RunSink: Sync {
+    /// Receives the lists of `model` on `fold`.
+    fn lists(&self, model: &str, fold: usize, train: &Dataset, lists: &RunLists) -> Result<()>;
+}
+
+/// Writes TREC-format run files `runs/MODEL.foldF.run` and qrels `qrels.foldF.txt` in a directory.
+pub struct RunFiles<'a>(pub &'a Path);
+
+impl RunFiles<'_> {
+    /// Writes the qrels of a fold: `user 0 item gain`, one line per relevant test item.
+    pub fn qrels(&self, fold: usize, train: &Dataset, rel: &[(u32, Relevant)]) -> Result<()> {
+        let p = self.0.join(format!("qrels.fold{fold}.txt"));
+        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?);
+        for (u, r) in rel {
+            for &i in r.items() {
+                writeln!(
+                    w,
+                    "{} 0 {} {}",
+                    train.users.id(*u),
+                    train.items.id(i),
+                    r.gain(i)
+                )
+                .map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        w.flush().map_err(|e| Error::io(&p, e))
+    }
+}
+
+impl RunSink for RunFiles<'_> {
+    fn lists(&self, model: &str, fold: usize, train: &Dataset, lists: &RunLists) -> Result<()> {
+        let dir = self.0.join("runs");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let p = dir.join(format!("{model}.fold{fold}.run"));
+        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?);
+        for (u, list) in lists {
+            for (rank, (i, s)) in list.iter().enumerate() {
+                writeln!(
+                    w,
+                    "{} Q0 {} {} {} {}",
+                    train.users.id(*u),
+                    train.items.id(*i),
+                    rank + 1,
+                    s,
+                    model
+                )
+                .map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        w.flush().map_err(|e| Error::io(&p, e))
+    }
+}
+
+/// Relevant test items per test user of a fold.
+pub fn relevance(fold: &Fold, threshold: Option<f32>) -> Vec<(u32, Relevant)> {
+    let t = &fold.test;
+    let explicit = fold.train.feedback == Feedback::Explicit;
+    (0..t.n_users() as u32)
+        .filter(|&u| t.user_len(u) > 0)
+        .filter_map(|u| {
+            let pairs = t
+                .user_items(u)
+                .iter()
+                .zip(t.user_values(u))
+                .map(|(&i, &v)| {
+                    let relevant = threshold.is_none_or(|th| v >= th);
+                    (
+                        i,
+                        if !relevant {
+                            0.0
+                        } else if explicit {
+                            v as f64
+                        } else {
+                            1.0
+                        },
+                    )
+                })
+                .collect();
+            let r = Relevant::new(pairs);
+            (!r.is_empty()).then_some((u, r))
+        })
+        .collect()
+}
+
+/// Per-model accumulators across folds.
+#[derive(Default)]
+struct Acc {
+    per_user: BTreeMap<String, Vec<f64>>,
+    fit_seconds: Vec<f64>,
+    rec_seconds: f64,
+    rec_users: usize,
+    rating_sq: (f64, f64, usize),
+    beyond: BTreeMap<String, Vec<f64>>,
+}
+
+/// Evaluates `candidates` on `folds`. `progress` receives (model, fold, users done, users).
+pub fn evaluate(
+    dataset: &str,
+    protocol: &str,
+    folds: &[Fold],
+    candidates: &[Candidate<'_>],
+    cfg: &EvalConfig,
+    sink: Option<&dyn RunSink>,
+    progress: &(dyn Fn(&str, Progress<'_>) + Sync),
+) -> Result<Report> {
+    if cfg.ks.is_empty() || cfg.ks.contains(&0) {
+        return Err(Error::param("k", "give at least one cutoff, each >= 1"));
+    }
+    if let Some(b) = &cfg.baseline {
+        if !candidates.iter().any(|c| &c.name == b) {
+            return Err(Error::param(
+                "baseline",
+                format!("{b:?} is not one of the models"),
+            ));
+        }
+    }
+    let kmax = *cfg.ks.iter().max().unwrap_or(&10);
+    let mut accs: Vec<Acc> = candidates.iter().map(|_| Acc::default()).collect();
+    let mut users_evaluated = 0;
+    for (f, fold) in folds.iter().enumerate() {
+        let rel = relevance(fold, cfg.relevance_threshold);
+        users_evaluated += rel.len();
+        let train = &fold.train;
+        let counts = train.interactions.item_counts();
+        let n_train_users = (0..train.n_users() as u32)
+            .filter(|&u| train.interactions.user_len(u) > 0)
+            .count()
+            .max(1);
+        let cats = train
+            .item_features
+            .as_ref()
+            .and_then(|t| t.primary_category().cloned());
+        let n_cands = fold.candidates.as_ref().map_or(train.n_items(), Vec::len);
+        for (c, acc) in candidates.iter().zip(accs.iter_mut()) {
+            let stage = format!("{} fold {}/{}", c.name, f + 1, folds.len());
+            let report_fit = |p: Progress<'_>| progress(&stage, p);
+            let t0 = Instant::now();
+            let model = (c.fit)(
+                train,
+                &FitOptions {
+                    seed: cfg.seed,
+                    progress: Some(&report_fit),
+                },
+            )?;
+            acc.fit_seconds.push(t0.elapsed().as_secs_f64());
+            if model.n_items() != train.n_items() {
+                return Err(Error::Unsupported(format!(
+                    "{} scores {} items, the data has {}",
+                    c.name,
+                    model.n_items(),
+                    train.n_items()
+                )));
+            }
+            let done = AtomicU64::new(0);
+            let total = rel.len() as u64;
+            let t0 = Instant::now();
+            let rows: Vec<(Vec<(u32, f32)>, Option<f64>)> = rel
+                .par_iter()
+                .map_init(
+                    || vec![0f32; train.n_items()],
+                    |buf, (u, r)| -> Result<_> {
+                        model.score(&Query::user(*u), buf)?;
+                        let seen = train.interactions.user_items(*u);
+                        let allow = fold.candidates.as_deref();
+                        let top = match allow {
+                            Some(a) => top_k(buf, kmax, seen, |i| a.binary_search(&i).is_err()),
+                            None => top_k(buf, kmax, seen, |_| false),
+                        };
+                        let a = if cfg.auc {
+                            auc(buf, r, seen, allow)
+                        } else {
+                            None
+                        };
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if d % 512 == 0 || d == total {
+                            progress(
+                                &stage,
+                                Progress {
+                                    stage: "users",
+                                    done: d,
+                                    total,
+                                    loss: None,
+                                },
+                            );
+                        }
+                        Ok((top.iter().map(|s| (s.item, s.score)).collect(), a))
+                    },
+                )
+                .collect::<Result<_>>()?;
+            acc.rec_seconds += t0.elapsed().as_secs_f64();
+            acc.rec_users += rel.len();
+            // Per-user accuracy, in (fold, user) order so models stay paired.
+            for ((_, r), (list, a)) in rel.iter().zip(&rows) {
+                let items: Vec<u32> = list.iter().map(|x| x.0).collect();
+                for &k in &cfg.ks {
+                    let m = at_k(&items, r, k);
+                    for (name, v) in crate::metrics::AtK::NAMES.iter().zip(m.values()) {
+                        acc.per_user
+                            .entry(format!("{name}@{k}"))
+                            .or_default()
+                            .push(v);
+                    }
+                }
+                if cfg.auc {
+                    acc.per_user
+                        .entry("auc".into())
+                        .or_default()
+                        .push(a.unwrap_or(f64::NAN));
+                }
+            }
+            // Beyond accuracy, one value per fold and k.
+            for &k in &cfg.ks {
+                let mut exposure = vec![0f64; train.n_items()];
+                let (mut novelty, mut pop, mut n_items_shown) = (0.0, 0.0, 0usize);
+                let mut ild = Vec::new();
+                for (list, _) in &rows {
+                    let l = &list[..list.len().min(k)];
+                    for &(i, _) in l {
+                        exposure[i as usize] += 1.0;
+                        let p = (counts[i as usize] as f64 + 1.0) / (n_train_users as f64 + 1.0);
+                        novelty += -p.log2();
+                        pop += counts[i as usize] as f64;
+                        n_items_shown += 1;
+                    }
+                    if let Some(cf) = &cats {
+                        let items: Vec<u32> = l.iter().map(|x| x.0).collect();
+                        if let Some(d) = intra_list_diversity(&items, |i| cf.of(i)) {
+                            ild.push(d);
+                        }
+                    }
+                }
+                let shown = exposure.iter().filter(|&&e| e > 0.0).count();
+                let b = &mut acc.beyond;
+                b.entry(format!("coverage@{k}"))
+                    .or_default()
+                    .push(shown as f64 / n_cands.max(1) as f64);
+                b.entry(format!("gini@{k}"))
+                    .or_default()
+                    .push(gini(&exposure));
+                b.entry(format!("personalization@{k}"))
+                    .or_default()
+                    .push(personalization(&exposure, rows.len(), k));
+                if n_items_shown > 0 {
+                    b.entry(format!("novelty@{k}"))
+                        .or_default()
+                        .push(novelty / n_items_shown as f64);
+                    b.entry(format!("avg_popularity@{k}"))
+                        .or_default()
+                        .push(pop / n_items_shown as f64);
+                }
+                if !ild.is_empty() {
+                    b.entry(format!("diversity@{k}"))
+                        .or_default()
+                        .push(ild.iter().sum::<f64>() / ild.len() as f64);
+                }
+            }
+            if train.feedback == Feedback::Explicit {
+                if let Some(rp) = model.as_rating_predictor() {
+                    for (u, i, v) in fold.test.iter() {
+                        let e = (rp.predict(u, i) - v) as f64;
+                        acc.rating_sq.0 += e * e;
+                        acc.rating_sq.1 += e.abs();
+                        acc.rating_sq.2 += 1;
+                    }
+                }
+            }
+            if let Some(s) = sink {
+                let lists: RunLists = rel
+                    .iter()
+                    .map(|(u, _)| *u)
+                    .zip(rows.into_iter().map(|r| r.0))
+                    .collect();
+                s.lists(&c.name, f, train, &lists)?;
+            }
+        }
+    }
+    let baseline = cfg
+        .baseline
+        .as_ref()
+        .and_then(|b| candidates.iter().position(|c| &c.name == b));
+    let mut models = Vec::new();
+    for (c, acc) in candidates.iter().zip(&accs) {
+        let mut metrics: BTreeMap<String, Stat> = BTreeMap::new();
+        for (name, xs) in &acc.per_user {
+            let xs: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+            metrics.insert(name.clone(), Stat::of(&xs));
+        }
+        for (name, xs) in &acc.beyond {
+            metrics.insert(name.clone(), Stat::of(xs));
+        }
+        if acc.rating_sq.2 > 0 {
+            let n = acc.rating_sq.2 as f64;
+            metrics.insert(
+                "rmse".into(),
+                Stat {
+                    mean: (acc.rating_sq.0 / n).sqrt(),
+                    ci95: 0.0,
+                    n: acc.rating_sq.2,
+                },
+            );
+            metrics.insert(
+                "mae".into(),
+                Stat {
+                    mean: acc.rating_sq.1 / n,
+                    ci95: 0.0,
+                    n: acc.rating_sq.2,
+                },
+            );
+        }
+        let mut vs_baseline = BTreeMap::new();
+        if let Some(b) = baseline.filter(|&b| candidates[b].name != c.name) {
+            for (name, xs) in &acc.per_user {
+                if let Some(p) = accs[b].per_user.get(name).and_then(|ys| paired_t(xs, ys)) {
+                    vs_baseline.insert(name.clone(), p);
+                }
+            }
+        }
+        models.push(ModelReport {
+            name: c.name.clone(),
+            spec: c.spec.clone(),
+            fit_seconds: acc.fit_seconds.clone(),
+            recommend_ms_per_user: if acc.rec_users > 0 {
+                1000.0 * acc.rec_seconds / acc.rec_users as f64
+            } else {
+                0.0
+            },
+            metrics,
+            vs_baseline,
+        });
+    }
+    Ok(Report {
+        dataset: dataset.into(),
+        protocol: protocol.into(),
+        folds: folds.len(),
+        ks: cfg.ks.clone(),
+        config: cfg.clone(),
+        users_evaluated,
+        models,
+    })
+}

@@ -1,0 +1,165 @@
+//! Saving and loading fitted models as artifacts, with the id maps, the users' training
+//! histories (so "exclude seen" works without the dataset) and a small catalogue of titles.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use reco_core::artifact::{self, Manifest, FORMAT, FORMAT_VERSION};
+use reco_core::{Dataset, Error, IdMap, Result};
+
+use crate::spec::{Model, ModelSpec};
+
+/// Titles and category labels of items, for human-readable output.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Title per item (empty when unknown).
+    pub titles: Vec<String>,
+    /// Category label per item (empty when unknown).
+    pub categories: Vec<String>,
+}
+
+impl Catalog {
+    /// The catalogue of a dataset, if it has item metadata.
+    pub fn of(ds: &Dataset) -> Option<Catalog> {
+        let f = ds.item_features.as_ref()?;
+        Some(Catalog {
+            titles: (0..ds.n_items() as u32)
+                .map(|i| f.title(i).unwrap_or("").to_string())
+                .collect(),
+            categories: (0..ds.n_items() as u32)
+                .map(|i| f.category_label(i))
+                .collect(),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Histories {
+    indptr: Vec<u64>,
+    items: Vec<u32>,
+}
+
+/// A model read back from an artifact, with what is needed to answer in external ids.
+pub struct LoadedModel {
+    /// The model.
+    pub model: Box<dyn Model>,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// User ids of the training data.
+    pub users: IdMap,
+    /// Item ids of the training data.
+    pub items: IdMap,
+    /// Each user's training items, sorted (for excluding seen items).
+    pub history_ptr: Vec<u64>,
+    /// Concatenated histories.
+    pub history_items: Vec<u32>,
+    /// Titles and categories, if the training data had item metadata.
+    pub catalog: Option<Catalog>,
+}
+
+impl LoadedModel {
+    /// Training items of user `u`, sorted ascending.
+    pub fn seen(&self, u: u32) -> &[u32] {
+        let (a, b) = (
+            self.history_ptr[u as usize] as usize,
+            self.history_ptr[u as usize + 1] as usize,
+        );
+        &self.history_items[a..b]
+    }
+}
+
+/// Writes `model`, trained on `train`, as an artifact directory.
+pub fn save(
+    model: &dyn Model,
+    train: &Dataset,
+    dir: &Path,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let spec = serde_json::to_value(model.spec()).map_err(|e| Error::Artifact {
+        path: dir.into(),
+        message: e.to_string(),
+    })?;
+    let m = &train.interactions;
+    let hist = Histories {
+        indptr: m.indptr().iter().map(|&p| p as u64).collect(),
+        items: m.indices().to_vec(),
+    };
+    let mut files = vec![
+        ("model.bin", model.state()?),
+        ("users.bin", artifact::encode(train.users.ids())?),
+        ("items.bin", artifact::encode(train.items.ids())?),
+        ("history.bin", artifact::encode(&hist)?),
+    ];
+    if let Some(c) = Catalog::of(train) {
+        files.push(("catalog.bin", artifact::encode(&c)?));
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        reco_version: env!("CARGO_PKG_VERSION").into(),
+        spec,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        n_users: train.n_users(),
+        n_items: train.n_items(),
+        items_digest: train.items.digest(),
+        data_fingerprint: artifact::fingerprint(m),
+        extra,
+        files: Default::default(),
+    };
+    artifact::write(dir, manifest, &files)
+}
+
+/// Reads an artifact written by [`save`], verifying version, checksums and shapes.
+pub fn load(dir: &Path) -> Result<LoadedModel> {
+    let (manifest, files) = artifact::read(dir)?;
+    let bad = |message: String| Error::Artifact {
+        path: dir.into(),
+        message,
+    };
+    let get = |name: &str| {
+        files
+            .get(name)
+            .ok_or_else(|| bad(format!("{name} is missing")))
+    };
+    let spec: ModelSpec = serde_json::from_value(manifest.spec.clone())
+        .map_err(|e| bad(format!("unknown model spec: {e}")))?;
+    let model = spec.restore(get("model.bin")?)?;
+    let users: Vec<String> = artifact::decode(get("users.bin")?, "users.bin")?;
+    let items: Vec<String> = artifact::decode(get("items.bin")?, "items.bin")?;
+    let hist: Histories = artifact::decode(get("history.bin")?, "history.bin")?;
+    let catalog = files
+        .get("catalog.bin")
+        .map(|b| artifact::decode::<Catalog>(b, "catalog.bin"))
+        .transpose()?;
+    if users.len() != manifest.n_users
+        || items.len() != manifest.n_items
+        || model.n_items() != items.len()
+        || hist.indptr.len() != users.len() + 1
+    {
+        return Err(bad(
+            "shapes of the id maps, histories and model disagree".into()
+        ));
+    }
+    if hist.indptr.last().copied() != Some(hist.items.len() as u64)
+        || hist.items.iter().any(|&i| i as usize >= items.len())
+    {
+        return Err(bad("training histories are inconsistent".into()));
+    }
+    let items = IdMap::from(items);
+    if items.digest() != manifest.items_digest {
+        return Err(bad("item id map does not match its digest".into()));
+    }
+    Ok(LoadedModel {
+        model,
+        manifest,
+        users: IdMap::from(users),
+        items,
+        history_ptr: hist.indptr,
+        history_items: hist.items,
+        catalog,
+    })
+}
