@@ -211,7 +211,7 @@ impl DataArgs {
     }
 
     /// Loads a ready-made split from two files with these options.
-    pub fn load_pair(&self, train: &PathBuf, test: &PathBuf) -> Result<Fold> {
+    pub fn load_pair(&self, train: &std::path::Path, test: &std::path::Path) -> Result<Fold> {
         let opts = self.options()?;
         let fold = split::from_files(train, test, &self.format()?, self.columns().as_ref(), &opts)?;
         report_load(&fold.train);

@@ -456,7 +456,7 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
     let t0 = c.start_time;
     let done = std::sync::atomic::AtomicU64::new(0);
     let chunk = 4096;
-    let per_user: Vec<(Vec<(u32, f32, i64)>, Vec<f32>)> = (0..c.users)
+    let per_user: Vec<Vec<(u32, f32, i64)>> = (0..c.users)
         .into_par_iter()
         .with_min_len(chunk)
         .map(|u| {
@@ -501,19 +501,19 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
                 let k = done.fetch_add(chunk as u64, std::sync::atomic::Ordering::Relaxed);
                 progress(k.min(c.users as u64), c.users as u64);
             }
-            (rows, uv)
+            rows
         })
         .collect();
     progress(c.users as u64, c.users as u64);
 
-    let nnz: usize = per_user.iter().map(|x| x.0.len()).sum();
+    let nnz: usize = per_user.iter().map(Vec::len).sum();
     let mut t = Triplets::new(true);
     t.users.reserve(nnz);
     t.items.reserve(nnz);
     t.values.reserve(nnz);
     let mut sess = Vec::new();
     let mut n_sessions = 0u32;
-    for (u, (rows, _)) in per_user.iter().enumerate() {
+    for (u, rows) in per_user.iter().enumerate() {
         let mut last = i64::MIN;
         for (k, &(i, v, ts)) in rows.iter().enumerate() {
             t.push(u as u32, i, v, Some(ts));
@@ -537,8 +537,7 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
         vec!["description".into()],
     );
     let mut mr = rng_for(c.seed, u64::MAX);
-    for i in 0..c.items {
-        let cat = item_cat[i];
+    for (i, &cat) in item_cat.iter().enumerate() {
         let words: Vec<String> = (0..6)
             .map(|_| category_word(cat, mr.gen_range(0..12)))
             .collect();

@@ -169,6 +169,9 @@ pub fn relevance(fold: &Fold, threshold: Option<f32>) -> Vec<(u32, Relevant)> {
         .collect()
 }
 
+/// One user's ranked list `(item, score)` and AUC.
+type UserRow = (Vec<(u32, f32)>, Option<f64>);
+
 /// Per-model accumulators across folds.
 #[derive(Default)]
 struct Acc {
@@ -241,7 +244,7 @@ pub fn evaluate(
             let done = AtomicU64::new(0);
             let total = rel.len() as u64;
             let t0 = Instant::now();
-            let rows: Vec<(Vec<(u32, f32)>, Option<f64>)> = rel
+            let rows: Vec<UserRow> = rel
                 .par_iter()
                 .map_init(
                     || vec![0f32; train.n_items()],
@@ -259,7 +262,7 @@ pub fn evaluate(
                             None
                         };
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if d % 512 == 0 || d == total {
+                        if d.is_multiple_of(512) || d == total {
                             progress(
                                 &stage,
                                 Progress {

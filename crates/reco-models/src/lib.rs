@@ -10,6 +10,8 @@
 pub mod baseline;
 mod persist;
 mod spec;
+pub mod testing;
 
+pub use baseline::{PopularityParams, RandomParams, Weighting};
 pub use persist::{load, save, Catalog, LoadedModel};
 pub use spec::{Model, ModelSpec};

@@ -93,6 +93,9 @@ pub fn parse_event_weights(s: &str) -> Result<Vec<(String, f32)>> {
         .collect()
 }
 
+/// One sessions-file row: (session index, order key, item index).
+pub type SessionRow = (u32, f64, u32);
+
 /// Loader state: id maps, rows, metadata and reports, turned into a [`Dataset`] by `finish`.
 #[derive(Debug, Default)]
 pub struct DatasetBuilder {
@@ -109,7 +112,7 @@ pub struct DatasetBuilder {
     /// User metadata rows.
     pub user_meta: Option<FeatureTableBuilder>,
     /// Session rows `(session, order, item)` and session ids.
-    pub sessions: Option<(IdMap, Vec<(u32, f64, u32)>)>,
+    pub sessions: Option<(IdMap, Vec<SessionRow>)>,
     /// Load report so far.
     pub report: LoadReport,
 }

@@ -352,7 +352,7 @@ pub fn read_metadata(
 /// Splits a multi-valued cell; empty values and `(no genres listed)`-style markers are dropped.
 pub(crate) fn split_values(s: &str, sep: Option<&str>) -> Vec<String> {
     let parts: Vec<&str> = match sep {
-        Some(sep) if sep == " " => s.split_whitespace().collect(),
+        Some(" ") => s.split_whitespace().collect(),
         Some(sep) => s.split(sep).collect(),
         None => vec![s],
     };

@@ -1,0 +1,208 @@
+//! The `reco` binary end to end: the main job, the data path, and errors on malformed input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn reco(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reco"))
+        .args(args)
+        .output()
+        .expect("run reco")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn demo_prints_the_table_and_sample_recommendations() {
+    let o = reco(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "| popularity |",
+        "precision@10",
+        "recall@10",
+        "Item_",
+        "popularity recommendations (user=2)",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    let j = reco(&["demo", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).expect("demo --json is JSON");
+    assert_eq!(v["report"]["users_evaluated"], 30);
+}
+
+fn write(dir: &Path, name: &str, text: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn malformed_inputs_fail_with_the_place_at_fault() {
+    let d = tempfile::tempdir().unwrap();
+    let items = write(d.path(), "items.csv", b"item,title\nz,Zed\n");
+    let cases: Vec<(Vec<String>, &str, &[&str])> = vec![
+        (
+            vec![],
+            "user,item,rating\n1,a,4\n2,b,abc\n",
+            &[":3:", "column rating", "not a number", "\"abc\""],
+        ),
+        (
+            vec![],
+            "user,item,rating\n1,a,NaN\n",
+            &[":2:", "not a finite number"],
+        ),
+        (
+            vec![],
+            "user,item,rating\n1,a\n",
+            &[":2:", "row has 2 fields"],
+        ),
+        (vec![], "", &["no data rows"]),
+        (
+            vec!["--rating-col".into(), "score".into()],
+            "user,item,rating\n1,a,4\n",
+            &["column \"score\" not found", "user, item, rating"],
+        ),
+        (
+            vec!["--items".into(), items.clone()],
+            "user,item,rating\n1,a,4\n",
+            &["items.csv:2", "unknown item id \"z\""],
+        ),
+        (
+            vec![],
+            "user,item,rating\n1,\"a,4\n",
+            &[":2:", "unterminated quoted field"],
+        ),
+        (
+            vec![],
+            "user,item,rating,timestamp\n1,a,4,yesterday\n",
+            &[":2:", "column timestamp", "timestamp"],
+        ),
+        (vec![], "user,item,rating\n,a,4\n", &[":2:", "empty id"]),
+        (
+            vec!["--event-weights".into(), "view=1".into()],
+            "user,item,event\n1,a,buy\n",
+            &[":2:", "column event", "event type has no weight", "\"buy\""],
+        ),
+        (
+            vec!["--duplicates".into(), "median".into()],
+            "user,item\n1,a\n",
+            &["duplicates", "last, first, sum, max, mean"],
+        ),
+    ];
+    for (k, (extra, text, needles)) in cases.iter().enumerate() {
+        let file = write(d.path(), &format!("case{k}.csv"), text.as_bytes());
+        let mut args = vec!["data", "inspect", "--data", &file];
+        args.extend(extra.iter().map(String::as_str));
+        let o = reco(&args);
+        assert!(!o.status.success(), "case {k} should fail");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "case {k} panicked: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "case {k}: {n:?} not in {err}");
+        }
+    }
+    let o = reco(&["data", "inspect", "--data", "/no/such/file.csv"]);
+    assert!(!o.status.success() && stderr(&o).contains("/no/such/file.csv"));
+    let o = reco(&["eval", "--protocol", "kfold:1"]);
+    assert!(!o.status.success() && stderr(&o).contains("kfold needs an integer k >= 2"));
+}
+
+#[test]
+fn skip_bad_rows_reports_what_it_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(
+        d.path(),
+        "r.csv",
+        b"user,item,rating\n1,a,4\n2,b,x\n3,c,inf\n4,d,5\n",
+    );
+    let o = reco(&["data", "inspect", "--data", &f, "--skip-bad-rows", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped 2 malformed rows"));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["interactions"], 2);
+    assert_eq!(v["report"]["skipped_rows"], 2);
+}
+
+#[test]
+fn split_train_recommend_and_eval_on_files_round_trip() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |s: &str| d.path().join(s).to_string_lossy().into_owned();
+    let data = "synth:users=200,items=80,interactions=3000,seed=5";
+    let o = reco(&[
+        "data",
+        "split",
+        "--data",
+        data,
+        "--protocol",
+        "temporal:0.2",
+        "--out",
+        &p("split"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = reco(&[
+        "eval",
+        "--train",
+        &p("split/train.csv"),
+        "--test",
+        &p("split/test.csv"),
+        "--model",
+        "popularity",
+        "--model",
+        "random",
+        "--k",
+        "10",
+        "--out",
+        &p("eval"),
+        "--baseline",
+        "random",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("eval/results.json")).unwrap()).unwrap();
+    let pop = &r["models"][0]["metrics"];
+    let rnd = &r["models"][1]["metrics"];
+    assert!(
+        pop["recall@10"]["mean"].as_f64().unwrap() > rnd["recall@10"]["mean"].as_f64().unwrap()
+    );
+    assert!(Path::new(&p("eval/runs/popularity.fold0.run")).exists());
+    assert!(Path::new(&p("eval/qrels.fold0.txt")).exists());
+
+    let o = reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        "{\"model\":\"popularity\",\"weighting\":\"trending\"}",
+        "--out",
+        &p("model"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = reco(&[
+        "recommend",
+        "--model",
+        &p("model"),
+        "--user",
+        "u3",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["recommendations"].as_array().unwrap().len(), 5);
+    assert!(v["recommendations"][0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("Item "));
+
+    std::fs::write(d.path().join("model/model.bin"), b"tampered").unwrap();
+    let o = reco(&["recommend", "--model", &p("model"), "--user", "u3"]);
+    assert!(!o.status.success() && stderr(&o).contains("checksum mismatch"));
+}

@@ -1,0 +1,132 @@
+//! The evaluator on a case computed by hand.
+
+use std::sync::Arc;
+
+use reco_core::model::{FitOptions, Query, Recommender};
+use reco_core::split::Fold;
+use reco_core::{Dataset, DuplicatePolicy, Feedback, Interactions, Result, Triplets};
+use reco_eval::{evaluate, Candidate, EvalConfig, RunFiles};
+
+/// Scores items by a fixed vector, whoever asks.
+struct Fixed(Vec<f32>);
+impl Recommender for Fixed {
+    fn n_items(&self) -> usize {
+        self.0.len()
+    }
+    fn score(&self, _q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        out.copy_from_slice(&self.0);
+        Ok(())
+    }
+}
+
+fn matrix(rows: &[(u32, u32, f32)]) -> Interactions {
+    let mut t = Triplets::new(false);
+    rows.iter().for_each(|&(u, i, v)| t.push(u, i, v, None));
+    Interactions::from_triplets(&t, 3, 5, DuplicatePolicy::Last)
+        .unwrap()
+        .0
+}
+
+fn fold() -> Fold {
+    let train = Dataset {
+        name: "hand".into(),
+        users: Arc::new(vec!["u0".to_string(), "u1".into(), "u2".into()].into()),
+        items: Arc::new((0..5).map(|i| format!("i{i}")).collect::<Vec<_>>().into()),
+        interactions: matrix(&[(0, 0, 5.0), (1, 1, 4.0), (2, 0, 3.0)]),
+        feedback: Feedback::Explicit,
+        item_features: None,
+        user_features: None,
+        sessions: None,
+        report: Default::default(),
+    };
+    // u0 wants {1, 3}; u1 wants {0}; u2 has no test item and is not evaluated.
+    Fold {
+        train,
+        test: matrix(&[(0, 1, 4.0), (0, 3, 2.0), (1, 0, 5.0)]),
+        candidates: None,
+    }
+}
+
+fn fixed(name: &str, scores: Vec<f32>) -> Candidate<'static> {
+    Candidate {
+        name: name.into(),
+        spec: serde_json::json!({ "model": name }),
+        fit: Box::new(
+            move |_d: &Dataset, _o: &FitOptions<'_>| -> Result<Box<dyn Recommender>> {
+                Ok(Box::new(Fixed(scores.clone())))
+            },
+        ),
+    }
+}
+
+#[test]
+fn metrics_and_run_files_match_hand_computation() {
+    let folds = vec![fold()];
+    // Ranking by score: 0 > 1 > 2 > 3 > 4. u0 excludes 0 → [1, 2]; u1 excludes 1 → [0, 2].
+    let cands = vec![
+        fixed("desc", vec![5.0, 4.0, 3.0, 2.0, 1.0]),
+        fixed("asc", vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+    ];
+    let cfg = EvalConfig {
+        ks: vec![2],
+        seed: 0,
+        relevance_threshold: None,
+        baseline: Some("asc".into()),
+        auc: true,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sink = RunFiles(dir.path());
+    let r = evaluate(
+        "hand",
+        "test",
+        &folds,
+        &cands,
+        &cfg,
+        Some(&sink),
+        &|_, _| {},
+    )
+    .unwrap();
+    assert_eq!(r.users_evaluated, 2);
+    let m = &r.models[0].metrics;
+    // u0: hit at rank 1 of 2 relevant: P 1/2, R 1/2. u1: hit at rank 1: P 1/2, R 1.
+    assert!((m["precision@2"].mean - 0.5).abs() < 1e-12);
+    assert!((m["recall@2"].mean - 0.75).abs() < 1e-12);
+    assert!((m["mrr@2"].mean - 1.0).abs() < 1e-12);
+    // u0 AUC: candidates 1..4; positives 1 (s4), 3 (s2); negatives 2 (s3), 4 (s1) → 3/4. u1: 0 beats 2,3,4 → 1.
+    assert!((m["auc"].mean - 0.875).abs() < 1e-12);
+    // Graded NDCG u0: gains 4 at rank 1; ideal 4, 2 → 4 / (4 + 2/log2(3)).
+    let g0 = 4.0 / (4.0 + 2.0 / 3f64.log2());
+    assert!((m["ndcg_graded@2"].mean - (g0 + 1.0) / 2.0).abs() < 1e-12);
+    // "asc": u0 gets [4, 3] (hit 3 at rank 2), u1 gets [4, 3] (no hit).
+    let a = &r.models[1].metrics;
+    assert!((a["precision@2"].mean - 0.25).abs() < 1e-12);
+    assert!(r.models[0].vs_baseline.contains_key("precision@2"));
+    assert!(
+        r.models[1].vs_baseline.is_empty(),
+        "the baseline is not tested against itself"
+    );
+    // The rating model hook is absent, so no RMSE.
+    assert!(!m.contains_key("rmse"));
+    let run = std::fs::read_to_string(dir.path().join("runs/desc.fold0.run")).unwrap();
+    assert_eq!(run.lines().next().unwrap(), "u0 Q0 i1 1 4 desc");
+    assert_eq!(run.lines().count(), 4);
+    // Coverage@2: items shown {1, 2, 0} of 5.
+    assert!((m["coverage@2"].mean - 0.6).abs() < 1e-12);
+}
+
+#[test]
+fn unknown_baseline_and_zero_k_are_errors() {
+    let folds = vec![fold()];
+    let cands = vec![fixed("a", vec![0.0; 5])];
+    let mut cfg = EvalConfig {
+        ks: vec![2],
+        seed: 0,
+        relevance_threshold: None,
+        baseline: Some("zzz".into()),
+        auc: false,
+    };
+    assert!(evaluate("h", "t", &folds, &cands, &cfg, None, &|_, _| {}).is_err());
+    cfg.baseline = None;
+    cfg.ks = vec![0];
+    assert!(evaluate("h", "t", &folds, &cands, &cfg, None, &|_, _| {}).is_err());
+}
