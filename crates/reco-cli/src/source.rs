@@ -80,6 +80,20 @@ pub struct DataArgs {
     /// Text column of --items (repeatable).
     #[arg(long)]
     pub text_col: Vec<String>,
+    /// User metadata file (delimited, same delimiter) for a delimited interaction file; the
+    /// first column is the user id.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Categorical column of --users, `NAME` or `NAME:SEP` (repeatable).
+    #[arg(long)]
+    pub user_category_col: Vec<String>,
+    /// Numeric column of --users (repeatable).
+    #[arg(long)]
+    pub user_numeric_col: Vec<String>,
+    /// Sessions file (delimited, same delimiter, with a header): columns `session`, `item` and
+    /// an optional order column (`order`, `position` or `timestamp`), else file order.
+    #[arg(long)]
+    pub sessions: Option<PathBuf>,
     /// What to do with metadata ids the interactions lack: error, skip, add.
     #[arg(long)]
     pub unknown_ids: Option<String>,
@@ -146,7 +160,14 @@ impl DataArgs {
         let opts = self.options()?;
         let spinner = progress::spinner(&format!("loading {}", path.display()));
         let layout = loaders::Layout::detect(&path)?;
-        let mut ds = if layout == loaders::Layout::Delimited && self.items.is_some() {
+        let extra = self.items.is_some() || self.users.is_some() || self.sessions.is_some();
+        if layout != loaders::Layout::Delimited && extra {
+            bail!(
+                "--items, --users and --sessions go with a delimited interaction file; {} is a dataset directory",
+                path.display()
+            );
+        }
+        let mut ds = if extra {
             let mut b = loaders::DatasetBuilder::new(true);
             loaders::delimited::read_interactions(
                 &mut b,
@@ -156,6 +177,7 @@ impl DataArgs {
                 &opts,
             )?;
             self.read_items(&mut b, &opts)?;
+            self.read_users_and_sessions(&mut b, &opts)?;
             b.finish(
                 &path
                     .file_stem()
@@ -210,12 +232,72 @@ impl DataArgs {
         Ok(())
     }
 
+    fn read_users_and_sessions(
+        &self,
+        b: &mut loaders::DatasetBuilder,
+        opts: &LoadOptions,
+    ) -> Result<()> {
+        if let Some(users) = &self.users {
+            let cols = MetadataColumns {
+                id: None,
+                title: None,
+                categorical: self
+                    .user_category_col
+                    .iter()
+                    .map(|c| split_sep(c))
+                    .collect(),
+                numeric: self
+                    .user_numeric_col
+                    .iter()
+                    .map(|c| ColumnRef::parse(c))
+                    .collect(),
+                text: vec![],
+            };
+            loaders::delimited::read_metadata(
+                b,
+                users,
+                &self.format()?,
+                &cols,
+                Entity::User,
+                opts.unknown_users,
+                opts,
+            )?;
+        }
+        if let Some(sessions) = &self.sessions {
+            let header = loaders::text::RecordReader::open(sessions, &self.format()?)?.header;
+            let find = |names: &[&str]| {
+                header
+                    .iter()
+                    .find(|h| names.contains(&h.to_ascii_lowercase().as_str()))
+                    .map(|h| ColumnRef::Name(h.clone()))
+            };
+            let cols = loaders::SessionColumns {
+                session: find(&["session", "session_id", "sessionid"])
+                    .unwrap_or(ColumnRef::Index(0)),
+                item: find(&["item", "item_id", "itemid"]).unwrap_or(ColumnRef::Index(1)),
+                order: find(&["order", "position", "timestamp", "time", "ts"]),
+            };
+            loaders::delimited::read_sessions(b, sessions, &self.format()?, &cols, opts)?;
+        }
+        Ok(())
+    }
+
     /// Loads a ready-made split from two files with these options.
     pub fn load_pair(&self, train: &std::path::Path, test: &std::path::Path) -> Result<Fold> {
         let opts = self.options()?;
         let fold = split::from_files(train, test, &self.format()?, self.columns().as_ref(), &opts)?;
         report_load(&fold.train);
         Ok(fold)
+    }
+}
+
+/// `NAME:SEP` → (column, separator); a bare `NAME` is single-valued.
+fn split_sep(c: &str) -> (ColumnRef, Option<String>) {
+    match c.rsplit_once(':') {
+        Some((name, sep)) if !sep.is_empty() && !name.is_empty() => {
+            (ColumnRef::parse(name), Some(sep.to_string()))
+        }
+        _ => (ColumnRef::parse(c), None),
     }
 }
 

@@ -115,6 +115,73 @@ fn malformed_inputs_fail_with_the_place_at_fault() {
 }
 
 #[test]
+fn delimited_data_with_item_user_and_session_files() {
+    let d = tempfile::tempdir().unwrap();
+    let r = write(
+        d.path(),
+        "r.tsv",
+        b"u\ti\tscore\na\tx\t4\nb\ty\t2\na\ty\t5\n",
+    );
+    let items = write(d.path(), "items.tsv", b"id\tname\tgenres\tyear\nx\tFilm X\tDrama|War\t1999\ny\tFilm Y\tComedy\t\nw\tCold one\tDrama\t2001\n");
+    let users = write(
+        d.path(),
+        "users.tsv",
+        b"id\tcountry\tage\na\tDE\t31\nb\tFR\t40\n",
+    );
+    let sess = write(
+        d.path(),
+        "s.tsv",
+        b"session\titem\tposition\ns1\ty\t2\ns1\tx\t1\n",
+    );
+    let o = reco(&[
+        "data",
+        "inspect",
+        "--json",
+        "--data",
+        &r,
+        "--delimiter",
+        "tab",
+        "--user-col",
+        "u",
+        "--item-col",
+        "i",
+        "--rating-col",
+        "score",
+        "--items",
+        &items,
+        "--title-col",
+        "name",
+        "--category-col",
+        "genres:|",
+        "--numeric-col",
+        "year",
+        "--unknown-ids",
+        "add",
+        "--users",
+        &users,
+        "--user-category-col",
+        "country",
+        "--user-numeric-col",
+        "age",
+        "--sessions",
+        &sess,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["items"], 3, "the cold catalogue item is added");
+    assert_eq!(v["interactions"], 3);
+    assert_eq!(v["sessions"], 1);
+    let fields = v["item_metadata_fields"].to_string();
+    assert!(
+        fields.contains("genres (categorical)") && fields.contains("year (numeric)"),
+        "{fields}"
+    );
+    assert!(v["user_metadata_fields"]
+        .to_string()
+        .contains("age (numeric)"));
+}
+
+#[test]
 fn skip_bad_rows_reports_what_it_skipped() {
     let d = tempfile::tempdir().unwrap();
     let f = write(

@@ -494,7 +494,18 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
                     + 0.6 * std.sample(&mut r) as f32)
                     .round()
                     .clamp(1.0, 5.0);
-                rows.push((i, rating, start + r.gen_range(0..active)));
+                rows.push((i, rating, 0));
+            }
+            // Visits of 1–12 picks a few minutes apart, at random points of the active window.
+            let mut k = 0;
+            while k < rows.len() {
+                let len = r.gen_range(1..=12usize).min(rows.len() - k);
+                let mut t = start + r.gen_range(0..active);
+                for row in &mut rows[k..k + len] {
+                    row.2 = t;
+                    t += r.gen_range(20..600);
+                }
+                k += len;
             }
             rows.sort_by_key(|x| x.2);
             if u % chunk == 0 {

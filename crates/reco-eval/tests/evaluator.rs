@@ -7,8 +7,13 @@ use reco_core::split::Fold;
 use reco_core::{Dataset, DuplicatePolicy, Feedback, Interactions, Result, Triplets};
 use reco_eval::{evaluate, Candidate, EvalConfig, RunFiles};
 
-/// Scores items by a fixed vector, whoever asks.
+/// Scores items by a fixed vector, whoever asks, and predicts every rating as 3.
 struct Fixed(Vec<f32>);
+impl reco_core::model::RatingPredictor for Fixed {
+    fn predict(&self, _u: u32, _i: u32) -> f32 {
+        3.0
+    }
+}
 impl Recommender for Fixed {
     fn n_items(&self) -> usize {
         self.0.len()
@@ -16,6 +21,9 @@ impl Recommender for Fixed {
     fn score(&self, _q: &Query<'_>, out: &mut [f32]) -> Result<()> {
         out.copy_from_slice(&self.0);
         Ok(())
+    }
+    fn as_rating_predictor(&self) -> Option<&dyn reco_core::model::RatingPredictor> {
+        Some(self)
     }
 }
 
@@ -105,8 +113,9 @@ fn metrics_and_run_files_match_hand_computation() {
         r.models[1].vs_baseline.is_empty(),
         "the baseline is not tested against itself"
     );
-    // The rating model hook is absent, so no RMSE.
-    assert!(!m.contains_key("rmse"));
+    // Test ratings 4, 2, 5 against a constant 3: errors 1, −1, 2.
+    assert!((m["rmse"].mean - 2f64.sqrt()).abs() < 1e-12);
+    assert!((m["mae"].mean - 4.0 / 3.0).abs() < 1e-12);
     let run = std::fs::read_to_string(dir.path().join("runs/desc.fold0.run")).unwrap();
     assert_eq!(run.lines().next().unwrap(), "u0 Q0 i1 1 4 desc");
     assert_eq!(run.lines().count(), 4);
