@@ -150,6 +150,9 @@ struct EvalArgs {
     /// Ready-made test file.
     #[arg(long, requires = "train")]
     test: Option<PathBuf>,
+    /// Directory written by `reco data split`: train.csv/test.csv, or fold-N/ for k-fold.
+    #[arg(long, conflicts_with_all = ["train", "test"])]
+    splits: Option<PathBuf>,
     /// kfold:K, holdout:R, loo, temporal:F, timecut:Q|T, cold-users:F, cold-items:F.
     #[arg(long, default_value = "loo")]
     protocol: String,
@@ -174,6 +177,9 @@ struct EvalArgs {
     /// Skip AUC (one pass over the catalogue per user).
     #[arg(long)]
     no_auc: bool,
+    /// Only rating metrics (RMSE, MAE): skip ranking the catalogue for every test user.
+    #[arg(long)]
+    ratings_only: bool,
     /// Directory for results.json/.csv/.md, run files and qrels.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -460,14 +466,27 @@ fn eval(a: EvalArgs) -> Result<()> {
         ];
     }
     let list = models::unique(list)?;
-    let (folds, protocol, name): (Vec<Fold>, String, String) = match (&a.train, &a.test) {
-        (Some(tr), Some(te)) => {
+    let (folds, protocol, name): (Vec<Fold>, String, String) = match (&a.train, &a.test, &a.splits)
+    {
+        (Some(tr), Some(te), _) => {
             let f = a.data.load_pair(tr, te)?;
             let name = f.train.name.clone();
             (
                 vec![f],
                 format!("files:{}+{}", tr.display(), te.display()),
                 name,
+            )
+        }
+        (_, _, Some(dir)) => {
+            let pairs = split_pairs(dir)?;
+            let folds = pairs
+                .iter()
+                .map(|(tr, te)| a.data.load_pair(tr, te))
+                .collect::<Result<Vec<_>>>()?;
+            (
+                folds,
+                format!("splits:{}", dir.display()),
+                dir.display().to_string(),
             )
         }
         _ => {
@@ -489,6 +508,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         relevance_threshold: a.relevant_threshold,
         baseline: a.baseline.clone(),
         auc: !a.no_auc,
+        ranking: !a.ratings_only,
     };
     let cands = candidates(&list);
     let (bar, on_progress) = eval_progress();
@@ -532,6 +552,35 @@ fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The (train, test) files of a split directory: `train.csv`/`test.csv`, or `fold-N/` in order.
+fn split_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let pair = |d: &Path| (d.join("train.csv"), d.join("test.csv"));
+    if dir.join("train.csv").exists() {
+        return Ok(vec![pair(dir)]);
+    }
+    let mut folds: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("fold-")?
+                .parse()
+                .ok()?;
+            Some((n, p))
+        })
+        .collect();
+    folds.sort();
+    if folds.is_empty() {
+        bail!(
+            "{} holds neither train.csv/test.csv nor fold-N directories",
+            dir.display()
+        );
+    }
+    Ok(folds.iter().map(|(_, p)| pair(p)).collect())
 }
 
 fn write_reports(r: &Report, dir: &Path) -> Result<()> {
@@ -621,6 +670,7 @@ fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
         relevance_threshold: None,
         baseline: Some("random".into()),
         auc: true,
+        ranking: true,
     };
     let (bar, on_progress) = eval_progress();
     let report = evaluate(

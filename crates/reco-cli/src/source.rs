@@ -126,29 +126,39 @@ impl DataArgs {
         })
     }
 
-    fn columns(&self) -> Option<InteractionColumns> {
-        let any = [
+    /// Column choices: the header's guess, overridden by every column flag given. Without flags,
+    /// `None` lets the loader guess (and detect a header-less file's width).
+    fn columns(&self, path: &std::path::Path) -> Result<Option<InteractionColumns>> {
+        let given = [
             &self.user_col,
             &self.item_col,
             &self.rating_col,
             &self.time_col,
             &self.weight_col,
             &self.event_col,
-        ]
-        .iter()
-        .any(|c| c.is_some());
-        if !any {
-            return None;
+        ];
+        if given.iter().all(|c| c.is_none()) || !path.is_file() {
+            return Ok(None);
+        }
+        let header = loaders::text::RecordReader::open(path, &self.format()?)?.header;
+        let mut cols = InteractionColumns::guess(&header);
+        if header.is_empty() {
+            // Without a header only what is named exists, besides user and item.
+            cols.rating = None;
+            cols.timestamp = None;
         }
         let c = |s: &Option<String>| s.as_deref().map(ColumnRef::parse);
-        Some(InteractionColumns {
-            user: c(&self.user_col).unwrap_or(ColumnRef::Index(0)),
-            item: c(&self.item_col).unwrap_or(ColumnRef::Index(1)),
-            rating: c(&self.rating_col),
-            timestamp: c(&self.time_col),
-            weight: c(&self.weight_col),
-            event: c(&self.event_col),
-        })
+        if let Some(x) = c(&self.user_col) {
+            cols.user = x;
+        }
+        if let Some(x) = c(&self.item_col) {
+            cols.item = x;
+        }
+        cols.rating = c(&self.rating_col).or(cols.rating);
+        cols.timestamp = c(&self.time_col).or(cols.timestamp);
+        cols.weight = c(&self.weight_col).or(cols.weight);
+        cols.event = c(&self.event_col).or(cols.event);
+        Ok(Some(cols))
     }
 
     /// Loads the dataset.
@@ -173,7 +183,7 @@ impl DataArgs {
                 &mut b,
                 &path,
                 &self.format()?,
-                self.columns().as_ref(),
+                self.columns(&path)?.as_ref(),
                 &opts,
             )?;
             self.read_items(&mut b, &opts)?;
@@ -185,7 +195,12 @@ impl DataArgs {
                 &opts,
             )?
         } else {
-            loaders::load(&path, Some(&self.format()?), self.columns().as_ref(), &opts)?
+            loaders::load(
+                &path,
+                Some(&self.format()?),
+                self.columns(&path)?.as_ref(),
+                &opts,
+            )?
         };
         spinner.finish_and_clear();
         if self.implicit {
@@ -285,7 +300,13 @@ impl DataArgs {
     /// Loads a ready-made split from two files with these options.
     pub fn load_pair(&self, train: &std::path::Path, test: &std::path::Path) -> Result<Fold> {
         let opts = self.options()?;
-        let fold = split::from_files(train, test, &self.format()?, self.columns().as_ref(), &opts)?;
+        let fold = split::from_files(
+            train,
+            test,
+            &self.format()?,
+            self.columns(train)?.as_ref(),
+            &opts,
+        )?;
         report_load(&fold.train);
         Ok(fold)
     }

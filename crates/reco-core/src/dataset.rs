@@ -76,8 +76,15 @@ impl Dataset {
     /// The same dataset with other interactions (a fold of a split); everything else is shared.
     pub fn with_interactions(&self, interactions: Interactions) -> Dataset {
         Dataset {
+            name: self.name.clone(),
+            users: self.users.clone(),
+            items: self.items.clone(),
             interactions,
-            ..self.clone()
+            feedback: self.feedback,
+            item_features: self.item_features.clone(),
+            user_features: self.user_features.clone(),
+            sessions: self.sessions.clone(),
+            report: self.report.clone(),
         }
     }
 

@@ -412,6 +412,19 @@ impl Interactions {
         out
     }
 
+    /// The same entries with new values, given in CSR order (`values.len() == nnz`).
+    pub fn with_values(&self, values: &[f32]) -> Self {
+        assert_eq!(values.len(), self.nnz(), "one value per stored entry");
+        Self::from_csr(
+            self.n_users,
+            self.n_items,
+            self.indptr.clone(),
+            self.indices.clone(),
+            values.to_vec(),
+            self.timestamps.clone(),
+        )
+    }
+
     /// Approximate heap bytes held, for reports on memory use.
     pub fn heap_bytes(&self) -> usize {
         self.indptr.len() * 8

@@ -113,6 +113,14 @@ pub trait RatingPredictor: Send + Sync {
     /// Predicted rating of `item` by `user` (either may be unknown to training: the model falls
     /// back to what it knows, e.g. the global mean).
     fn predict(&self, user: u32, item: u32) -> f32;
+
+    /// Predictions for several items of one user; models that share work across a user's
+    /// items (user-kNN computes the neighbourhood once) override it.
+    fn predict_user(&self, user: u32, items: &[u32], out: &mut [f32]) {
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = self.predict(user, i);
+        }
+    }
 }
 
 /// Models that find items related to an item.

@@ -128,7 +128,8 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-/// One train/test pair in a shared id space.
+/// One train/test pair in a shared id space. Training data carries no sessions: sessions are
+/// not cut by the protocol and could hold held-out items.
 #[derive(Clone, Debug)]
 pub struct Fold {
     /// Training data (metadata and sessions shared with the source dataset).
@@ -154,8 +155,11 @@ pub fn split(ds: &Dataset, protocol: &Protocol, seed: u64) -> Result<Vec<Fold>> 
     }
     let fold = |is_test: Vec<bool>, candidates: Option<Vec<u32>>| -> Fold {
         let keep: Vec<bool> = is_test.iter().map(|t| !t).collect();
+        let mut train = ds.with_interactions(m.select(&keep));
+        // Sessions are not tied to the split (they may hold held-out items), so folds drop them.
+        train.sessions = None;
         Fold {
-            train: ds.with_interactions(m.select(&keep)),
+            train,
             test: m.select(&is_test),
             candidates,
         }
@@ -170,12 +174,18 @@ pub fn split(ds: &Dataset, protocol: &Protocol, seed: u64) -> Result<Vec<Fold>> 
     };
     Ok(match *protocol {
         Protocol::KFold { k } => {
+            if k > nnz {
+                return Err(Error::param(
+                    "protocol",
+                    format!("kfold:{k} needs at least {k} interactions, the data has {nnz}"),
+                ));
+            }
             let mut perm: Vec<u32> = (0..nnz as u32).collect();
             perm.shuffle(&mut rng(seed, 1));
             let mut fold_of = vec![0usize; nnz];
             for (rank, &p) in perm.iter().enumerate() {
                 // Contiguous chunks of the shuffled order, as sizes differ by at most one.
-                fold_of[p as usize] = rank * k / nnz;
+                fold_of[p as usize] = ((rank as u128 * k as u128) / nnz as u128) as usize;
             }
             (0..k)
                 .map(|f| fold(fold_of.iter().map(|&x| x == f).collect(), None))
@@ -230,8 +240,8 @@ pub fn split(ds: &Dataset, protocol: &Protocol, seed: u64) -> Result<Vec<Fold>> 
             let ts = needs_ts("timecut")?;
             let cut = if at <= 1.0 {
                 let mut sorted = ts.to_vec();
-                sorted.sort_unstable();
-                sorted[((sorted.len() as f64 * at) as usize).min(sorted.len() - 1)]
+                let q = ((sorted.len() as f64 * at) as usize).min(sorted.len() - 1);
+                *sorted.select_nth_unstable(q).1
             } else {
                 at as i64
             };

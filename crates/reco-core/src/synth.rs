@@ -144,7 +144,7 @@ fn ids(prefix: &str, n: usize) -> IdMap {
 
 /// Parameters of the notebook preset.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NotebookConfig {
     /// Users (30).
     pub users: usize,
@@ -268,7 +268,7 @@ pub fn notebook(c: &NotebookConfig) -> Result<Dataset> {
 
 /// Parameters of the scalable preset.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScalableConfig {
     /// Users.
     pub users: usize,
@@ -403,11 +403,9 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
         .iter()
         .map(|&r| 1.0 / ((r + 1) as f64).powf(c.zipf))
         .collect();
+    let max_pop = pop.iter().copied().fold(0.0, f64::max);
     let item_bias: Vec<f32> = (0..c.items)
-        .map(|i| {
-            0.3 * std.sample(&mut rng) as f32
-                + 0.2 * (pop[i] / pop.iter().cloned().fold(0.0, f64::max)).sqrt() as f32
-        })
+        .map(|i| 0.3 * std.sample(&mut rng) as f32 + 0.2 * (pop[i] / max_pop).sqrt() as f32)
         .collect();
     let global_cdf = cdf(pop.iter().copied());
     let by_cat: Vec<Vec<u32>> = (0..c.categories)
@@ -524,9 +522,9 @@ pub fn scalable(c: &ScalableConfig, progress: &(dyn Fn(u64, u64) + Sync)) -> Res
     t.values.reserve(nnz);
     let mut sess = Vec::new();
     let mut n_sessions = 0u32;
-    for (u, rows) in per_user.iter().enumerate() {
+    for (u, rows) in per_user.into_iter().enumerate() {
         let mut last = i64::MIN;
-        for (k, &(i, v, ts)) in rows.iter().enumerate() {
+        for (k, (i, v, ts)) in rows.into_iter().enumerate() {
             t.push(u as u32, i, v, Some(ts));
             if c.sessions {
                 // A new visit after 30 minutes of inactivity.

@@ -56,6 +56,8 @@ impl Ord for Worst {
 /// The `k` best of `scores` (indexed by item), skipping items in `exclude` (sorted ascending)
 /// and items for which `skip` is true, in rank order.
 pub fn top_k(scores: &[f32], k: usize, exclude: &[u32], skip: impl Fn(u32) -> bool) -> Vec<Scored> {
+    // k comes from users; more than the catalogue is the whole catalogue.
+    let k = k.min(scores.len());
     if k == 0 {
         return Vec::new();
     }

@@ -43,6 +43,14 @@ pub struct EvalConfig {
     pub baseline: Option<String>,
     /// Compute AUC from the full score vectors (costs a pass over the catalogue per user).
     pub auc: bool,
+    /// Rank items for the test users (top-k and beyond-accuracy metrics); off for a rating-only
+    /// evaluation.
+    #[serde(default = "yes")]
+    pub ranking: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything measured for one model.
@@ -56,6 +64,9 @@ pub struct ModelReport {
     pub fit_seconds: Vec<f64>,
     /// Mean time to score and rank for one user, milliseconds.
     pub recommend_ms_per_user: f64,
+    /// Time to predict every test rating, seconds summed over folds (rating models).
+    #[serde(default)]
+    pub predict_seconds: f64,
     /// Metric name (`ndcg@10`, `rmse`, `coverage@10`, …) → mean, interval, n.
     pub metrics: BTreeMap<String, Stat>,
     /// Metric name → paired test against the baseline.
@@ -179,6 +190,7 @@ struct Acc {
     fit_seconds: Vec<f64>,
     rec_seconds: f64,
     rec_users: usize,
+    predict_seconds: f64,
     rating_sq: (f64, f64, usize),
     beyond: BTreeMap<String, Vec<f64>>,
 }
@@ -244,7 +256,8 @@ pub fn evaluate(
             let done = AtomicU64::new(0);
             let total = rel.len() as u64;
             let t0 = Instant::now();
-            let rows: Vec<UserRow> = rel
+            let ranked: &[(u32, Relevant)] = if cfg.ranking { &rel } else { &[] };
+            let rows: Vec<UserRow> = ranked
                 .par_iter()
                 .map_init(
                     || vec![0f32; train.n_items()],
@@ -298,8 +311,8 @@ pub fn evaluate(
                         .push(a.unwrap_or(f64::NAN));
                 }
             }
-            // Beyond accuracy, one value per fold and k.
-            for &k in &cfg.ks {
+            // Beyond accuracy, one value per fold and k (none for a fold without test users).
+            for &k in cfg.ks.iter().filter(|_| !rows.is_empty()) {
                 let mut exposure = vec![0f64; train.n_items()];
                 let (mut novelty, mut pop, mut n_items_shown) = (0.0, 0.0, 0usize);
                 let mut ild = Vec::new();
@@ -318,6 +331,10 @@ pub fn evaluate(
                             ild.push(d);
                         }
                     }
+                }
+                // Exposure over the candidate items only (all items unless cold-item protocol).
+                if let Some(c) = &fold.candidates {
+                    exposure = c.iter().map(|&i| exposure[i as usize]).collect();
                 }
                 let shown = exposure.iter().filter(|&&e| e > 0.0).count();
                 let b = &mut acc.beyond;
@@ -346,8 +363,21 @@ pub fn evaluate(
             }
             if train.feedback == Feedback::Explicit {
                 if let Some(rp) = model.as_rating_predictor() {
-                    for (u, i, v) in fold.test.iter() {
-                        let e = (rp.predict(u, i) - v) as f64;
+                    let t0 = Instant::now();
+                    let t = &fold.test;
+                    let errs: Vec<f64> = (0..t.n_users() as u32)
+                        .into_par_iter()
+                        .flat_map_iter(|u| {
+                            let mut out = vec![0f32; t.user_len(u)];
+                            rp.predict_user(u, t.user_items(u), &mut out);
+                            out.into_iter()
+                                .zip(t.user_values(u))
+                                .map(|(p, &v)| (p - v) as f64)
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    acc.predict_seconds += t0.elapsed().as_secs_f64();
+                    for e in errs {
                         acc.rating_sq.0 += e * e;
                         acc.rating_sq.1 += e.abs();
                         acc.rating_sq.2 += 1;
@@ -409,6 +439,7 @@ pub fn evaluate(
             name: c.name.clone(),
             spec: c.spec.clone(),
             fit_seconds: acc.fit_seconds.clone(),
+            predict_seconds: acc.predict_seconds,
             recommend_ms_per_user: if acc.rec_users > 0 {
                 1000.0 * acc.rec_seconds / acc.rec_users as f64
             } else {

@@ -46,10 +46,19 @@ pub struct Paired {
 
 /// Paired t-test over aligned samples (same users in the same order).
 pub fn paired_t(a: &[f64], b: &[f64]) -> Option<Paired> {
-    if a.len() != b.len() || a.len() < 2 {
+    if a.len() != b.len() {
         return None;
     }
-    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    // Pairs where either side is undefined (NaN, e.g. AUC without negatives) are left out.
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x - y)
+        .filter(|d| !d.is_nan())
+        .collect();
+    if d.len() < 2 {
+        return None;
+    }
     let n = d.len() as f64;
     let mean = d.iter().sum::<f64>() / n;
     let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);

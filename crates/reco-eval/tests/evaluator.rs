@@ -81,6 +81,7 @@ fn metrics_and_run_files_match_hand_computation() {
         relevance_threshold: None,
         baseline: Some("asc".into()),
         auc: true,
+        ranking: true,
     };
     let dir = tempfile::tempdir().unwrap();
     let sink = RunFiles(dir.path());
@@ -133,6 +134,7 @@ fn unknown_baseline_and_zero_k_are_errors() {
         relevance_threshold: None,
         baseline: Some("zzz".into()),
         auc: false,
+        ranking: true,
     };
     assert!(evaluate("h", "t", &folds, &cands, &cfg, None, &|_, _| {}).is_err());
     cfg.baseline = None;

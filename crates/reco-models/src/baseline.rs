@@ -144,7 +144,7 @@ impl Popularity {
                 let now = ts.iter().copied().max().unwrap_or(0);
                 let half_life = p.half_life_days * 86_400.0;
                 for (&i, &t) in m.indices().iter().zip(ts) {
-                    acc[i as usize] += 0.5f64.powf((now - t) as f64 / half_life);
+                    acc[i as usize] += 0.5f64.powf(now.saturating_sub(t) as f64 / half_life);
                 }
             }
         }

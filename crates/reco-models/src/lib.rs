@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod bias;
+pub mod knn;
 mod persist;
 mod spec;
 pub mod testing;

@@ -144,10 +144,17 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
             "shapes of the id maps, histories and model disagree".into()
         ));
     }
-    if hist.indptr.last().copied() != Some(hist.items.len() as u64)
+    if hist.indptr.first() != Some(&0)
+        || hist.indptr.windows(2).any(|w| w[0] > w[1])
+        || hist.indptr.last().copied() != Some(hist.items.len() as u64)
         || hist.items.iter().any(|&i| i as usize >= items.len())
     {
         return Err(bad("training histories are inconsistent".into()));
+    }
+    if let Some(c) = &catalog {
+        if c.titles.len() != items.len() || c.categories.len() != items.len() {
+            return Err(bad("the catalogue does not have one entry per item".into()));
+        }
     }
     let items = IdMap::from(items);
     if items.digest() != manifest.items_digest {

@@ -2,10 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use reco_core::artifact::decode;
 use reco_core::model::{FitOptions, Recommender};
 use reco_core::{Dataset, Result};
 
 use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
+use crate::bias::{Baseline, BaselineParams};
+use crate::knn::{Knn, KnnParams, Side};
 
 /// A model and its parameters, as written in model files (TOML or JSON) and manifests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,6 +18,12 @@ pub enum ModelSpec {
     Random(RandomParams),
     /// Most popular items (by count, rating sum or time-decayed trend).
     Popularity(PopularityParams),
+    /// μ + b_u + b_i (Surprise's BaselineOnly), fitted by ALS or SGD.
+    Baseline(BaselineParams),
+    /// User-based neighbourhood model.
+    UserKnn(KnnParams),
+    /// Item-based neighbourhood model.
+    ItemKnn(KnnParams),
 }
 
 impl ModelSpec {
@@ -23,6 +32,19 @@ impl ModelSpec {
         match self {
             ModelSpec::Random(_) => "random",
             ModelSpec::Popularity(_) => "popularity",
+            ModelSpec::Baseline(_) => "baseline",
+            ModelSpec::UserKnn(_) => "user-knn",
+            ModelSpec::ItemKnn(_) => "item-knn",
+        }
+    }
+
+    /// True when the model is meant to rank items (top-N); false for pure rating predictors and
+    /// neighbourhood models on co-rated similarities, whose purpose is rating prediction.
+    pub fn ranks(&self) -> bool {
+        match self {
+            ModelSpec::Random(_) | ModelSpec::Baseline(_) => false,
+            ModelSpec::Popularity(_) => true,
+            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => !p.similarity.co_rated(),
         }
     }
 
@@ -31,6 +53,8 @@ impl ModelSpec {
         match self {
             ModelSpec::Random(_) => Ok(()),
             ModelSpec::Popularity(p) => p.validate(),
+            ModelSpec::Baseline(p) => p.validate(),
+            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => p.validate(),
         }
     }
 
@@ -40,22 +64,27 @@ impl ModelSpec {
         Ok(match self {
             ModelSpec::Random(p) => Box::new(RandomModel::fit(p, data, opts)?),
             ModelSpec::Popularity(p) => Box::new(Popularity::fit(p, data, opts)?),
+            ModelSpec::Baseline(p) => Box::new(Baseline::fit(p, data, opts)?),
+            ModelSpec::UserKnn(p) => Box::new(Knn::fit(p, Side::User, data, opts)?),
+            ModelSpec::ItemKnn(p) => Box::new(Knn::fit(p, Side::Item, data, opts)?),
         })
     }
 
     /// Rebuilds a fitted model from the state written by [`Model::state`].
     pub(crate) fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
-        Ok(match self {
-            ModelSpec::Random(_) => Box::new(reco_core::artifact::decode::<RandomModel>(
-                state,
-                "model.bin",
-            )?),
-            ModelSpec::Popularity(_) => Box::new(reco_core::artifact::decode::<Popularity>(
-                state,
-                "model.bin",
-            )?),
-        })
+        match self {
+            ModelSpec::Random(_) => restore::<RandomModel>(state),
+            ModelSpec::Popularity(_) => restore::<Popularity>(state),
+            ModelSpec::Baseline(_) => restore::<Baseline>(state),
+            ModelSpec::UserKnn(_) | ModelSpec::ItemKnn(_) => restore::<Knn>(state),
+        }
     }
+}
+
+fn restore<T: Model + serde::de::DeserializeOwned + 'static>(
+    state: &[u8],
+) -> Result<Box<dyn Model>> {
+    Ok(Box::new(decode::<T>(state, "model.bin")?))
 }
 
 /// A fitted model: it recommends, and it can describe and serialise itself.

@@ -15,9 +15,9 @@ use crate::{ModelSpec, RandomParams};
 /// Small structured data: strong category tastes, Zipf popularity, a few cold items.
 pub fn structured_data() -> Dataset {
     let c = ScalableConfig {
-        users: 300,
-        items: 120,
-        interactions: 6_000,
+        users: 400,
+        items: 600,
+        interactions: 10_000,
         categories: 6,
         taste_share: 0.8,
         seed: 7,
@@ -25,7 +25,7 @@ pub fn structured_data() -> Dataset {
     };
     let ds = scalable(&c, &|_, _| {}).expect("valid synthetic config");
     // Remove every interaction of the last 5 items: they become cold catalogue items.
-    let keep: Vec<bool> = ds.interactions.indices().iter().map(|&i| i < 115).collect();
+    let keep: Vec<bool> = ds.interactions.indices().iter().map(|&i| i < 595).collect();
     ds.with_interactions(ds.interactions.select(&keep))
 }
 
@@ -124,7 +124,7 @@ pub fn check_behaviour(spec: &ModelSpec) {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::save(model.as_ref(), &data, dir.path(), serde_json::Value::Null).expect("save");
     let loaded = crate::load(dir.path()).expect("load");
-    for u in [0u32, 42, 299] {
+    for u in [0u32, 42, 399] {
         model.score(&Query::user(u), &mut a).expect("score");
         loaded.model.score(&Query::user(u), &mut b).expect("score");
         assert_eq!(a, b, "{name}: save/load changes scores");
@@ -143,10 +143,33 @@ pub fn check_behaviour(spec: &ModelSpec) {
     model.score(&Query::history(&[]), &mut a).expect("score");
     assert!(a.iter().all(|s| !s.is_nan()), "{name}: NaN score");
 
-    // Beats random on held-out data (skipped for random itself).
-    if !matches!(spec, ModelSpec::Random(_)) {
-        let fold = &split(&data, &Protocol::Holdout { ratio: 0.2 }, 3).expect("split")[0];
-        let m = spec.fit(&fold.train, &opts).expect("fit");
+    // Ranking models beat random on held-out data; rating models beat the global mean.
+    let fold = &split(&data, &Protocol::Holdout { ratio: 0.2 }, 3).expect("split")[0];
+    let m = spec.fit(&fold.train, &opts).expect("fit");
+    if let Some(rp) = m.as_rating_predictor() {
+        let mu = fold
+            .train
+            .interactions
+            .values()
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / fold.train.interactions.nnz() as f64;
+        let (mut se, mut se_mu) = (0.0, 0.0);
+        for (u, i, v) in fold.test.iter() {
+            let p = rp.predict(u, i);
+            assert!(p.is_finite(), "{name}: non-finite rating prediction");
+            se += (p as f64 - v as f64).powi(2);
+            se_mu += (mu - v as f64).powi(2);
+        }
+        assert!(
+            se < se_mu,
+            "{name}: RMSE {:.4} does not beat the global mean's {:.4}",
+            (se / fold.test.nnz() as f64).sqrt(),
+            (se_mu / fold.test.nnz() as f64).sqrt()
+        );
+    }
+    if spec.ranks() {
         let r = ModelSpec::Random(RandomParams::default())
             .fit(&fold.train, &opts)
             .expect("fit random");

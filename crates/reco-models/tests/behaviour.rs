@@ -17,3 +17,41 @@ fn popularity_behaves_with_every_weighting() {
         }));
     }
 }
+
+#[test]
+fn baseline_behaves_with_als_and_sgd() {
+    use reco_models::bias::{BaselineParams, BiasMethod};
+    check_behaviour(&ModelSpec::Baseline(BaselineParams::default()));
+    check_behaviour(&ModelSpec::Baseline(BaselineParams {
+        method: BiasMethod::Sgd,
+        ..Default::default()
+    }));
+}
+
+#[test]
+fn knn_behaves_with_every_similarity() {
+    use reco_models::knn::{KnnParams, Prediction, Similarity};
+    for similarity in [
+        Similarity::Cosine,
+        Similarity::AdjustedCosine,
+        Similarity::Pearson,
+        Similarity::PearsonBaseline,
+        Similarity::Msd,
+        Similarity::Jaccard,
+        Similarity::VectorCosine,
+        Similarity::Tfidf,
+        Similarity::Bm25,
+    ] {
+        // Rating models keep every neighbour (exact), ranking models 50 per item (implicit's K).
+        let p = KnnParams {
+            similarity,
+            max_neighbours: if similarity.co_rated() { 0 } else { 50 },
+            ..Default::default()
+        };
+        check_behaviour(&ModelSpec::ItemKnn(p.clone()));
+        check_behaviour(&ModelSpec::UserKnn(KnnParams {
+            prediction: Prediction::WithMeans,
+            ..p
+        }));
+    }
+}

@@ -138,6 +138,23 @@ impl DatasetBuilder {
         Ok(())
     }
 
+    /// Reads the next record of `r`; a record that cannot be split (an unterminated quote) is a
+    /// bad row like any other, so `skip_bad_rows` skips it. False at end of file.
+    pub fn next_row(
+        &mut self,
+        r: &mut crate::loaders::text::RecordReader,
+        fields: &mut Vec<String>,
+        opts: &LoadOptions,
+    ) -> Result<bool> {
+        loop {
+            match r.next_record(fields) {
+                Ok(more) => return Ok(more),
+                Err(e @ Error::Parse { .. }) => self.bad_row(opts, e)?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Merges duplicates and assembles the dataset.
     pub fn finish(mut self, name: &str, opts: &LoadOptions) -> Result<Dataset> {
         self.report.rows_read = self.triplets.len();

@@ -90,6 +90,7 @@ pub fn read_interactions(
 ) -> Result<()> {
     let mut r = RecordReader::open(path, format)?;
     let guessed;
+    let positional_guess = cols.is_none() && r.header.is_empty();
     let cols = match cols {
         Some(c) => c,
         None => {
@@ -97,14 +98,31 @@ pub fn read_interactions(
             &guessed
         }
     };
+    if opts.threshold.is_some() && cols.rating.is_none() {
+        return Err(Error::param(
+            "threshold",
+            format!("{} has no rating column to threshold", path.display()),
+        ));
+    }
     let resolve = |c: &Option<ColumnRef>| c.as_ref().map(|c| r.resolve(c)).transpose();
     let uc = r.resolve(&cols.user)?;
     let ic = r.resolve(&cols.item)?;
-    let rc = resolve(&cols.rating)?;
+    let mut rc = resolve(&cols.rating)?;
     let wc = resolve(&cols.weight)?;
     let ec = resolve(&cols.event)?;
-    // A header-less file may have no fourth column; check on the first row, not here.
-    let tc = resolve(&cols.timestamp)?;
+    let mut tc = resolve(&cols.timestamp)?;
+    let mut fields = Vec::new();
+    let mut have = b.next_row(&mut r, &mut fields, opts)?;
+    // A header-less file read by position may have no rating or timestamp column: the first
+    // row's width tells.
+    if positional_guess && have {
+        if fields.len() < 4 {
+            tc = None;
+        }
+        if fields.len() < 3 {
+            rc = None;
+        }
+    }
     if ec.is_some() && opts.event_weights.is_empty() {
         return Err(Error::param(
             "event-weights",
@@ -124,13 +142,18 @@ pub fn read_interactions(
         });
     }
 
-    let mut fields = Vec::new();
     let mut rows = 0usize;
     // Logs list a user's rows together, so remembering the last id skips most hash lookups.
     let mut last_user: (String, u32) = (String::new(), u32::MAX);
-    while r.next_record(&mut fields)? {
+    while have {
         rows += 1;
         let parsed = (|| -> Result<Option<(f32, Option<i64>)>> {
+            for c in [uc, ic] {
+                if r.field(&fields, c)?.is_empty() {
+                    return Err(r.error(c, "", "empty id"));
+                }
+            }
+            let ts = tc.map(|c| r.timestamp(&fields, c)).transpose()?;
             let mut value = 1.0f32;
             if let Some(c) = rc {
                 let rating = r.float(&fields, c)?;
@@ -155,12 +178,6 @@ pub fn read_interactions(
                     .ok_or_else(|| r.error(c, ev, "event type has no weight"))?;
                 value *= w;
             }
-            let ts = tc.map(|c| r.timestamp(&fields, c)).transpose()?;
-            for c in [uc, ic] {
-                if r.field(&fields, c)?.is_empty() {
-                    return Err(r.error(c, "", "empty id"));
-                }
-            }
             Ok(Some((value, ts)))
         })();
         match parsed {
@@ -179,6 +196,7 @@ pub fn read_interactions(
             Ok(None) => b.report.below_threshold += 1,
             Err(e) => b.bad_row(opts, e)?,
         }
+        have = b.next_row(&mut r, &mut fields, opts)?;
     }
     if rows == 0 {
         return Err(Error::EmptyFile {
@@ -286,7 +304,7 @@ pub fn read_metadata(
     }
     let mut fields = Vec::new();
     let mut rows = 0usize;
-    while r.next_record(&mut fields)? {
+    while b.next_row(&mut r, &mut fields, opts)? {
         rows += 1;
         let parsed = (|| -> Result<FeatureRow> {
             Ok(FeatureRow {
@@ -391,7 +409,7 @@ pub fn read_sessions(
     let (mut ids, mut rows) = b.sessions.take().unwrap_or_default();
     let mut fields = Vec::new();
     let mut n = 0usize;
-    while r.next_record(&mut fields)? {
+    while b.next_row(&mut r, &mut fields, opts)? {
         n += 1;
         let parsed = (|| -> Result<(String, String, f64)> {
             let order = match oc {

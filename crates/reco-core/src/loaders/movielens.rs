@@ -55,9 +55,11 @@ fn fmt(delimiter: Delimiter, has_header: bool) -> TextFormat {
 
 /// Year in a title such as `Toy Story (1995)`.
 fn title_year(title: &str) -> f32 {
-    let t = title.trim_end();
-    if t.len() >= 6 && t.ends_with(')') {
-        let y = &t[t.len() - 5..t.len() - 1];
+    // By characters, not bytes: titles hold accented letters.
+    let chars: Vec<char> = title.trim_end().chars().collect();
+    let n = chars.len();
+    if n >= 6 && chars[n - 1] == ')' && chars[n - 6] == '(' {
+        let y: String = chars[n - 5..n - 1].iter().collect();
         if let Ok(y) = y.parse::<u16>() {
             return y as f32;
         }
@@ -78,7 +80,7 @@ fn read_movies(
     let mut meta =
         FeatureTableBuilder::new(true, vec!["genres".into()], vec!["year".into()], vec![]);
     let mut fields = Vec::new();
-    while r.next_record(&mut fields)? {
+    while b.next_row(&mut r, &mut fields, opts)? {
         let (id, title, genres) = match parse(&r, &fields) {
             Ok(x) => x,
             Err(e) => {
@@ -120,7 +122,7 @@ fn read_users(
         vec![],
     );
     let mut fields = Vec::new();
-    while r.next_record(&mut fields)? {
+    while b.next_row(&mut r, &mut fields, opts)? {
         let parsed = (|| -> Result<FeatureRow> {
             Ok(FeatureRow {
                 categorical: categorical
@@ -279,6 +281,8 @@ mod tests {
     fn title_years() {
         assert_eq!(title_year("Toy Story (1995)"), 1995.0);
         assert!(title_year("Untitled").is_nan());
+        assert!(title_year("Amélie (Amélie)").is_nan());
+        assert_eq!(title_year("Amélie (2001)"), 2001.0);
     }
 
     #[test]

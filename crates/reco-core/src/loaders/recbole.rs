@@ -122,7 +122,7 @@ fn read_features(
     let mut staged: Vec<(u32, FeatureRow, Vec<Vec<f32>>)> = Vec::new();
     let mut fields = Vec::new();
     let mut n = 0usize;
-    while r.next_record(&mut fields)? {
+    while b.next_row(&mut r, &mut fields, opts)? {
         n += 1;
         let parsed = (|| -> Result<(FeatureRow, Vec<Vec<f32>>)> {
             let row = FeatureRow {
