@@ -32,33 +32,37 @@ ALGOS = {
 }
 
 
+def run(name, split_dir):
+    """Runs one algorithm on every fold; RMSE and MAE pooled over all test ratings, as reco does."""
+    folds = sorted(glob.glob(os.path.join(split_dir, "fold-*")), key=lambda p: int(p.rsplit("-", 1)[1]))
+    if not folds:
+        raise SystemExit(f"no fold-N directories in {split_dir}")
+    reader = Reader(rating_scale=(1, 5))
+    errs, secs = [], 0.0
+    for fold in folds:
+        tr = pd.read_csv(os.path.join(fold, "train.csv"), dtype={"user": str, "item": str})
+        te = pd.read_csv(os.path.join(fold, "test.csv"), dtype={"user": str, "item": str})
+        trainset = Dataset.load_from_df(tr[["user", "item", "rating"]], reader).build_full_trainset()
+        testset = list(te[["user", "item", "rating"]].itertuples(index=False, name=None))
+        algo = ALGOS[name]()
+        t0 = time.perf_counter()
+        algo.fit(trainset)
+        preds = algo.test(testset)
+        secs += time.perf_counter() - t0
+        errs.extend(p.est - p.r_ui for p in preds)
+    e = np.array(errs)
+    return {"rmse": float(np.sqrt(np.mean(e ** 2))), "mae": float(np.mean(np.abs(e))), "seconds": secs}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("split_dir")
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    folds = sorted(glob.glob(os.path.join(args.split_dir, "fold-*")))
-    if not folds:
-        raise SystemExit(f"no fold-N directories in {args.split_dir}")
-    reader = Reader(rating_scale=(1, 5))
     out = {}
     for name in args.algos.split(","):
-        rmse, mae, secs = [], [], []
-        for fold in folds:
-            tr = pd.read_csv(os.path.join(fold, "train.csv"), dtype={"user": str, "item": str})
-            te = pd.read_csv(os.path.join(fold, "test.csv"), dtype={"user": str, "item": str})
-            trainset = Dataset.load_from_df(tr[["user", "item", "rating"]], reader).build_full_trainset()
-            testset = list(te[["user", "item", "rating"]].itertuples(index=False, name=None))
-            algo = ALGOS[name]()
-            t0 = time.perf_counter()
-            algo.fit(trainset)
-            preds = algo.test(testset)
-            secs.append(time.perf_counter() - t0)
-            err = np.array([p.est - p.r_ui for p in preds])
-            rmse.append(float(np.sqrt(np.mean(err ** 2))))
-            mae.append(float(np.mean(np.abs(err))))
-        out[name] = {"rmse": float(np.mean(rmse)), "mae": float(np.mean(mae)), "seconds": float(np.sum(secs))}
+        out[name] = run(name, args.split_dir)
         if not args.json:
             print(f"{name:28s} rmse {out[name]['rmse']:.4f}  mae {out[name]['mae']:.4f}  fit+predict {out[name]['seconds']:.2f} s")
     if args.json:

@@ -197,25 +197,53 @@ fn guesses_columns_and_rejects_impossible_requests() {
     assert_eq!(v["feedback"], "explicit");
     assert!(v["min_timestamp"].is_null());
     // Naming one column keeps the header's guess for the others (the rating here).
-    let f = write(d.path(), "events.csv", b"user,item,rating,event\n1,a,2,buy\n1,b,4,view\n");
-    let o = inspect(&f, &["--event-col", "event", "--event-weights", "view=1,buy=3"]);
+    let f = write(
+        d.path(),
+        "events.csv",
+        b"user,item,rating,event\n1,a,2,buy\n1,b,4,view\n",
+    );
+    let o = inspect(
+        &f,
+        &["--event-col", "event", "--event-weights", "view=1,buy=3"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["rating_histogram"][0][0], 4.0, "2 × buy weight 3 = 6 and 4 × view weight 1 = 4");
+    assert_eq!(
+        v["rating_histogram"][0][0], 4.0,
+        "2 × buy weight 3 = 6 and 4 × view weight 1 = 4"
+    );
     // A threshold needs ratings.
     let f = write(d.path(), "implicit.csv", b"user,item\n1,a\n");
     let o = inspect(&f, &["--threshold", "4"]);
-    assert!(!o.status.success() && stderr(&o).contains("no rating column"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("no rating column"),
+        "{}",
+        stderr(&o)
+    );
     // An unterminated quote is a bad row like others.
     let f = write(d.path(), "quote.csv", b"user,item\n1,\"a\n2,b\n");
     let o = inspect(&f, &["--skip-bad-rows"]);
-    assert!(o.status.success() && stderr(&o).contains("skipped 1 malformed rows"), "{}", stderr(&o));
+    assert!(
+        o.status.success() && stderr(&o).contains("skipped 1 malformed rows"),
+        "{}",
+        stderr(&o)
+    );
     // More folds than interactions.
-    let o = reco(&["eval", "--data", "synth:notebook", "--protocol", "kfold:100000"]);
+    let o = reco(&[
+        "eval",
+        "--data",
+        "synth:notebook",
+        "--protocol",
+        "kfold:100000",
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("needs at least 100000 interactions"));
     // A typo in synthetic parameters is an error, not a default.
     let o = reco(&["data", "inspect", "--data", "synth:user=50"]);
-    assert!(!o.status.success() && stderr(&o).contains("unknown field"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("unknown field"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod bias;
 pub mod knn;
 mod persist;
+pub mod slope_one;
 mod spec;
 pub mod testing;
 

@@ -9,6 +9,7 @@ use reco_core::{Dataset, Result};
 use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
 use crate::bias::{Baseline, BaselineParams};
 use crate::knn::{Knn, KnnParams, Side};
+use crate::slope_one::{SlopeOne, SlopeOneParams};
 
 /// A model and its parameters, as written in model files (TOML or JSON) and manifests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,8 @@ pub enum ModelSpec {
     UserKnn(KnnParams),
     /// Item-based neighbourhood model.
     ItemKnn(KnnParams),
+    /// Slope One (weighted by default; unweighted is Surprise's).
+    SlopeOne(SlopeOneParams),
 }
 
 impl ModelSpec {
@@ -35,6 +38,7 @@ impl ModelSpec {
             ModelSpec::Baseline(_) => "baseline",
             ModelSpec::UserKnn(_) => "user-knn",
             ModelSpec::ItemKnn(_) => "item-knn",
+            ModelSpec::SlopeOne(_) => "slope-one",
         }
     }
 
@@ -42,7 +46,7 @@ impl ModelSpec {
     /// neighbourhood models on co-rated similarities, whose purpose is rating prediction.
     pub fn ranks(&self) -> bool {
         match self {
-            ModelSpec::Random(_) | ModelSpec::Baseline(_) => false,
+            ModelSpec::Random(_) | ModelSpec::Baseline(_) | ModelSpec::SlopeOne(_) => false,
             ModelSpec::Popularity(_) => true,
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => !p.similarity.co_rated(),
         }
@@ -55,6 +59,7 @@ impl ModelSpec {
             ModelSpec::Popularity(p) => p.validate(),
             ModelSpec::Baseline(p) => p.validate(),
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => p.validate(),
+            ModelSpec::SlopeOne(_) => Ok(()),
         }
     }
 
@@ -67,6 +72,7 @@ impl ModelSpec {
             ModelSpec::Baseline(p) => Box::new(Baseline::fit(p, data, opts)?),
             ModelSpec::UserKnn(p) => Box::new(Knn::fit(p, Side::User, data, opts)?),
             ModelSpec::ItemKnn(p) => Box::new(Knn::fit(p, Side::Item, data, opts)?),
+            ModelSpec::SlopeOne(p) => Box::new(SlopeOne::fit(p, data, opts)?),
         })
     }
 
@@ -77,6 +83,7 @@ impl ModelSpec {
             ModelSpec::Popularity(_) => restore::<Popularity>(state),
             ModelSpec::Baseline(_) => restore::<Baseline>(state),
             ModelSpec::UserKnn(_) | ModelSpec::ItemKnn(_) => restore::<Knn>(state),
+            ModelSpec::SlopeOne(_) => restore::<SlopeOne>(state),
         }
     }
 }

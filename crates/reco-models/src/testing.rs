@@ -17,7 +17,7 @@ pub fn structured_data() -> Dataset {
     let c = ScalableConfig {
         users: 400,
         items: 600,
-        interactions: 10_000,
+        interactions: 24_000,
         categories: 6,
         taste_share: 0.8,
         seed: 7,

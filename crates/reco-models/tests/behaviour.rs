@@ -55,3 +55,10 @@ fn knn_behaves_with_every_similarity() {
         }));
     }
 }
+
+#[test]
+fn slope_one_behaves() {
+    use reco_models::slope_one::SlopeOneParams;
+    check_behaviour(&ModelSpec::SlopeOne(SlopeOneParams::default()));
+    check_behaviour(&ModelSpec::SlopeOne(SlopeOneParams { weighted: false }));
+}
