@@ -9,6 +9,7 @@
 
 pub mod baseline;
 pub mod bias;
+pub mod content;
 pub mod knn;
 mod persist;
 pub mod slope_one;

@@ -170,3 +170,21 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
         catalog,
     })
 }
+
+/// Serialises a value as a JSON string inside a binary state, for parameter types whose
+/// user-facing serde form (untagged enums) binary formats cannot decode.
+pub(crate) mod as_json {
+    use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(v).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
+}

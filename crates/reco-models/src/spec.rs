@@ -8,6 +8,7 @@ use reco_core::{Dataset, Result};
 
 use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
 use crate::bias::{Baseline, BaselineParams};
+use crate::content::{Content, ContentParams};
 use crate::knn::{Knn, KnnParams, Side};
 use crate::slope_one::{SlopeOne, SlopeOneParams};
 
@@ -27,6 +28,8 @@ pub enum ModelSpec {
     ItemKnn(KnnParams),
     /// Slope One (weighted by default; unweighted is Surprise's).
     SlopeOne(SlopeOneParams),
+    /// Content-based: TF-IDF/one-hot item vectors, user profiles, cosine.
+    Content(ContentParams),
 }
 
 impl ModelSpec {
@@ -39,6 +42,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(_) => "user-knn",
             ModelSpec::ItemKnn(_) => "item-knn",
             ModelSpec::SlopeOne(_) => "slope-one",
+            ModelSpec::Content(_) => "content",
         }
     }
 
@@ -47,7 +51,7 @@ impl ModelSpec {
     pub fn ranks(&self) -> bool {
         match self {
             ModelSpec::Random(_) | ModelSpec::Baseline(_) | ModelSpec::SlopeOne(_) => false,
-            ModelSpec::Popularity(_) => true,
+            ModelSpec::Popularity(_) | ModelSpec::Content(_) => true,
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => !p.similarity.co_rated(),
         }
     }
@@ -60,6 +64,7 @@ impl ModelSpec {
             ModelSpec::Baseline(p) => p.validate(),
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => p.validate(),
             ModelSpec::SlopeOne(_) => Ok(()),
+            ModelSpec::Content(p) => p.validate(),
         }
     }
 
@@ -73,6 +78,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(p) => Box::new(Knn::fit(p, Side::User, data, opts)?),
             ModelSpec::ItemKnn(p) => Box::new(Knn::fit(p, Side::Item, data, opts)?),
             ModelSpec::SlopeOne(p) => Box::new(SlopeOne::fit(p, data, opts)?),
+            ModelSpec::Content(p) => Box::new(Content::fit(p, data, opts)?),
         })
     }
 
@@ -84,6 +90,7 @@ impl ModelSpec {
             ModelSpec::Baseline(_) => restore::<Baseline>(state),
             ModelSpec::UserKnn(_) | ModelSpec::ItemKnn(_) => restore::<Knn>(state),
             ModelSpec::SlopeOne(_) => restore::<SlopeOne>(state),
+            ModelSpec::Content(_) => restore::<Content>(state),
         }
     }
 }

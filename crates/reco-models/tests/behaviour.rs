@@ -62,3 +62,14 @@ fn slope_one_behaves() {
     check_behaviour(&ModelSpec::SlopeOne(SlopeOneParams::default()));
     check_behaviour(&ModelSpec::SlopeOne(SlopeOneParams { weighted: false }));
 }
+
+#[test]
+fn content_behaves() {
+    use reco_models::content::{ContentParams, ProfileWeighting};
+    check_behaviour(&ModelSpec::Content(ContentParams::default()));
+    check_behaviour(&ModelSpec::Content(ContentParams {
+        weighting: ProfileWeighting::Centered,
+        numeric_weight: 0.5,
+        ..Default::default()
+    }));
+}
