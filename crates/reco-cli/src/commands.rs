@@ -651,9 +651,12 @@ fn recommend(dir: &Path, user: &str, k: usize, include_seen: bool, json: bool) -
 /// The models `reco demo` compares: every model family that exists, with the notebook's names.
 fn demo_models() -> Result<Vec<Named>> {
     [
-        "{\"name\":\"random\",\"model\":\"random\"}",
-        "{\"name\":\"popularity\",\"model\":\"popularity\"}",
-        "{\"name\":\"popularity-rating\",\"model\":\"popularity\",\"weighting\":\"rating\"}",
+        r#"{"name": "random", "model": "random"}"#,
+        r#"{"name": "popularity", "model": "popularity"}"#,
+        r#"{"name": "content-tfidf", "model": "content", "tfidf": {"english_stop_words": true, "max_features": 5000}, "category_weight": 0}"#,
+        r#"{"name": "covisitation", "model": "covisit", "top_k": 50, "last_n": 1}"#,
+        r#"{"name": "user-knn", "model": "user-knn", "similarity": "pearson", "prediction": "with-means", "k": 30, "rank_by_rating": true}"#,
+        r#"{"name": "item-knn", "model": "item-knn", "similarity": "cosine", "prediction": "with-means", "k": 50, "rank_by_rating": true}"#,
     ]
     .iter()
     .map(|s| models::parse_one(s))
@@ -662,7 +665,12 @@ fn demo_models() -> Result<Vec<Named>> {
 
 fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
     let ds = source::synthesize(&format!("notebook,seed={seed}"))?;
-    let folds = split::split(&ds, &Protocol::LeaveLastOut, seed)?;
+    let mut folds = split::split(&ds, &Protocol::LeaveLastOut, seed)?;
+    // The notebook's co-visitation learns from every session, as its sessions are not tied to
+    // the held-out ratings; splits drop sessions, so the demo puts them back.
+    for f in &mut folds {
+        f.train.sessions = ds.sessions.clone();
+    }
     let list = demo_models()?;
     let cfg = EvalConfig {
         ks: vec![10],

@@ -10,6 +10,7 @@
 pub mod baseline;
 pub mod bias;
 pub mod content;
+pub mod covisit;
 pub mod knn;
 mod persist;
 pub mod slope_one;

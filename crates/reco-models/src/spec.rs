@@ -9,6 +9,7 @@ use reco_core::{Dataset, Result};
 use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
 use crate::bias::{Baseline, BaselineParams};
 use crate::content::{Content, ContentParams};
+use crate::covisit::{Covisit, CovisitParams};
 use crate::knn::{Knn, KnnParams, Side};
 use crate::slope_one::{SlopeOne, SlopeOneParams};
 
@@ -30,6 +31,8 @@ pub enum ModelSpec {
     SlopeOne(SlopeOneParams),
     /// Content-based: TF-IDF/one-hot item vectors, user profiles, cosine.
     Content(ContentParams),
+    /// Item-to-item co-visitation from sessions or cut histories.
+    Covisit(CovisitParams),
 }
 
 impl ModelSpec {
@@ -43,6 +46,7 @@ impl ModelSpec {
             ModelSpec::ItemKnn(_) => "item-knn",
             ModelSpec::SlopeOne(_) => "slope-one",
             ModelSpec::Content(_) => "content",
+            ModelSpec::Covisit(_) => "covisit",
         }
     }
 
@@ -51,8 +55,10 @@ impl ModelSpec {
     pub fn ranks(&self) -> bool {
         match self {
             ModelSpec::Random(_) | ModelSpec::Baseline(_) | ModelSpec::SlopeOne(_) => false,
-            ModelSpec::Popularity(_) | ModelSpec::Content(_) => true,
-            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => !p.similarity.co_rated(),
+            ModelSpec::Popularity(_) | ModelSpec::Content(_) | ModelSpec::Covisit(_) => true,
+            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => {
+                !p.similarity.co_rated() && !p.rank_by_rating
+            }
         }
     }
 
@@ -65,6 +71,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => p.validate(),
             ModelSpec::SlopeOne(_) => Ok(()),
             ModelSpec::Content(p) => p.validate(),
+            ModelSpec::Covisit(p) => p.validate(),
         }
     }
 
@@ -79,6 +86,7 @@ impl ModelSpec {
             ModelSpec::ItemKnn(p) => Box::new(Knn::fit(p, Side::Item, data, opts)?),
             ModelSpec::SlopeOne(p) => Box::new(SlopeOne::fit(p, data, opts)?),
             ModelSpec::Content(p) => Box::new(Content::fit(p, data, opts)?),
+            ModelSpec::Covisit(p) => Box::new(Covisit::fit(p, data, opts)?),
         })
     }
 
@@ -91,6 +99,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(_) | ModelSpec::ItemKnn(_) => restore::<Knn>(state),
             ModelSpec::SlopeOne(_) => restore::<SlopeOne>(state),
             ModelSpec::Content(_) => restore::<Content>(state),
+            ModelSpec::Covisit(_) => restore::<Covisit>(state),
         }
     }
 }

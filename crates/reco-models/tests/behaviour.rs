@@ -73,3 +73,17 @@ fn content_behaves() {
         ..Default::default()
     }));
 }
+
+#[test]
+fn covisit_behaves() {
+    use reco_models::covisit::{CovisWeighting, CovisitParams, SessionSource};
+    for weighting in [CovisWeighting::Count, CovisWeighting::Cosine] {
+        check_behaviour(&ModelSpec::Covisit(CovisitParams {
+            source: SessionSource::Histories,
+            gap_seconds: 86_400,
+            weighting,
+            last_n: 5,
+            ..Default::default()
+        }));
+    }
+}

@@ -62,6 +62,9 @@ pub struct KnnParams {
     pub bm25_b: f64,
     /// Baselines for `pearson-baseline` and the `baseline` prediction.
     pub baseline: BaselineParams,
+    /// Rank items by predicted rating (the notebook's kNN recommenders) instead of the
+    /// neighbourhood score Σ sim · value.
+    pub rank_by_rating: bool,
 }
 
 impl Default for KnnParams {
@@ -78,6 +81,7 @@ impl Default for KnnParams {
             bm25_k1: 1.2,
             bm25_b: 0.75,
             baseline: BaselineParams::default(),
+            rank_by_rating: false,
         }
     }
 }
@@ -449,6 +453,11 @@ impl Recommender for Knn {
     /// Item-kNN: score(i) = Σ_{j ∈ history} value_j · sim(j → i) over j's neighbour list.
     /// User-kNN: the k most similar users, score(i) = Σ sim · value over those who have i.
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        if let (true, Some(u), true) = (self.params.rank_by_rating, q.user, q.history.is_empty()) {
+            let items: Vec<u32> = (0..out.len() as u32).collect();
+            self.predict_user(u, &items, out);
+            return Ok(());
+        }
         out.iter_mut().for_each(|o| *o = 0.0);
         let owned: Vec<(u32, f32)>;
         let history: &[(u32, f32)] = match (q.history.is_empty(), q.user) {
