@@ -10,7 +10,9 @@ use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
 use crate::bias::{Baseline, BaselineParams};
 use crate::content::{Content, ContentParams};
 use crate::covisit::{Covisit, CovisitParams};
+use crate::ease::{Ease, EaseParams};
 use crate::knn::{Knn, KnnParams, Side};
+use crate::rp3::{Rp3, Rp3Params};
 use crate::slope_one::{SlopeOne, SlopeOneParams};
 
 /// A model and its parameters, as written in model files (TOML or JSON) and manifests.
@@ -33,6 +35,10 @@ pub enum ModelSpec {
     Content(ContentParams),
     /// Item-to-item co-visitation from sessions or cut histories.
     Covisit(CovisitParams),
+    /// EASE^R closed-form item-item model.
+    Ease(EaseParams),
+    /// RP3β random-walk item-item model.
+    Rp3beta(Rp3Params),
 }
 
 impl ModelSpec {
@@ -47,6 +53,8 @@ impl ModelSpec {
             ModelSpec::SlopeOne(_) => "slope-one",
             ModelSpec::Content(_) => "content",
             ModelSpec::Covisit(_) => "covisit",
+            ModelSpec::Ease(_) => "ease",
+            ModelSpec::Rp3beta(_) => "rp3beta",
         }
     }
 
@@ -55,7 +63,11 @@ impl ModelSpec {
     pub fn ranks(&self) -> bool {
         match self {
             ModelSpec::Random(_) | ModelSpec::Baseline(_) | ModelSpec::SlopeOne(_) => false,
-            ModelSpec::Popularity(_) | ModelSpec::Content(_) | ModelSpec::Covisit(_) => true,
+            ModelSpec::Popularity(_)
+            | ModelSpec::Content(_)
+            | ModelSpec::Covisit(_)
+            | ModelSpec::Ease(_)
+            | ModelSpec::Rp3beta(_) => true,
             ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => {
                 !p.similarity.co_rated() && !p.rank_by_rating
             }
@@ -72,6 +84,7 @@ impl ModelSpec {
             ModelSpec::SlopeOne(_) => Ok(()),
             ModelSpec::Content(p) => p.validate(),
             ModelSpec::Covisit(p) => p.validate(),
+            ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
         }
     }
 
@@ -87,6 +100,8 @@ impl ModelSpec {
             ModelSpec::SlopeOne(p) => Box::new(SlopeOne::fit(p, data, opts)?),
             ModelSpec::Content(p) => Box::new(Content::fit(p, data, opts)?),
             ModelSpec::Covisit(p) => Box::new(Covisit::fit(p, data, opts)?),
+            ModelSpec::Ease(p) => Box::new(Ease::fit(p, data, opts)?),
+            ModelSpec::Rp3beta(p) => Box::new(Rp3::fit(p, data, opts)?),
         })
     }
 
@@ -100,6 +115,8 @@ impl ModelSpec {
             ModelSpec::SlopeOne(_) => restore::<SlopeOne>(state),
             ModelSpec::Content(_) => restore::<Content>(state),
             ModelSpec::Covisit(_) => restore::<Covisit>(state),
+            ModelSpec::Ease(_) => restore::<Ease>(state),
+            ModelSpec::Rp3beta(_) => restore::<Rp3>(state),
         }
     }
 }

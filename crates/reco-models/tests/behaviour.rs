@@ -87,3 +87,14 @@ fn covisit_behaves() {
         }));
     }
 }
+
+#[test]
+fn ease_and_rp3beta_behave() {
+    use reco_models::ease::EaseParams;
+    use reco_models::rp3::Rp3Params;
+    check_behaviour(&ModelSpec::Ease(EaseParams {
+        lambda: 50.0,
+        ..Default::default()
+    }));
+    check_behaviour(&ModelSpec::Rp3beta(Rp3Params::default()));
+}
