@@ -412,6 +412,12 @@ impl Interactions {
         out
     }
 
+    /// The transpose (items become rows), in O(nnz): the CSC arrays already are its CSR.
+    /// Timestamps are dropped.
+    pub fn transpose(&self) -> Self {
+        Self::from_csr(self.n_items, self.n_users, self.col_ptr.clone(), self.col_users.clone(), self.col_values.clone(), None)
+    }
+
     /// The same entries with new values, given in CSR order (`values.len() == nnz`).
     pub fn with_values(&self, values: &[f32]) -> Self {
         assert_eq!(values.len(), self.nnz(), "one value per stored entry");
@@ -556,6 +562,18 @@ mod tests {
             let total: f64 = rows.iter().map(|r| r.2 as f64).sum();
             let stored: f64 = m.values().iter().map(|&v| v as f64).sum();
             prop_assert!((total - stored).abs() < 1e-3);
+        }
+
+        #[test]
+        fn transpose_swaps_rows_and_columns(rows in prop::collection::vec((0u32..6, 0u32..4, 0.0f32..5.0), 0..40)) {
+            let mut t = Triplets::new(false);
+            for &(u, i, v) in &rows { t.push(u, i, v, None); }
+            let (m, _) = Interactions::from_triplets(&t, 6, 4, DuplicatePolicy::Last).unwrap();
+            let tr = m.transpose();
+            prop_assert_eq!((tr.n_users(), tr.n_items(), tr.nnz()), (4, 6, m.nnz()));
+            for (u, i, v) in m.iter() { prop_assert_eq!(tr.get(i, u), Some(v)); }
+            for i in 0..4u32 { prop_assert_eq!(tr.user_items(i), m.item_users(i)); }
+            for u in 0..6u32 { prop_assert_eq!(tr.item_users(u), m.user_items(u)); }
         }
 
         #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
 use reco_core::topk::Scored;
-use reco_core::{Dataset, Error, Interactions, Result, Triplets};
+use reco_core::{Dataset, Error, Interactions, Result};
 
 use crate::bias::{BaselineParams, Biases, Scale};
 use crate::spec::{Model, ModelSpec};
@@ -148,21 +148,7 @@ fn row_moments(m: &Interactions, global: f32) -> Moments {
 fn oriented(m: &Interactions, side: Side) -> Interactions {
     match side {
         Side::User => m.clone(),
-        Side::Item => {
-            let mut t = Triplets::new(false);
-            for (u, i, v) in m.iter() {
-                t.push(i, u, v, None);
-            }
-            // Transposing distinct pairs cannot create duplicates.
-            Interactions::from_triplets(
-                &t,
-                m.n_items(),
-                m.n_users(),
-                reco_core::DuplicatePolicy::Last,
-            )
-            .map(|x| x.0)
-            .unwrap_or_else(|_| Interactions::empty(m.n_items(), m.n_users(), false))
-        }
+                Side::Item => m.transpose(),
     }
 }
 
@@ -190,14 +176,13 @@ impl Knn {
     pub fn fit(p: &KnnParams, side: Side, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m = &data.interactions;
-        let biases = if m.nnz() > 0 {
+                // Baselines only where the similarity or the prediction uses them; μ always (fallback).
+        let needs_biases = p.similarity == Similarity::PearsonBaseline || p.prediction == Prediction::Baseline;
+        let biases = if needs_biases && m.nnz() > 0 {
             Biases::fit(m, &p.baseline, &FitOptions::default())?
         } else {
-            Biases {
-                mu: 0.0,
-                bu: vec![0.0; m.n_users()],
-                bi: vec![0.0; m.n_items()],
-            }
+            let mu = if m.nnz() == 0 { 0.0 } else { (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32 };
+            Biases { mu, bu: vec![0.0; m.n_users()], bi: vec![0.0; m.n_items()] }
         };
         let rows = oriented(m, side);
         let moments = row_moments(&rows, biases.mu);
@@ -257,10 +242,7 @@ impl Knn {
                 .map_init(
                     || Accumulator::new(n),
                     |acc, x| {
-                        let mut l = model.neighbours_of_row(x, acc);
-                        if p.max_neighbours > 0 {
-                            l.truncate(p.max_neighbours);
-                        }
+                                                let l = model.neighbours_of_row(x, acc, p.max_neighbours);
                         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         if d.is_multiple_of(1024) || d == n as u64 {
                             opts.report("items", d, n as u64, None);
@@ -279,11 +261,9 @@ impl Knn {
     }
 
     /// Neighbours of row `x` by the similarity, best first, above the threshold.
-    fn neighbours_of_row(&self, x: u32, acc: &mut Accumulator) -> Vec<(u32, f32)> {
+        fn neighbours_of_row(&self, x: u32, acc: &mut Accumulator, keep: usize) -> Vec<(u32, f32)> {
         let m = &self.index.m;
-        let mut l = self
-            .index
-            .row(m.user_items(x), m.user_values(x), Some(x), acc);
+        let mut l = self.index.row(m.user_items(x), m.user_values(x), Some(x), acc, keep);
         l.retain(|p| p.1 >= self.params.threshold);
         l
     }
@@ -312,7 +292,7 @@ impl Knn {
                 let mut dense = vec![0f32; self.rows.n_users()];
                 if (u as usize) < self.rows.n_users() {
                     for (n, s) in
-                        self.neighbours_of_row(u, &mut Accumulator::new(self.rows.n_users()))
+                        self.neighbours_of_row(u, &mut Accumulator::new(self.rows.n_users()), 0)
                     {
                         dense[n as usize] = s;
                     }
@@ -505,7 +485,7 @@ impl Recommender for Knn {
                 let (cols, vals): (Vec<u32>, Vec<f32>) = sorted.into_iter().unzip();
                 let vals = self.transform_history(&cols, &vals, q.user);
                 let mut acc = Accumulator::new(self.rows.n_users());
-                let mut nbrs = self.index.row(&cols, &vals, q.user, &mut acc);
+                let mut nbrs = self.index.row(&cols, &vals, q.user, &mut acc, 0);
                 nbrs.retain(|p| p.1 >= self.params.threshold);
                 nbrs.truncate(self.params.k);
                 for (n, s) in nbrs {
@@ -555,7 +535,7 @@ impl Knn {
         }
         let mut acc = Accumulator::new(self.rows.n_users());
         Ok(self
-            .neighbours_of_row(u, &mut acc)
+            .neighbours_of_row(u, &mut acc, k)
             .into_iter()
             .take(k)
             .map(|(item, score)| Scored { item, score })

@@ -110,14 +110,12 @@ impl SimilarityIndex {
 
     /// Similarities of a row given by its `(columns, values)` (sorted columns, transformed
     /// values) to every row sharing a column, as `(row, sim)` with sim > 0, best first (ties by
-    /// ascending row). `skip` is excluded (the row itself).
+        /// ascending row). `skip` is excluded (the row itself); `keep > 0` keeps only the best `keep`.
     pub fn row(
         &self,
         cols: &[u32],
         vals: &[f32],
-        skip: Option<u32>,
-        acc: &mut Accumulator,
-    ) -> Vec<(u32, f32)> {
+        skip: Option<u32>, acc: &mut Accumulator, keep: usize) -> Vec<(u32, f32)> {
         let m = &self.m;
         let co = self.kind.co_rated();
         for (&c, &a) in cols.iter().zip(vals) {
@@ -172,8 +170,13 @@ impl SimilarityIndex {
             acc.sx[yi] = 0.0;
             acc.sy[yi] = 0.0;
         }
-        acc.touched.clear();
-        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                acc.touched.clear();
+        let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if keep > 0 && out.len() > keep {
+            out.select_nth_unstable_by(keep, best_first);
+            out.truncate(keep);
+        }
+        out.sort_unstable_by(best_first);
         out
     }
 
@@ -295,7 +298,7 @@ mod tests {
         );
         let idx = SimilarityIndex::new(data.clone(), kind, 100.0, 1);
         let mut acc = Accumulator::new(3);
-        idx.row(data.user_items(x), data.user_values(x), Some(x), &mut acc)
+        idx.row(data.user_items(x), data.user_values(x), Some(x), &mut acc, 0)
             .iter()
             .find(|p| p.0 == y)
             .map_or(0.0, |p| p.1)

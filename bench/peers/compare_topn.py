@@ -1,0 +1,99 @@
+"""Top-N on MovieLens-100K: reco's item-kNN (cosine, BM25), EASE, RP3β vs implicit 0.7
+(CosineRecommender, BM25Recommender, K = 100) on the same split files.
+
+Usage: python bench/peers/compare_topn.py [--protocols loo,temporal:0.2] [--runs 3]
+
+Both sides see binary interactions (every training rating is a positive; reco reads the files
+with --threshold 1) and rank unseen items for every test user; every test item is relevant.
+Metrics use the definitions of docs/metrics.md (bench/recompute_metrics.py computes the implicit
+side). Fit time is the median of N runs; implicit and reco both use all cores.
+"""
+import argparse
+import warnings
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import recompute_metrics  # noqa: E402
+
+RECO_MODELS = {
+    "item-knn cosine (K=100)": {"model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 100},
+    "item-knn bm25 (K=100)": {"model": "item-knn", "similarity": "bm25", "max_neighbours": 100},
+    "ease (λ=500)": {"model": "ease", "lambda": 500.0},
+    "rp3beta (α=1, β=0.5)": {"model": "rp3beta"},
+    "popularity": {"model": "popularity"},
+}
+PEER = {"item-knn cosine (K=100)": "cosine", "item-knn bm25 (K=100)": "bm25"}
+
+
+def implicit_run(train_csv, test_csv, kind, k=10):
+    from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+    tr = pd.read_csv(train_csv, dtype={"user": str, "item": str})
+    te = pd.read_csv(test_csv, dtype={"user": str, "item": str})
+    users = {u: n for n, u in enumerate(dict.fromkeys(tr["user"]))}
+    items = {i: n for n, i in enumerate(dict.fromkeys(tr["item"]))}
+    inv_items = list(items)
+    ui = csr_matrix((np.ones(len(tr), dtype=np.float32), (tr["user"].map(users), tr["item"].map(items))), shape=(len(users), len(items)))
+    model = CosineRecommender(K=100) if kind == "cosine" else BM25Recommender(K=100, K1=1.2, B=0.75)
+    t0 = time.perf_counter()
+    model.fit(ui, show_progress=False)
+    fit = time.perf_counter() - t0
+    run, qrels = {}, {}
+    for u, grp in te.groupby("user"):
+        qrels[u] = {i: 1.0 for i in grp["item"]}
+        if u in users:
+            ids, _ = model.recommend(users[u], ui[users[u]], N=k, filter_already_liked_items=True)
+            run[u] = [inv_items[i] for i in ids]
+        else:
+            run[u] = []
+    vals = {"ndcg@10": [], "recall@10": []}
+    for u, rel in qrels.items():
+        m = recompute_metrics.metrics_at_k(run.get(u, []), rel, k)
+        vals["ndcg@10"].append(m["ndcg"])
+        vals["recall@10"].append(m["recall"])
+    return {name: float(np.mean(v)) for name, v in vals.items()}, fit
+
+
+def reco_run(reco, split_dir, spec):
+    out = subprocess.run([reco, "eval", "--splits", split_dir, "--threshold", "1", "--model", json.dumps(spec), "--k", "10", "--no-auc", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    m = json.loads(out)["models"][0]
+    return {"ndcg@10": m["metrics"]["ndcg@10"]["mean"], "recall@10": m["metrics"]["recall@10"]["mean"]}, sum(m["fit_seconds"])
+
+
+def main():
+    warnings.filterwarnings("ignore")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--protocols", default="loo,temporal:0.2")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--reco", default="./target/release/reco")
+    ap.add_argument("--workdir", default="/tmp/reco-topn")
+    args = ap.parse_args()
+    for proto in args.protocols.split(","):
+        d = os.path.join(args.workdir, proto.replace(":", "-"))
+        if not os.path.exists(os.path.join(d, "train.csv")):
+            subprocess.run([args.reco, "data", "split", "--data", "data/ml-100k", "--protocol", proto, "--out", d], check=True, capture_output=True)
+        print(f"\n{proto}\n")
+        print("| model | reco NDCG@10 | implicit NDCG@10 | reco recall@10 | implicit recall@10 | reco fit s | implicit fit s | speed-up |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, spec in RECO_MODELS.items():
+            runs = [reco_run(args.reco, d, spec) for _ in range(args.runs)]
+            r_m, r_t = runs[0][0], statistics.median(r[1] for r in runs)
+            if name in PEER:
+                peer = [implicit_run(os.path.join(d, "train.csv"), os.path.join(d, "test.csv"), PEER[name]) for _ in range(args.runs)]
+                p_m, p_t = peer[0][0], statistics.median(p[1] for p in peer)
+                print(f"| {name} | {r_m['ndcg@10']:.4f} | {p_m['ndcg@10']:.4f} | {r_m['recall@10']:.4f} | {p_m['recall@10']:.4f} | {r_t:.3f} | {p_t:.3f} | {p_t / r_t:.1f}× |", flush=True)
+            else:
+                print(f"| {name} | {r_m['ndcg@10']:.4f} | – | {r_m['recall@10']:.4f} | – | {r_t:.3f} | – | – |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
