@@ -286,16 +286,19 @@ impl Interactions {
     }
 
     /// Range of positions of user `u` in the CSR arrays.
+    #[inline]
     pub fn row_range(&self, u: u32) -> std::ops::Range<usize> {
         self.indptr[u as usize]..self.indptr[u as usize + 1]
     }
 
     /// Items of user `u`, ascending.
+    #[inline]
     pub fn user_items(&self, u: u32) -> &[u32] {
         &self.indices[self.row_range(u)]
     }
 
     /// Values of user `u`, aligned with [`Self::user_items`].
+    #[inline]
     pub fn user_values(&self, u: u32) -> &[f32] {
         &self.values[self.row_range(u)]
     }
@@ -307,21 +310,25 @@ impl Interactions {
     }
 
     /// Number of interactions of user `u`.
+    #[inline]
     pub fn user_len(&self, u: u32) -> usize {
         self.indptr[u as usize + 1] - self.indptr[u as usize]
     }
 
     /// Users of item `i`, ascending.
+    #[inline]
     pub fn item_users(&self, i: u32) -> &[u32] {
         &self.col_users[self.col_ptr[i as usize]..self.col_ptr[i as usize + 1]]
     }
 
     /// Values of item `i`, aligned with [`Self::item_users`].
+    #[inline]
     pub fn item_values(&self, i: u32) -> &[f32] {
         &self.col_values[self.col_ptr[i as usize]..self.col_ptr[i as usize + 1]]
     }
 
     /// Number of interactions of item `i`.
+    #[inline]
     pub fn item_len(&self, i: u32) -> usize {
         self.col_ptr[i as usize + 1] - self.col_ptr[i as usize]
     }
@@ -415,7 +422,14 @@ impl Interactions {
     /// The transpose (items become rows), in O(nnz): the CSC arrays already are its CSR.
     /// Timestamps are dropped.
     pub fn transpose(&self) -> Self {
-        Self::from_csr(self.n_items, self.n_users, self.col_ptr.clone(), self.col_users.clone(), self.col_values.clone(), None)
+        Self::from_csr(
+            self.n_items,
+            self.n_users,
+            self.col_ptr.clone(),
+            self.col_users.clone(),
+            self.col_values.clone(),
+            None,
+        )
     }
 
     /// The same entries with new values, given in CSR order (`values.len() == nnz`).

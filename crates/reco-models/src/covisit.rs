@@ -193,8 +193,8 @@ impl Covisit {
         let lists: Vec<Vec<(u32, f32)>> = (0..n)
             .into_par_iter()
             .map_init(
-                || (vec![0f64; n], Vec::<u32>::new()),
-                |(acc, touched), a| {
+                || (vec![0f64; n], Vec::<u32>::new(), Vec::<(u32, f32)>::new()),
+                |(acc, touched, buf), a| {
                     for &(s, pa) in &holders[a] {
                         for (pb, &b) in sessions[s as usize].iter().enumerate() {
                             if b as usize == a {
@@ -211,27 +211,24 @@ impl Covisit {
                             acc[b as usize] += w;
                         }
                     }
-                    let mut l: Vec<(u32, f32)> = touched
-                        .iter()
-                        .map(|&b| {
-                            let c = acc[b as usize];
-                            let (na, nb) = (df[a], df[b as usize]);
-                            let w = match p.weighting {
-                                CovisWeighting::Count => c,
-                                CovisWeighting::Cosine => c / (na * nb).sqrt(),
-                                CovisWeighting::Jaccard => c / (na + nb - c).max(c),
-                                CovisWeighting::Lift => c * n_sessions / (na * nb),
-                                CovisWeighting::Conditional => c / na,
-                            };
-                            (b, w as f32)
-                        })
-                        .collect();
+                    buf.clear();
+                    buf.extend(touched.iter().map(|&b| {
+                        let c = acc[b as usize];
+                        let (na, nb) = (df[a], df[b as usize]);
+                        let w = match p.weighting {
+                            CovisWeighting::Count => c,
+                            CovisWeighting::Cosine => c / (na * nb).sqrt(),
+                            CovisWeighting::Jaccard => c / (na + nb - c).max(c),
+                            CovisWeighting::Lift => c * n_sessions / (na * nb),
+                            CovisWeighting::Conditional => c / na,
+                        };
+                        (b, w as f32)
+                    }));
                     for &b in touched.iter() {
                         acc[b as usize] = 0.0;
                     }
                     touched.clear();
-                    l.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-                    l.truncate(p.top_k);
+                    let l = crate::neighbours::best_pairs(buf, p.top_k);
                     let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     if d.is_multiple_of(4096) || d == n as u64 {
                         opts.report("items", d, n as u64, None);

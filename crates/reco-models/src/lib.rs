@@ -13,6 +13,7 @@ pub mod content;
 pub mod covisit;
 pub mod ease;
 pub mod knn;
+mod neighbours;
 mod persist;
 pub mod rp3;
 pub mod slope_one;

@@ -64,40 +64,39 @@ impl Rp3 {
             .collect();
         let deg_i: Vec<f64> = (0..n as u32).map(|i| m.item_len(i) as f64).collect();
         let done = std::sync::atomic::AtomicU64::new(0);
-        let lists: Vec<Vec<(u32, f32)>> = (0..n as u32)
-            .into_par_iter()
-            .map_init(
-                || (vec![0f64; n], Vec::<u32>::new()),
-                |(acc, touched), i| {
-                    let w1 = (1.0 / deg_i[i as usize]).powf(p.alpha);
-                    for &u in m.item_users(i) {
-                        let w = w1 * (1.0 / deg_u[u as usize]).powf(p.alpha);
-                        for &j in m.user_items(u) {
-                            if acc[j as usize] == 0.0 {
-                                touched.push(j);
+        let lists: Vec<Vec<(u32, f32)>> =
+            (0..n as u32)
+                .into_par_iter()
+                .map_init(
+                    || (vec![0f64; n], Vec::<u32>::new(), Vec::<(u32, f32)>::new()),
+                    |(acc, touched, buf), i| {
+                        let w1 = (1.0 / deg_i[i as usize]).powf(p.alpha);
+                        for &u in m.item_users(i) {
+                            let w = w1 * (1.0 / deg_u[u as usize]).powf(p.alpha);
+                            for &j in m.user_items(u) {
+                                if acc[j as usize] == 0.0 {
+                                    touched.push(j);
+                                }
+                                acc[j as usize] += w;
                             }
-                            acc[j as usize] += w;
                         }
-                    }
-                    let mut l: Vec<(u32, f32)> = touched
-                        .iter()
-                        .filter(|&&j| j != i)
-                        .map(|&j| (j, (acc[j as usize] / deg_i[j as usize].powf(p.beta)) as f32))
-                        .collect();
-                    for &j in touched.iter() {
-                        acc[j as usize] = 0.0;
-                    }
-                    touched.clear();
-                    l.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    l.truncate(p.top_k);
-                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if d.is_multiple_of(4096) || d == n as u64 {
-                        opts.report("items", d, n as u64, None);
-                    }
-                    l
-                },
-            )
-            .collect();
+                        buf.clear();
+                        buf.extend(touched.iter().filter(|&&j| j != i).map(|&j| {
+                            (j, (acc[j as usize] / deg_i[j as usize].powf(p.beta)) as f32)
+                        }));
+                        for &j in touched.iter() {
+                            acc[j as usize] = 0.0;
+                        }
+                        touched.clear();
+                        let l = crate::neighbours::best_pairs(buf, p.top_k);
+                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if d.is_multiple_of(4096) || d == n as u64 {
+                            opts.report("items", d, n as u64, None);
+                        }
+                        l
+                    },
+                )
+                .collect();
         let (mut ptr, mut nbr, mut weight) = (vec![0u64], Vec::new(), Vec::new());
         for l in lists {
             nbr.extend(l.iter().map(|x| x.0));

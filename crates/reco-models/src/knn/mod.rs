@@ -148,7 +148,7 @@ fn row_moments(m: &Interactions, global: f32) -> Moments {
 fn oriented(m: &Interactions, side: Side) -> Interactions {
     match side {
         Side::User => m.clone(),
-                Side::Item => m.transpose(),
+        Side::Item => m.transpose(),
     }
 }
 
@@ -176,13 +176,22 @@ impl Knn {
     pub fn fit(p: &KnnParams, side: Side, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m = &data.interactions;
-                // Baselines only where the similarity or the prediction uses them; μ always (fallback).
-        let needs_biases = p.similarity == Similarity::PearsonBaseline || p.prediction == Prediction::Baseline;
+        // Baselines only where the similarity or the prediction uses them; μ always (fallback).
+        let needs_biases =
+            p.similarity == Similarity::PearsonBaseline || p.prediction == Prediction::Baseline;
         let biases = if needs_biases && m.nnz() > 0 {
             Biases::fit(m, &p.baseline, &FitOptions::default())?
         } else {
-            let mu = if m.nnz() == 0 { 0.0 } else { (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32 };
-            Biases { mu, bu: vec![0.0; m.n_users()], bi: vec![0.0; m.n_items()] }
+            let mu = if m.nnz() == 0 {
+                0.0
+            } else {
+                (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32
+            };
+            Biases {
+                mu,
+                bu: vec![0.0; m.n_users()],
+                bi: vec![0.0; m.n_items()],
+            }
         };
         let rows = oriented(m, side);
         let moments = row_moments(&rows, biases.mu);
@@ -242,7 +251,7 @@ impl Knn {
                 .map_init(
                     || Accumulator::new(n),
                     |acc, x| {
-                                                let l = model.neighbours_of_row(x, acc, p.max_neighbours);
+                        let l = model.neighbours_of_row(x, acc, p.max_neighbours);
                         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         if d.is_multiple_of(1024) || d == n as u64 {
                             opts.report("items", d, n as u64, None);
@@ -261,9 +270,11 @@ impl Knn {
     }
 
     /// Neighbours of row `x` by the similarity, best first, above the threshold.
-        fn neighbours_of_row(&self, x: u32, acc: &mut Accumulator, keep: usize) -> Vec<(u32, f32)> {
+    fn neighbours_of_row(&self, x: u32, acc: &mut Accumulator, keep: usize) -> Vec<(u32, f32)> {
         let m = &self.index.m;
-        let mut l = self.index.row(m.user_items(x), m.user_values(x), Some(x), acc, keep);
+        let mut l = self
+            .index
+            .row(m.user_items(x), m.user_values(x), Some(x), acc, keep);
         l.retain(|p| p.1 >= self.params.threshold);
         l
     }

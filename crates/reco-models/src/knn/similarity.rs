@@ -54,7 +54,9 @@ pub struct Accumulator {
     sqy: Vec<f64>,
     sx: Vec<f64>,
     sy: Vec<f64>,
+    dots: Vec<f32>,
     touched: Vec<u32>,
+    out: Vec<(u32, f32)>,
 }
 
 impl Accumulator {
@@ -67,7 +69,9 @@ impl Accumulator {
             sqy: vec![0.0; n],
             sx: vec![0.0; n],
             sy: vec![0.0; n],
+            dots: vec![0.0; n],
             touched: Vec::new(),
+            out: Vec::new(),
         }
     }
 }
@@ -90,6 +94,12 @@ pub struct SimilarityIndex {
 impl SimilarityIndex {
     /// Wraps a prepared matrix.
     pub fn new(m: Interactions, kind: Similarity, shrinkage: f64, min_support: u32) -> Self {
+        // Jaccard counts shared columns: its dot products must run on 0/1 values.
+        let m = if kind == Similarity::Jaccard {
+            m.with_values(&vec![1.0; m.nnz()])
+        } else {
+            m
+        };
         let norms = (0..m.n_users() as u32)
             .map(|x| {
                 m.user_values(x)
@@ -110,31 +120,36 @@ impl SimilarityIndex {
 
     /// Similarities of a row given by its `(columns, values)` (sorted columns, transformed
     /// values) to every row sharing a column, as `(row, sim)` with sim > 0, best first (ties by
-        /// ascending row). `skip` is excluded (the row itself); `keep > 0` keeps only the best `keep`.
+    /// ascending row). `skip` is excluded (the row itself); `keep > 0` keeps only the best `keep`.
     pub fn row(
         &self,
         cols: &[u32],
         vals: &[f32],
-        skip: Option<u32>, acc: &mut Accumulator, keep: usize) -> Vec<(u32, f32)> {
+        skip: Option<u32>,
+        acc: &mut Accumulator,
+        keep: usize,
+    ) -> Vec<(u32, f32)> {
         let m = &self.m;
         let co = self.kind.co_rated();
-        for (&c, &a) in cols.iter().zip(vals) {
-            let a = a as f64;
-            for (&y, &b) in m.item_users(c).iter().zip(m.item_values(c)) {
-                let yi = y as usize;
-                if acc.freq[yi] == 0 {
-                    acc.touched.push(y);
-                }
-                acc.freq[yi] += 1;
-                let b = b as f64;
-                acc.prods[yi] += a * b;
-                if co {
+        if co {
+            for (&c, &a) in cols.iter().zip(vals) {
+                let a = a as f64;
+                for (&y, &b) in m.item_users(c).iter().zip(m.item_values(c)) {
+                    let yi = y as usize;
+                    if acc.freq[yi] == 0 {
+                        acc.touched.push(y);
+                    }
+                    acc.freq[yi] += 1;
+                    let b = b as f64;
+                    acc.prods[yi] += a * b;
                     acc.sqx[yi] += a * a;
                     acc.sqy[yi] += b * b;
                     acc.sx[yi] += a;
                     acc.sy[yi] += b;
                 }
             }
+        } else {
+            return self.vector_row(cols, vals, skip, acc, keep);
         }
         let norm_x = vals
             .iter()
@@ -142,7 +157,8 @@ impl SimilarityIndex {
             .sum::<f64>()
             .sqrt();
         let len_x = cols.len() as f64;
-        let mut out = Vec::with_capacity(acc.touched.len());
+        let mut out = std::mem::take(&mut acc.out);
+        out.clear();
         for &y in &acc.touched {
             let yi = y as usize;
             let n = acc.freq[yi];
@@ -165,19 +181,95 @@ impl SimilarityIndex {
             }
             acc.freq[yi] = 0;
             acc.prods[yi] = 0.0;
-            acc.sqx[yi] = 0.0;
-            acc.sqy[yi] = 0.0;
-            acc.sx[yi] = 0.0;
-            acc.sy[yi] = 0.0;
+            if co {
+                acc.sqx[yi] = 0.0;
+                acc.sqy[yi] = 0.0;
+                acc.sx[yi] = 0.0;
+                acc.sy[yi] = 0.0;
+            }
         }
-                acc.touched.clear();
-        let best_first = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if keep > 0 && out.len() > keep {
-            out.select_nth_unstable_by(keep, best_first);
-            out.truncate(keep);
+        acc.touched.clear();
+        let result = crate::neighbours::best_pairs(&mut out, keep);
+        acc.out = out;
+        result
+    }
+
+    /// The whole-vector similarities: only dot products are needed, accumulated into one dense
+    /// f32 array (the hot loop of item-kNN at scale), then read back by a sequential scan, which
+    /// is cheaper than tracking touched rows when lists are long.
+    fn vector_row(
+        &self,
+        cols: &[u32],
+        vals: &[f32],
+        skip: Option<u32>,
+        acc: &mut Accumulator,
+        keep: usize,
+    ) -> Vec<(u32, f32)> {
+        let m = &self.m;
+        let dots = &mut acc.dots;
+        let mut work = 0usize;
+        let binary = self.kind == Similarity::Jaccard;
+        for (&c, &a) in cols.iter().zip(vals) {
+            let a = if binary { 1.0 } else { a };
+            let (ys, bs) = (m.item_users(c), m.item_values(c));
+            work += ys.len();
+            for (&y, &b) in ys.iter().zip(bs) {
+                dots[y as usize] += a * b;
+            }
         }
-        out.sort_unstable_by(best_first);
-        out
+        let norm_x = vals
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
+        let len_x = cols.len() as f64;
+        // A reused buffer: a fresh vector per row faulted in new pages for every item.
+        let mut out = std::mem::take(&mut acc.out);
+        out.clear();
+        let mut visit = |y: usize, d: f32| {
+            if Some(y as u32) == skip {
+                return;
+            }
+            let d = d as f64;
+            let s = match self.kind {
+                Similarity::Jaccard => d / (len_x + m.user_len(y as u32) as f64 - d),
+                Similarity::Bm25 => d,
+                _ => {
+                    let n = norm_x * self.norms[y];
+                    if n > 0.0 {
+                        d / n
+                    } else {
+                        0.0
+                    }
+                }
+            };
+            if s > 0.0 && s.is_finite() {
+                out.push((y as u32, s as f32));
+            }
+        };
+        if work > dots.len() / 8 {
+            for (y, d) in dots.iter_mut().enumerate() {
+                if *d != 0.0 {
+                    visit(y, *d);
+                    *d = 0.0;
+                }
+            }
+        } else {
+            // Few updates: revisit only the rows reached (a row may be listed twice; the reset
+            // makes the second visit a no-op).
+            for &c in cols {
+                for &y in m.item_users(c) {
+                    let d = dots[y as usize];
+                    if d != 0.0 {
+                        visit(y as usize, d);
+                        dots[y as usize] = 0.0;
+                    }
+                }
+            }
+        }
+        let result = crate::neighbours::best_pairs(&mut out, keep);
+        acc.out = out;
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -298,10 +390,16 @@ mod tests {
         );
         let idx = SimilarityIndex::new(data.clone(), kind, 100.0, 1);
         let mut acc = Accumulator::new(3);
-        idx.row(data.user_items(x), data.user_values(x), Some(x), &mut acc, 0)
-            .iter()
-            .find(|p| p.0 == y)
-            .map_or(0.0, |p| p.1)
+        idx.row(
+            data.user_items(x),
+            data.user_values(x),
+            Some(x),
+            &mut acc,
+            0,
+        )
+        .iter()
+        .find(|p| p.0 == y)
+        .map_or(0.0, |p| p.1)
     }
 
     #[test]
