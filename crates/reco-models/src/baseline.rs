@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::spec::impl_model;
 
 /// Parameters of the random model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -56,14 +56,7 @@ impl Recommender for RandomModel {
     }
 }
 
-impl Model for RandomModel {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Random(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(RandomModel, Random);
 
 /// What popularity counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,14 +165,7 @@ impl Recommender for Popularity {
     }
 }
 
-impl Model for Popularity {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Popularity(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Popularity, Popularity);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::spec::impl_model;
 
 /// How the biases are estimated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,14 +234,7 @@ impl RatingPredictor for Baseline {
     }
 }
 
-impl Model for Baseline {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Baseline(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Baseline, Baseline);
 
 /// Which means to subtract before a rating model learns, and add back after it predicts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

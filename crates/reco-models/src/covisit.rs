@@ -10,7 +10,8 @@ use reco_core::model::{FitOptions, Query, Recommender, SimilarItems};
 use reco_core::topk::Scored;
 use reco_core::{Dataset, Error, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::neighbours::NeighbourLists;
+use crate::spec::impl_model;
 
 /// Where sessions come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,9 +165,7 @@ fn rustc_hash_set(cap: usize) -> std::collections::HashSet<u32> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Covisit {
     params: CovisitParams,
-    ptr: Vec<u64>,
-    nbr: Vec<u32>,
-    weight: Vec<f32>,
+    graph: NeighbourLists,
     popularity: Vec<f32>,
     /// Each user's most recent items, oldest first (the query context of known users).
     recent: Vec<Vec<u32>>,
@@ -237,12 +236,7 @@ impl Covisit {
                 },
             )
             .collect();
-        let (mut ptr, mut nbr, mut weight) = (vec![0u64], Vec::new(), Vec::new());
-        for l in lists {
-            nbr.extend(l.iter().map(|x| x.0));
-            weight.extend(l.iter().map(|x| x.1));
-            ptr.push(nbr.len() as u64);
-        }
+        let graph = NeighbourLists::from_lists(lists);
         let m = &data.interactions;
         let counts = m.item_counts();
         let max = counts.iter().copied().max().unwrap_or(0).max(1) as f32;
@@ -264,20 +258,14 @@ impl Covisit {
             .collect();
         Ok(Covisit {
             params: p.clone(),
-            ptr,
-            nbr,
-            weight,
+            graph,
             popularity: counts.iter().map(|&c| c as f32 / (max + 1.0)).collect(),
             recent,
         })
     }
 
-    fn neighbours(&self, a: u32) -> (&[u32], &[f32]) {
-        let (x, y) = (
-            self.ptr[a as usize] as usize,
-            self.ptr[a as usize + 1] as usize,
-        );
-        (&self.nbr[x..y], &self.weight[x..y])
+    fn neighbours(&self, i: u32) -> (&[u32], &[f32]) {
+        self.graph.of(i)
     }
 
     /// The recent items of a query, oldest first.
@@ -317,7 +305,7 @@ impl Covisit {
 
 impl Recommender for Covisit {
     fn n_items(&self) -> usize {
-        self.ptr.len() - 1
+        self.graph.len()
     }
 
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
@@ -354,30 +342,11 @@ impl Recommender for Covisit {
 
 impl SimilarItems for Covisit {
     fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
-        if item as usize >= self.n_items() {
-            return Err(Error::param(
-                "item",
-                format!("index {item} is outside the catalogue"),
-            ));
-        }
-        let (nb, w) = self.neighbours(item);
-        Ok(nb
-            .iter()
-            .zip(w)
-            .take(k)
-            .map(|(&b, &x)| Scored { item: b, score: x })
-            .collect())
+        self.graph.similar(item, k)
     }
 }
 
-impl Model for Covisit {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Covisit(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Covisit, Covisit);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::spec::impl_model;
 
 /// Largest catalogue EASE accepts (its dense matrices take 2 · n² · 4 bytes: 3.2 GB at the limit).
 pub const MAX_ITEMS: usize = 20_000;
@@ -150,14 +150,7 @@ impl Recommender for Ease {
     }
 }
 
-impl Model for Ease {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Ease(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Ease, Ease);
 
 #[cfg(test)]
 mod tests {

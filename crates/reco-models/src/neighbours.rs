@@ -27,3 +27,64 @@ mod tests {
         assert_eq!(best_pairs(&mut b, 0).len(), 4);
     }
 }
+
+/// One neighbour list per item, stored as CSR: the graph of item-item models.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct NeighbourLists {
+    ptr: Vec<u64>,
+    nbr: Vec<u32>,
+    weight: Vec<f32>,
+}
+
+impl NeighbourLists {
+    /// Concatenates per-item lists (already best first).
+    pub(crate) fn from_lists(lists: Vec<Vec<(u32, f32)>>) -> Self {
+        let mut g = NeighbourLists {
+            ptr: Vec::with_capacity(lists.len() + 1),
+            ..Default::default()
+        };
+        g.ptr.push(0);
+        for l in lists {
+            g.nbr.extend(l.iter().map(|x| x.0));
+            g.weight.extend(l.iter().map(|x| x.1));
+            g.ptr.push(g.nbr.len() as u64);
+        }
+        g
+    }
+
+    /// Number of items.
+    pub(crate) fn len(&self) -> usize {
+        self.ptr.len().saturating_sub(1)
+    }
+
+    /// Neighbours of item `i` and their weights, best first.
+    pub(crate) fn of(&self, i: u32) -> (&[u32], &[f32]) {
+        let (a, b) = (
+            self.ptr[i as usize] as usize,
+            self.ptr[i as usize + 1] as usize,
+        );
+        (&self.nbr[a..b], &self.weight[a..b])
+    }
+
+    /// The first `k` neighbours of `item` (the `SimilarItems` answer), or an error for an index
+    /// outside the catalogue.
+    pub(crate) fn similar(
+        &self,
+        item: u32,
+        k: usize,
+    ) -> reco_core::Result<Vec<reco_core::topk::Scored>> {
+        if item as usize >= self.len() {
+            return Err(reco_core::Error::param(
+                "item",
+                format!("index {item} is outside the catalogue"),
+            ));
+        }
+        let (nb, w) = self.of(item);
+        Ok(nb
+            .iter()
+            .zip(w)
+            .take(k)
+            .map(|(&i, &s)| reco_core::topk::Scored { item: i, score: s })
+            .collect())
+    }
+}

@@ -9,7 +9,8 @@ use reco_core::model::{FitOptions, Query, Recommender, SimilarItems};
 use reco_core::topk::Scored;
 use reco_core::{Dataset, Error, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::neighbours::NeighbourLists;
+use crate::spec::impl_model;
 
 /// Parameters of RP3β.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,9 +38,7 @@ impl Default for Rp3Params {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rp3 {
     params: Rp3Params,
-    ptr: Vec<u64>,
-    nbr: Vec<u32>,
-    weight: Vec<f32>,
+    graph: NeighbourLists,
     histories: Vec<Vec<u32>>,
 }
 
@@ -97,36 +96,25 @@ impl Rp3 {
                     },
                 )
                 .collect();
-        let (mut ptr, mut nbr, mut weight) = (vec![0u64], Vec::new(), Vec::new());
-        for l in lists {
-            nbr.extend(l.iter().map(|x| x.0));
-            weight.extend(l.iter().map(|x| x.1));
-            ptr.push(nbr.len() as u64);
-        }
+        let graph = NeighbourLists::from_lists(lists);
         let histories = (0..m.n_users() as u32)
             .map(|u| m.user_items(u).to_vec())
             .collect();
         Ok(Rp3 {
             params: p.clone(),
-            ptr,
-            nbr,
-            weight,
+            graph,
             histories,
         })
     }
 
     fn neighbours(&self, i: u32) -> (&[u32], &[f32]) {
-        let (a, b) = (
-            self.ptr[i as usize] as usize,
-            self.ptr[i as usize + 1] as usize,
-        );
-        (&self.nbr[a..b], &self.weight[a..b])
+        self.graph.of(i)
     }
 }
 
 impl Recommender for Rp3 {
     fn n_items(&self) -> usize {
-        self.ptr.len() - 1
+        self.graph.len()
     }
 
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
@@ -162,30 +150,11 @@ impl Recommender for Rp3 {
 
 impl SimilarItems for Rp3 {
     fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
-        if item as usize >= self.n_items() {
-            return Err(Error::param(
-                "item",
-                format!("index {item} is outside the catalogue"),
-            ));
-        }
-        let (nb, w) = self.neighbours(item);
-        Ok(nb
-            .iter()
-            .zip(w)
-            .take(k)
-            .map(|(&i, &s)| Scored { item: i, score: s })
-            .collect())
+        self.graph.similar(item, k)
     }
 }
 
-impl Model for Rp3 {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Rp3beta(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Rp3, Rp3beta);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Result};
 
 use crate::bias::Scale;
-use crate::spec::{Model, ModelSpec};
+use crate::spec::impl_model;
 
 /// Largest catalogue Slope One accepts.
 pub const MAX_ITEMS: usize = 20_000;
@@ -261,14 +261,7 @@ impl Recommender for SlopeOne {
     }
 }
 
-impl Model for SlopeOne {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::SlopeOne(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(SlopeOne, SlopeOne);
 
 #[cfg(test)]
 mod tests {

@@ -127,6 +127,22 @@ fn restore<T: Model + serde::de::DeserializeOwned + 'static>(
     Ok(Box::new(decode::<T>(state, "model.bin")?))
 }
 
+/// Implements [`Model`] for a model whose parameters sit in `self.params` and whose state is its
+/// serde form.
+macro_rules! impl_model {
+    ($ty:ty, $variant:ident) => {
+        impl $crate::spec::Model for $ty {
+            fn spec(&self) -> $crate::spec::ModelSpec {
+                $crate::spec::ModelSpec::$variant(self.params.clone())
+            }
+            fn state(&self) -> reco_core::Result<Vec<u8>> {
+                reco_core::artifact::encode(self)
+            }
+        }
+    };
+}
+pub(crate) use impl_model;
+
 /// A fitted model: it recommends, and it can describe and serialise itself.
 pub trait Model: Recommender {
     /// The specification it was fitted from.

@@ -35,10 +35,10 @@ impl Layout {
     /// Detects the layout of `path`.
     pub fn detect(path: &Path) -> Result<Layout> {
         if !path.exists() {
-            return Err(Error::io(
-                path,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: "no such file or directory".into(),
+            });
         }
         if path.is_file() {
             return Ok(Layout::Delimited);

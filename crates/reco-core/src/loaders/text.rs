@@ -166,7 +166,7 @@ impl RecordReader {
                         return Err(Error::parse(
                             &self.path,
                             self.line,
-                            "-",
+                            "(record)",
                             &text,
                             "unterminated quoted field",
                         ));

@@ -13,7 +13,7 @@ use reco_core::model::{FitOptions, Query, Recommender, SimilarItems};
 use reco_core::topk::{top_k, Scored};
 use reco_core::{Dataset, Error, FeatureTable, Result};
 
-use crate::spec::{Model, ModelSpec};
+use crate::spec::impl_model;
 use tfidf::{SparseRow, Tfidf, TfidfParams};
 
 /// How a user's items are weighted in the profile.
@@ -384,14 +384,7 @@ impl SimilarItems for Content {
     }
 }
 
-impl Model for Content {
-    fn spec(&self) -> ModelSpec {
-        ModelSpec::Content(self.params.clone())
-    }
-    fn state(&self) -> Result<Vec<u8>> {
-        reco_core::artifact::encode(self)
-    }
-}
+impl_model!(Content, Content);
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ use reco_core::topk::Scored;
 use reco_core::{Dataset, Error, Interactions, Result};
 
 use crate::bias::{BaselineParams, Biases, Scale};
+use crate::neighbours::NeighbourLists;
 use crate::spec::{Model, ModelSpec};
 pub use similarity::Similarity;
 use similarity::{Accumulator, SimilarityIndex};
@@ -165,9 +166,7 @@ pub struct Knn {
     biases: Biases,
     scale: Scale,
     /// Item-kNN: neighbour lists (CSR over items).
-    nb_ptr: Vec<u64>,
-    nb_idx: Vec<u32>,
-    nb_sim: Vec<f32>,
+    graph: NeighbourLists,
 }
 
 impl Knn {
@@ -239,9 +238,7 @@ impl Knn {
             index,
             moments,
             biases,
-            nb_ptr: vec![0],
-            nb_idx: Vec::new(),
-            nb_sim: Vec::new(),
+            graph: NeighbourLists::default(),
         };
         if side == Side::Item {
             let n = model.rows.n_users();
@@ -260,11 +257,7 @@ impl Knn {
                     },
                 )
                 .collect();
-            for l in lists {
-                model.nb_idx.extend(l.iter().map(|p| p.0));
-                model.nb_sim.extend(l.iter().map(|p| p.1));
-                model.nb_ptr.push(model.nb_idx.len() as u64);
-            }
+            model.graph = NeighbourLists::from_lists(lists);
         }
         Ok(model)
     }
@@ -281,11 +274,7 @@ impl Knn {
 
     /// Item-kNN neighbour list of item `i`.
     fn item_list(&self, i: u32) -> (&[u32], &[f32]) {
-        let (a, b) = (
-            self.nb_ptr[i as usize] as usize,
-            self.nb_ptr[i as usize + 1] as usize,
-        );
-        (&self.nb_idx[a..b], &self.nb_sim[a..b])
+        self.graph.of(i)
     }
 
     fn n_items_total(&self) -> usize {
@@ -574,19 +563,7 @@ impl Knn {
 
 impl SimilarItems for Knn {
     fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
-        if item as usize >= self.nb_ptr.len().saturating_sub(1) {
-            return Err(Error::param(
-                "item",
-                format!("index {item} is outside the catalogue"),
-            ));
-        }
-        let (idx, sim) = self.item_list(item);
-        Ok(idx
-            .iter()
-            .zip(sim)
-            .take(k)
-            .map(|(&i, &s)| Scored { item: i, score: s })
-            .collect())
+        self.graph.similar(item, k)
     }
 }
 
