@@ -27,6 +27,8 @@ PAIRS = [
     ("item-knn-means-pearson", {"model": "item-knn", "similarity": "pearson", "prediction": "with-means"}),
     ("item-knn-baseline-pb", {"model": "item-knn", "similarity": "pearson-baseline", "prediction": "baseline"}),
     ("slope-one", {"model": "slope-one", "weighted": False}),
+    ("svd", {"model": "svd"}),
+    ("nmf", {"model": "nmf"}),
 ]
 
 

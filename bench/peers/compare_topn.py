@@ -27,22 +27,46 @@ import recompute_metrics  # noqa: E402
 RECO_MODELS = {
     "item-knn cosine (K=100)": {"model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 100},
     "item-knn bm25 (K=100)": {"model": "item-knn", "similarity": "bm25", "max_neighbours": 100},
+    # implicit's confidence is α·r, reco's 1 + α·r: on binary data implicit α = reco α + 1.
+    "ials α=1 (64 f, 15 it, reg 0.05)": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 0.0},
+    "ials α=10": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 9.0},
+    "ials α=40": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 39.0},
+    "bpr (64 f, 100 epochs)": {"model": "bpr", "factors": 64, "epochs": 100, "lr": 0.01, "reg": 0.01},
     "ease (λ=500)": {"model": "ease", "lambda": 500.0},
     "rp3beta (α=1, β=0.5)": {"model": "rp3beta"},
     "popularity": {"model": "popularity"},
 }
-PEER = {"item-knn cosine (K=100)": "cosine", "item-knn bm25 (K=100)": "bm25"}
+PEER = {
+    "item-knn cosine (K=100)": ("cosine", {}),
+    "item-knn bm25 (K=100)": ("bm25", {}),
+    "ials α=1 (64 f, 15 it, reg 0.05)": ("als", {"alpha": 1.0}),
+    "ials α=10": ("als", {"alpha": 10.0}),
+    "ials α=40": ("als", {"alpha": 40.0}),
+    "bpr (64 f, 100 epochs)": ("bpr", {}),
+}
 
 
-def implicit_run(train_csv, test_csv, kind, k=10):
+def make_peer(kind, extra):
+    from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
     from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+    if kind == "cosine":
+        return CosineRecommender(K=100)
+    if kind == "bm25":
+        return BM25Recommender(K=100, K1=1.2, B=0.75)
+    if kind == "als":
+        return AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, alpha=extra["alpha"], random_state=42)
+    return BayesianPersonalizedRanking(factors=64, iterations=100, learning_rate=0.01, regularization=0.01, random_state=42)
+
+
+def implicit_run(train_csv, test_csv, kind, extra=None, k=10):
     tr = pd.read_csv(train_csv, dtype={"user": str, "item": str})
     te = pd.read_csv(test_csv, dtype={"user": str, "item": str})
     users = {u: n for n, u in enumerate(dict.fromkeys(tr["user"]))}
     items = {i: n for n, i in enumerate(dict.fromkeys(tr["item"]))}
     inv_items = list(items)
     ui = csr_matrix((np.ones(len(tr), dtype=np.float32), (tr["user"].map(users), tr["item"].map(items))), shape=(len(users), len(items)))
-    model = CosineRecommender(K=100) if kind == "cosine" else BM25Recommender(K=100, K1=1.2, B=0.75)
+    model = make_peer(kind, extra or {})
     t0 = time.perf_counter()
     model.fit(ui, show_progress=False)
     fit = time.perf_counter() - t0
@@ -76,6 +100,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reco", default="./target/release/reco")
     ap.add_argument("--workdir", default="/tmp/reco-topn")
+    ap.add_argument("--only", default="", help="comma-separated substrings of model names")
     args = ap.parse_args()
     for proto in args.protocols.split(","):
         d = os.path.join(args.workdir, proto.replace(":", "-"))
@@ -85,10 +110,13 @@ def main():
         print("| model | reco NDCG@10 | implicit NDCG@10 | reco recall@10 | implicit recall@10 | reco fit s | implicit fit s | speed-up |")
         print("|---|---|---|---|---|---|---|---|")
         for name, spec in RECO_MODELS.items():
+            if args.only and not any(o in name for o in args.only.split(",")):
+                continue
             runs = [reco_run(args.reco, d, spec) for _ in range(args.runs)]
             r_m, r_t = runs[0][0], statistics.median(r[1] for r in runs)
             if name in PEER:
-                peer = [implicit_run(os.path.join(d, "train.csv"), os.path.join(d, "test.csv"), PEER[name]) for _ in range(args.runs)]
+                kind, extra = PEER[name]
+                peer = [implicit_run(os.path.join(d, "train.csv"), os.path.join(d, "test.csv"), kind, extra) for _ in range(args.runs)]
                 p_m, p_t = peer[0][0], statistics.median(p[1] for p in peer)
                 print(f"| {name} | {r_m['ndcg@10']:.4f} | {p_m['ndcg@10']:.4f} | {r_m['recall@10']:.4f} | {p_m['recall@10']:.4f} | {r_t:.3f} | {p_t:.3f} | {p_t / r_t:.1f}× |", flush=True)
             else:

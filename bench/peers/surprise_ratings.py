@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 from surprise import (BaselineOnly, Dataset, KNNBaseline, KNNBasic, KNNWithMeans,
-                      KNNWithZScore, Reader, SlopeOne, SVD)
+                      KNNWithZScore, NMF, Reader, SlopeOne, SVD)
 
 ALGOS = {
     "baseline": lambda: BaselineOnly(verbose=False),
@@ -29,6 +29,8 @@ ALGOS = {
     "item-knn-means-pearson": lambda: KNNWithMeans(sim_options={"name": "pearson", "user_based": False}, verbose=False),
     "item-knn-baseline-pb": lambda: KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
     "slope-one": lambda: SlopeOne(),
+    "svd": lambda: SVD(),
+    "nmf": lambda: NMF(),
 }
 
 

@@ -106,6 +106,22 @@ pub trait Recommender: Send + Sync {
     fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
         None
     }
+
+    /// The embeddings capability (user and item vectors), if the model has it.
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        None
+    }
+}
+
+/// Models whose scores are inner products of user and item vectors (matrix factorisation,
+/// two-tower networks); what an ANN index is built from.
+pub trait Embeddings: Send + Sync {
+    /// Vector length.
+    fn dim(&self) -> usize;
+    /// The vector of a training user.
+    fn user_vector(&self, user: u32) -> Option<&[f32]>;
+    /// The vector of an item.
+    fn item_vector(&self, item: u32) -> Option<&[f32]>;
 }
 
 /// Models that predict the rating a user would give an item.

@@ -12,6 +12,11 @@ use crate::content::{Content, ContentParams};
 use crate::covisit::{Covisit, CovisitParams};
 use crate::ease::{Ease, EaseParams};
 use crate::knn::{Knn, KnnParams, Side};
+use crate::mf::als::{Als, AlsParams};
+use crate::mf::bpr::{Bpr, BprParams};
+use crate::mf::ials::{Ials, IalsParams};
+use crate::mf::nmf::{Nmf, NmfParams};
+use crate::mf::svd::{Svd, SvdParams};
 use crate::rp3::{Rp3, Rp3Params};
 use crate::slope_one::{SlopeOne, SlopeOneParams};
 
@@ -39,6 +44,16 @@ pub enum ModelSpec {
     Ease(EaseParams),
     /// RP3β random-walk item-item model.
     Rp3beta(Rp3Params),
+    /// Biased MF by SGD (Surprise's SVD; `biased = false` is probabilistic MF).
+    Svd(SvdParams),
+    /// Non-negative MF (Surprise's NMF).
+    Nmf(NmfParams),
+    /// Explicit ALS with biases and weighted-λ.
+    Als(AlsParams),
+    /// Implicit-feedback ALS (Hu, Koren & Volinsky).
+    Ials(IalsParams),
+    /// Bayesian personalised ranking.
+    Bpr(BprParams),
 }
 
 impl ModelSpec {
@@ -55,6 +70,11 @@ impl ModelSpec {
             ModelSpec::Covisit(_) => "covisit",
             ModelSpec::Ease(_) => "ease",
             ModelSpec::Rp3beta(_) => "rp3beta",
+            ModelSpec::Svd(_) => "svd",
+            ModelSpec::Nmf(_) => "nmf",
+            ModelSpec::Als(_) => "als",
+            ModelSpec::Ials(_) => "ials",
+            ModelSpec::Bpr(_) => "bpr",
         }
     }
 
@@ -62,7 +82,13 @@ impl ModelSpec {
     /// neighbourhood models on co-rated similarities, whose purpose is rating prediction.
     pub fn ranks(&self) -> bool {
         match self {
-            ModelSpec::Random(_) | ModelSpec::Baseline(_) | ModelSpec::SlopeOne(_) => false,
+            ModelSpec::Random(_)
+            | ModelSpec::Baseline(_)
+            | ModelSpec::SlopeOne(_)
+            | ModelSpec::Svd(_)
+            | ModelSpec::Nmf(_)
+            | ModelSpec::Als(_) => false,
+            ModelSpec::Ials(_) | ModelSpec::Bpr(_) => true,
             ModelSpec::Popularity(_)
             | ModelSpec::Content(_)
             | ModelSpec::Covisit(_)
@@ -85,6 +111,9 @@ impl ModelSpec {
             ModelSpec::Content(p) => p.validate(),
             ModelSpec::Covisit(p) => p.validate(),
             ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
+            ModelSpec::Svd(p) => p.validate(),
+            ModelSpec::Ials(p) => p.validate(),
+            ModelSpec::Nmf(_) | ModelSpec::Als(_) | ModelSpec::Bpr(_) => Ok(()),
         }
     }
 
@@ -102,6 +131,11 @@ impl ModelSpec {
             ModelSpec::Covisit(p) => Box::new(Covisit::fit(p, data, opts)?),
             ModelSpec::Ease(p) => Box::new(Ease::fit(p, data, opts)?),
             ModelSpec::Rp3beta(p) => Box::new(Rp3::fit(p, data, opts)?),
+            ModelSpec::Svd(p) => Box::new(Svd::fit(p, data, opts)?),
+            ModelSpec::Nmf(p) => Box::new(Nmf::fit(p, data, opts)?),
+            ModelSpec::Als(p) => Box::new(Als::fit(p, data, opts)?),
+            ModelSpec::Ials(p) => Box::new(Ials::fit(p, data, opts)?),
+            ModelSpec::Bpr(p) => Box::new(Bpr::fit(p, data, opts)?),
         })
     }
 
@@ -117,6 +151,11 @@ impl ModelSpec {
             ModelSpec::Covisit(_) => restore::<Covisit>(state),
             ModelSpec::Ease(_) => restore::<Ease>(state),
             ModelSpec::Rp3beta(_) => restore::<Rp3>(state),
+            ModelSpec::Svd(_) => restore::<Svd>(state),
+            ModelSpec::Nmf(_) => restore::<Nmf>(state),
+            ModelSpec::Als(_) => restore::<Als>(state),
+            ModelSpec::Ials(_) => restore::<Ials>(state),
+            ModelSpec::Bpr(_) => restore::<Bpr>(state),
         }
     }
 }

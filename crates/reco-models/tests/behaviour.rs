@@ -98,3 +98,42 @@ fn ease_and_rp3beta_behave() {
     }));
     check_behaviour(&ModelSpec::Rp3beta(Rp3Params::default()));
 }
+
+#[test]
+fn matrix_factorisation_behaves() {
+    use reco_models::mf::als::AlsParams;
+    use reco_models::mf::bpr::BprParams;
+    use reco_models::mf::ials::{IalsParams, Solver};
+    use reco_models::mf::nmf::NmfParams;
+    use reco_models::mf::svd::SvdParams;
+    check_behaviour(&ModelSpec::Svd(SvdParams {
+        factors: 16,
+        ..Default::default()
+    }));
+    check_behaviour(&ModelSpec::Svd(SvdParams {
+        factors: 16,
+        shuffle: true,
+        ..Default::default()
+    }));
+    check_behaviour(&ModelSpec::Nmf(NmfParams::default()));
+    check_behaviour(&ModelSpec::Als(AlsParams {
+        factors: 8,
+        iterations: 5,
+        ..Default::default()
+    }));
+    for solver in [Solver::Cg, Solver::Cholesky] {
+        check_behaviour(&ModelSpec::Ials(IalsParams {
+            factors: 16,
+            iterations: 5,
+            alpha: 10.0,
+            solver,
+            ..Default::default()
+        }));
+    }
+    check_behaviour(&ModelSpec::Bpr(BprParams {
+        factors: 16,
+        epochs: 20,
+        lr: 0.05,
+        ..Default::default()
+    }));
+}

@@ -1,0 +1,207 @@
+//! Explicit ALS with biases and weighted-λ regularisation (Zhou et al. 2008): alternately, every
+//! user solves [p_u, b_u] = argmin Σ_i (r_ui − μ − b_i − p_u·q_i − b_u)² + λ n_u (|p_u|² + b_u²)
+//! by Cholesky (faer), then every item likewise; rows are solved in parallel, independently.
+
+use faer::linalg::solvers::Solve;
+use faer::{Mat, Side};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::{Dataset, Error, Interactions, Result};
+
+use super::{check_common, dot, Factors};
+use crate::bias::Scale;
+use crate::spec::impl_model;
+
+/// Parameters of explicit ALS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlsParams {
+    /// Number of factors.
+    pub factors: usize,
+    /// Alternations.
+    pub iterations: usize,
+    /// λ; multiplied by each row's rating count when `weighted_reg`.
+    pub reg: f64,
+    /// Weighted-λ regularisation.
+    pub weighted_reg: bool,
+    /// Learn user and item biases.
+    pub biased: bool,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            factors: 20,
+            iterations: 15,
+            reg: 0.05,
+            weighted_reg: true,
+            biased: true,
+        }
+    }
+}
+
+/// Solves every row of (`x`, `xb`) against fixed (`y`, `yb`): targets r − μ − yb.
+#[allow(clippy::too_many_arguments)]
+fn solve_side(
+    x: &mut [f32],
+    xb: &mut [f32],
+    y: &[f32],
+    yb: &[f32],
+    m: &Interactions,
+    mu: f32,
+    p: &AlsParams,
+    k: usize,
+) -> Result<()> {
+    let d = k + usize::from(p.biased);
+    x.par_chunks_mut(k)
+        .zip(xb.par_iter_mut())
+        .enumerate()
+        .try_for_each(|(u, (row, bias))| {
+            let (idx, vals) = (m.user_items(u as u32), m.user_values(u as u32));
+            if idx.is_empty() {
+                return Ok(());
+            }
+            let lambda = p.reg
+                * if p.weighted_reg {
+                    idx.len() as f64
+                } else {
+                    1.0
+                };
+            let mut a = Mat::<f64>::zeros(d, d);
+            let mut b = Mat::<f64>::zeros(d, 1);
+            let mut z = vec![0f64; d];
+            for (&i, &r) in idx.iter().zip(vals) {
+                let yi = &y[i as usize * k..(i as usize + 1) * k];
+                for c in 0..k {
+                    z[c] = yi[c] as f64;
+                }
+                if p.biased {
+                    z[k] = 1.0;
+                }
+                let t = r as f64 - mu as f64 - yb.get(i as usize).copied().unwrap_or(0.0) as f64;
+                for r1 in 0..d {
+                    b[(r1, 0)] += z[r1] * t;
+                    for r2 in 0..d {
+                        a[(r1, r2)] += z[r1] * z[r2];
+                    }
+                }
+            }
+            for r1 in 0..d {
+                a[(r1, r1)] += lambda.max(1e-9);
+            }
+            let sol = a
+                .llt(Side::Lower)
+                .map_err(|e| Error::Unsupported(format!("als: {e:?}")))?
+                .solve(&b);
+            for c in 0..k {
+                row[c] = sol[(c, 0)] as f32;
+            }
+            if p.biased {
+                *bias = sol[(k, 0)] as f32;
+            }
+            Ok(())
+        })
+}
+
+/// A fitted explicit ALS model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Als {
+    params: AlsParams,
+    f: Factors,
+    known_user: Vec<bool>,
+    known_item: Vec<bool>,
+    scale: Scale,
+}
+
+impl Als {
+    /// Alternates user and item solves.
+    pub fn fit(p: &AlsParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
+        check_common(p.factors, p.iterations, &[], &[("reg", p.reg)])?;
+        let m = &data.interactions;
+        let k = p.factors;
+        let mut f = Factors::normal(m.n_users(), m.n_items(), k, 0.0, 0.1, true, opts.seed)?;
+        if p.biased && m.nnz() > 0 {
+            f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
+        }
+        let mt = m.transpose();
+        for it in 0..p.iterations {
+            solve_side(
+                &mut f.users,
+                &mut f.user_bias,
+                &f.items,
+                &f.item_bias,
+                m,
+                f.mu,
+                p,
+                k,
+            )?;
+            solve_side(
+                &mut f.items,
+                &mut f.item_bias,
+                &f.users,
+                &f.user_bias,
+                &mt,
+                f.mu,
+                p,
+                k,
+            )?;
+            opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+        }
+        f.check_finite("als")?;
+        Ok(Als {
+            params: p.clone(),
+            known_user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
+            known_item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
+            scale: Scale::of(m),
+            f,
+        })
+    }
+}
+
+impl RatingPredictor for Als {
+    fn predict(&self, u: u32, i: u32) -> f32 {
+        let ku = self.known_user.get(u as usize).copied().unwrap_or(false);
+        let ki = self.known_item.get(i as usize).copied().unwrap_or(false);
+        let f = &self.f;
+        let mut est = f.mu;
+        if ku {
+            est += f.user_bias[u as usize];
+        }
+        if ki {
+            est += f.item_bias[i as usize];
+        }
+        if ku && ki {
+            est += dot(f.user(u), f.item(i));
+        }
+        self.scale.clip(est)
+    }
+}
+
+impl Recommender for Als {
+    fn n_items(&self) -> usize {
+        self.f.n_items()
+    }
+    fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        let lambda = self.params.reg as f32 * q.history.len().max(1) as f32;
+        let (p, bu) = f.query_user(q, lambda, |i, v| v - f.mu - f.item_bias[i as usize])?;
+        f.score_vector(&p, true, out);
+        for o in out.iter_mut() {
+            *o += f.mu + bu;
+        }
+        Ok(())
+    }
+    fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        Some(self)
+    }
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        Some(&self.f)
+    }
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        Some(&self.f)
+    }
+}
+
+impl_model!(Als, Als);

@@ -1,0 +1,253 @@
+//! Bayesian personalised ranking (Rendle et al. 2009) by SGD on sampled (user, positive,
+//! negative) triples, with item biases (a constant-1 user factor, as implicit does), uniform or
+//! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
+//! Training is sequential and deterministic with the seed.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{Embeddings, FitOptions, Query, Recommender, SimilarItems};
+use reco_core::{Dataset, Error, Result};
+
+use super::{check_common, dot, rng, Factors};
+use crate::spec::impl_model;
+
+/// How negatives are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NegativeSampling {
+    /// Uniform over the catalogue.
+    #[default]
+    Uniform,
+    /// Proportional to interaction count^0.75.
+    Popularity,
+}
+
+/// Parameters of BPR; defaults are implicit's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BprParams {
+    /// Number of factors (plus one for the item bias).
+    pub factors: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// L2 regularisation.
+    pub reg: f64,
+    /// Negative sampling.
+    pub negatives: NegativeSampling,
+    /// Redraw a negative the user has interacted with.
+    pub verify_negatives: bool,
+}
+
+impl Default for BprParams {
+    fn default() -> Self {
+        BprParams {
+            factors: 100,
+            epochs: 100,
+            lr: 0.01,
+            reg: 0.01,
+            negatives: NegativeSampling::Uniform,
+            verify_negatives: true,
+        }
+    }
+}
+
+/// A fitted BPR model; the last factor of each item is its bias (users hold 1 there).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Bpr {
+    params: BprParams,
+    f: Factors,
+}
+
+impl Bpr {
+    /// Runs SGD on sampled triples.
+    pub fn fit(p: &BprParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
+        check_common(p.factors, p.epochs, &[("lr", p.lr)], &[("reg", p.reg)])?;
+        let m = &data.interactions;
+        let (nu, ni) = (m.n_users(), m.n_items());
+        if ni < 2 {
+            return Err(Error::param("data", "BPR needs at least two items"));
+        }
+        let k = p.factors + 1;
+        let mut init = rng(opts.seed, 31);
+        let mut f = Factors {
+            k,
+            users: (0..nu * k)
+                .map(|t| {
+                    if t % k == k - 1 {
+                        1.0
+                    } else {
+                        (init.gen::<f32>() - 0.5) / k as f32
+                    }
+                })
+                .collect(),
+            items: (0..ni * k)
+                .map(|t| {
+                    if t % k == k - 1 {
+                        0.0
+                    } else {
+                        (init.gen::<f32>() - 0.5) / k as f32
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let users: Vec<u32> = m.iter().map(|(u, _, _)| u).collect();
+        let cdf: Vec<f64> = {
+            let mut acc = 0.0;
+            let w: Vec<f64> = m
+                .item_counts()
+                .iter()
+                .map(|&c| {
+                    acc += (c as f64).powf(0.75);
+                    acc
+                })
+                .collect();
+            w.iter().map(|x| x / acc.max(f64::MIN_POSITIVE)).collect()
+        };
+        let (lr, reg) = (p.lr as f32, p.reg as f32);
+        let mut r = rng(opts.seed, 32);
+        let n = users.len();
+        for epoch in 0..p.epochs {
+            let (mut correct, mut skipped) = (0usize, 0usize);
+            for _ in 0..n {
+                // A random interaction gives (u, i): users are drawn in proportion to activity.
+                let t = r.gen_range(0..n);
+                let u = users[t];
+                let items = m.user_items(u);
+                let i = m.indices()[t];
+                if items.len() == ni {
+                    skipped += 1;
+                    continue;
+                }
+                let mut j;
+                loop {
+                    j = match p.negatives {
+                        NegativeSampling::Uniform => r.gen_range(0..ni as u32),
+                        NegativeSampling::Popularity => {
+                            cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
+                        }
+                    };
+                    if !p.verify_negatives || items.binary_search(&j).is_err() {
+                        break;
+                    }
+                }
+                let (uu, ii, jj) = (u as usize * k, i as usize * k, j as usize * k);
+                if step(&mut f.users[uu..uu + k], &mut f.items, ii, jj, k, lr, reg) {
+                    correct += 1;
+                }
+            }
+            let acc = correct as f64 / (n - skipped).max(1) as f64;
+            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(acc));
+        }
+        f.check_finite("bpr")?;
+        Ok(Bpr {
+            params: p.clone(),
+            f,
+        })
+    }
+}
+
+/// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
+/// AVX2+FMA copy where available, with the same arithmetic.
+fn step(
+    pu: &mut [f32],
+    items: &mut [f32],
+    ii: usize,
+    jj: usize,
+    k: usize,
+    lr: f32,
+    reg: f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor supports AVX2 and FMA, checked just above.
+            return unsafe { step_avx2(pu, items, ii, jj, k, lr, reg) };
+        }
+    }
+    step_generic(pu, items, ii, jj, k, lr, reg)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn step_avx2(
+    pu: &mut [f32],
+    items: &mut [f32],
+    ii: usize,
+    jj: usize,
+    k: usize,
+    lr: f32,
+    reg: f32,
+) -> bool {
+    step_generic(pu, items, ii, jj, k, lr, reg)
+}
+
+#[inline(always)]
+fn step_generic(
+    pu: &mut [f32],
+    items: &mut [f32],
+    ii: usize,
+    jj: usize,
+    k: usize,
+    lr: f32,
+    reg: f32,
+) -> bool {
+    // i ≠ j (j is a negative), so the two item rows are disjoint.
+    let (qi, qj) = if ii < jj {
+        let (a, b) = items.split_at_mut(jj);
+        (&mut a[ii..ii + k], &mut b[..k])
+    } else {
+        let (a, b) = items.split_at_mut(ii);
+        (&mut b[..k], &mut a[jj..jj + k])
+    };
+    let x = dot(pu, qi) - dot(pu, qj);
+    let z = 1.0 / (1.0 + x.exp());
+    let decay = 1.0 - lr * reg;
+    let g = lr * z;
+    // The last slot is the item bias: the user's constant 1 is not trained.
+    for c in 0..k {
+        let (p, a, b) = (pu[c], qi[c], qj[c]);
+        if c + 1 < k {
+            pu[c] = p.mul_add(decay, g * (a - b));
+        }
+        qi[c] = a.mul_add(decay, g * p);
+        qj[c] = b.mul_add(decay, -g * p);
+    }
+    x > 0.0
+}
+
+impl Recommender for Bpr {
+    fn n_items(&self) -> usize {
+        self.f.n_items()
+    }
+    fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        let mut p = if q.history.is_empty() {
+            q.user
+                .filter(|&u| (u as usize) < f.n_users())
+                .map_or_else(|| vec![0.0; f.k], |u| f.user(u).to_vec())
+        } else {
+            f.fold_in(q.history, self.params.reg as f32 * 10.0, |_, _| 1.0)?
+        };
+        // The bias slot is 1 for every user, also folded-in and anonymous ones.
+        if let Some(last) = p.last_mut() {
+            *last = 1.0;
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(&p, f.item(i as u32));
+        }
+        Ok(())
+    }
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        Some(&self.f)
+    }
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        Some(&self.f)
+    }
+}
+
+impl_model!(Bpr, Bpr);

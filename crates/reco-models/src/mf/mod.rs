@@ -1,0 +1,320 @@
+//! Matrix factorisation: the shared factor store, scoring, similar items, fold-in, and one file
+//! per algorithm.
+//!
+//! Every model here scores r̂_ui = μ + b_u + b_i + p_u · q_i (rating models) or p_u · q_i (+ b_i)
+//! (ranking models), exposes its vectors through [`Embeddings`], finds similar items by factor
+//! cosine, and folds in a user it has not seen from a history by a ridge least-squares solve on
+//! the item factors (the closed form of ALS), so anonymous users get personal scores.
+
+pub mod als;
+pub mod bpr;
+pub mod ials;
+pub mod nmf;
+pub mod svd;
+
+use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, Side};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{Embeddings, Query, SimilarItems};
+use reco_core::topk::{top_k, Scored};
+use reco_core::{Error, Result};
+
+/// Dot product with eight independent partial sums, so the compiler can vectorise it (a single
+/// running sum is a chain of dependent additions). The order of additions is fixed, so results
+/// are deterministic.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let mut acc = [0f32; 8];
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Checks the rules shared by factor models, one error per broken rule.
+pub(crate) fn check_common(
+    factors: usize,
+    epochs: usize,
+    rates: &[(&'static str, f64)],
+    regs: &[(&'static str, f64)],
+) -> Result<()> {
+    if factors == 0 {
+        return Err(Error::param("factors", "must be at least 1"));
+    }
+    if epochs == 0 {
+        return Err(Error::param("epochs", "must be at least 1"));
+    }
+    for &(name, v) in rates {
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(Error::param(
+                name,
+                format!("must be a finite number > 0, got {v}"),
+            ));
+        }
+    }
+    for &(name, v) in regs {
+        if !(v >= 0.0 && v.is_finite()) {
+            return Err(Error::param(
+                name,
+                format!("must be a finite number >= 0, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A seeded RNG for one purpose of one fit.
+pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// Factors and biases of a fitted model.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Factors {
+    /// Number of factors k.
+    pub k: usize,
+    /// User factors, row-major n_users × k.
+    pub users: Vec<f32>,
+    /// Item factors, row-major n_items × k.
+    pub items: Vec<f32>,
+    /// User biases (empty for unbiased models).
+    pub user_bias: Vec<f32>,
+    /// Item biases (empty for unbiased models).
+    pub item_bias: Vec<f32>,
+    /// Global mean (0 for ranking models).
+    pub mu: f32,
+}
+
+impl Factors {
+    /// Factors drawn from N(mean, sd), biases zero.
+    pub fn normal(
+        n_users: usize,
+        n_items: usize,
+        k: usize,
+        mean: f64,
+        sd: f64,
+        biased: bool,
+        seed: u64,
+    ) -> Result<Factors> {
+        let d = Normal::new(mean, sd).map_err(|e| Error::param("init_std", e.to_string()))?;
+        let (mut ru, mut ri) = (rng(seed, 11), rng(seed, 12));
+        Ok(Factors {
+            k,
+            users: (0..n_users * k).map(|_| d.sample(&mut ru) as f32).collect(),
+            items: (0..n_items * k).map(|_| d.sample(&mut ri) as f32).collect(),
+            user_bias: if biased {
+                vec![0.0; n_users]
+            } else {
+                Vec::new()
+            },
+            item_bias: if biased {
+                vec![0.0; n_items]
+            } else {
+                Vec::new()
+            },
+            mu: 0.0,
+        })
+    }
+
+    /// Factors drawn uniformly from [lo, hi).
+    pub fn uniform(
+        n_users: usize,
+        n_items: usize,
+        k: usize,
+        lo: f32,
+        hi: f32,
+        seed: u64,
+    ) -> Factors {
+        let (mut ru, mut ri) = (rng(seed, 11), rng(seed, 12));
+        Factors {
+            k,
+            users: (0..n_users * k).map(|_| ru.gen_range(lo..hi)).collect(),
+            items: (0..n_items * k).map(|_| ri.gen_range(lo..hi)).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.users.len() / self.k.max(1)
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.items.len() / self.k.max(1)
+    }
+
+    /// Vector of user `u`.
+    #[inline]
+    pub fn user(&self, u: u32) -> &[f32] {
+        &self.users[u as usize * self.k..(u as usize + 1) * self.k]
+    }
+
+    /// Vector of item `i`.
+    #[inline]
+    pub fn item(&self, i: u32) -> &[f32] {
+        &self.items[i as usize * self.k..(i as usize + 1) * self.k]
+    }
+
+    /// Errors on a NaN or infinite parameter: training diverged (a learning rate too high).
+    pub fn check_finite(&self, model: &str) -> Result<()> {
+        let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
+        if bad(&self.users)
+            || bad(&self.items)
+            || bad(&self.user_bias)
+            || bad(&self.item_bias)
+            || !self.mu.is_finite()
+        {
+            return Err(Error::Unsupported(format!("{model}: training diverged (NaN or infinite factors); lower the learning rate or raise regularisation")));
+        }
+        Ok(())
+    }
+
+    /// The user vector and bias of a query: a known user's, or one folded in from the history.
+    pub fn query_user(
+        &self,
+        q: &Query<'_>,
+        reg: f32,
+        target: impl Fn(u32, f32) -> f32,
+    ) -> Result<(Vec<f32>, f32)> {
+        if q.history.is_empty() {
+            if let Some(u) = q.user.filter(|&u| (u as usize) < self.n_users()) {
+                return Ok((
+                    self.user(u).to_vec(),
+                    self.user_bias.get(u as usize).copied().unwrap_or(0.0),
+                ));
+            }
+            return Ok((vec![0.0; self.k], 0.0));
+        }
+        Ok((self.fold_in(q.history, reg, target)?, 0.0))
+    }
+
+    /// Ridge least squares of a history on the item factors: p = (QᵀQ + λI)⁻¹ Qᵀ t, with
+    /// t = target(item, value) (the rating minus μ and b_i for rating models, 1 for ranking ones).
+    pub fn fold_in(
+        &self,
+        history: &[(u32, f32)],
+        reg: f32,
+        target: impl Fn(u32, f32) -> f32,
+    ) -> Result<Vec<f32>> {
+        let k = self.k;
+        let mut a = Mat::<f64>::zeros(k, k);
+        let mut b = vec![0f64; k];
+        for &(i, v) in history {
+            if i as usize >= self.n_items() {
+                return Err(Error::param(
+                    "history",
+                    format!("item index {i} is outside the catalogue"),
+                ));
+            }
+            let q = self.item(i);
+            let t = target(i, v) as f64;
+            for r in 0..k {
+                b[r] += q[r] as f64 * t;
+                for c in 0..k {
+                    a[(r, c)] += q[r] as f64 * q[c] as f64;
+                }
+            }
+        }
+        for r in 0..k {
+            a[(r, r)] += reg.max(1e-6) as f64;
+        }
+        let inv = a
+            .llt(Side::Lower)
+            .map_err(|e| Error::Unsupported(format!("fold-in: {e:?}")))?
+            .inverse();
+        Ok((0..k)
+            .map(|r| (0..k).map(|c| inv[(r, c)] * b[c]).sum::<f64>() as f32)
+            .collect())
+    }
+
+    /// Writes p · q_i (+ item bias when `with_item_bias`) for every item.
+    pub fn score_vector(&self, p: &[f32], with_item_bias: bool, out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(p, self.item(i as u32))
+                + if with_item_bias {
+                    self.item_bias.get(i).copied().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+        }
+    }
+
+    /// The `k` items with the highest factor cosine to `item`.
+    pub fn similar(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
+        if item as usize >= self.n_items() {
+            return Err(Error::param(
+                "item",
+                format!("index {item} is outside the catalogue"),
+            ));
+        }
+        let q = self.item(item);
+        let nq = dot(q, q).sqrt().max(f32::MIN_POSITIVE);
+        let scores: Vec<f32> = (0..self.n_items() as u32)
+            .map(|j| {
+                let v = self.item(j);
+                dot(q, v) / (nq * dot(v, v).sqrt().max(f32::MIN_POSITIVE))
+            })
+            .collect();
+        Ok(top_k(&scores, k, &[item], |_| false))
+    }
+}
+
+impl Embeddings for Factors {
+    fn dim(&self) -> usize {
+        self.k
+    }
+    fn user_vector(&self, u: u32) -> Option<&[f32]> {
+        ((u as usize) < self.n_users()).then(|| self.user(u))
+    }
+    fn item_vector(&self, i: u32) -> Option<&[f32]> {
+        ((i as usize) < self.n_items()).then(|| self.item(i))
+    }
+}
+
+impl SimilarItems for Factors {
+    fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
+        self.similar(item, k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_in_recovers_a_user_from_exact_ratings() {
+        // Items with orthogonal unit factors: the ridge solution is t / (1 + λ).
+        let f = Factors {
+            k: 2,
+            users: vec![],
+            items: vec![1.0, 0.0, 0.0, 1.0],
+            mu: 0.0,
+            ..Default::default()
+        };
+        let p = f.fold_in(&[(0, 2.0), (1, -4.0)], 1.0, |_, v| v).unwrap();
+        assert!((p[0] - 1.0).abs() < 1e-5 && (p[1] + 2.0).abs() < 1e-5);
+        assert!(f.fold_in(&[(7, 1.0)], 1.0, |_, v| v).is_err());
+        let s = f.similar(0, 1).unwrap();
+        assert_eq!(s[0].item, 1);
+        assert!(check_common(0, 1, &[], &[]).is_err());
+        assert!(check_common(1, 1, &[("lr", 0.0)], &[]).is_err());
+        assert!(check_common(1, 1, &[], &[("reg", -1.0)]).is_err());
+    }
+}

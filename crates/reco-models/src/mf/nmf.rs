@@ -1,0 +1,181 @@
+//! Non-negative matrix factorisation with multiplicative updates (Luo et al. 2014), Surprise's
+//! semantics and defaults: 15 factors, 50 epochs, reg 0.06, factors from U(0, 1), unbiased.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::{Dataset, Result};
+
+use super::{check_common, dot, Factors};
+use crate::bias::Scale;
+use crate::spec::impl_model;
+
+/// Parameters of NMF.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NmfParams {
+    /// Number of factors.
+    pub factors: usize,
+    /// Multiplicative-update passes.
+    pub epochs: usize,
+    /// Regularisation of user factors.
+    pub reg_pu: f64,
+    /// Regularisation of item factors.
+    pub reg_qi: f64,
+    /// Lower bound of the uniform initialisation.
+    pub init_low: f32,
+    /// Upper bound of the uniform initialisation.
+    pub init_high: f32,
+}
+
+impl Default for NmfParams {
+    fn default() -> Self {
+        NmfParams {
+            factors: 15,
+            epochs: 50,
+            reg_pu: 0.06,
+            reg_qi: 0.06,
+            init_low: 0.0,
+            init_high: 1.0,
+        }
+    }
+}
+
+/// A fitted NMF model (non-negative factors).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Nmf {
+    params: NmfParams,
+    f: Factors,
+    mu: f32,
+    known_user: Vec<bool>,
+    known_item: Vec<bool>,
+    scale: Scale,
+}
+
+impl Nmf {
+    /// Runs the multiplicative updates.
+    pub fn fit(p: &NmfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
+        check_common(
+            p.factors,
+            p.epochs,
+            &[],
+            &[("reg_pu", p.reg_pu), ("reg_qi", p.reg_qi)],
+        )?;
+        if !(p.init_low >= 0.0 && p.init_high > p.init_low) {
+            return Err(reco_core::Error::param(
+                "init_low",
+                "need 0 <= init_low < init_high",
+            ));
+        }
+        let m = &data.interactions;
+        if m.values().iter().any(|&v| v < 0.0) {
+            return Err(reco_core::Error::param(
+                "data",
+                "NMF needs non-negative ratings",
+            ));
+        }
+        let k = p.factors;
+        let (nu, ni) = (m.n_users(), m.n_items());
+        let mut f = Factors::uniform(nu, ni, k, p.init_low, p.init_high, opts.seed);
+        let mt = m.transpose();
+        for epoch in 0..p.epochs {
+            // Numerators and denominators from the current factors, users and items each in
+            // parallel over their own rows (no shared writes), then the multiplicative updates.
+            let stats = |rows: &reco_core::Interactions,
+                         own: &[f32],
+                         other: &[f32]|
+             -> Vec<(Vec<f64>, Vec<f64>)> {
+                (0..rows.n_users() as u32)
+                    .into_par_iter()
+                    .map(|x| {
+                        let (mut num, mut den) = (vec![0f64; k], vec![0f64; k]);
+                        let px = &own[x as usize * k..(x as usize + 1) * k];
+                        for (&y, &r) in rows.user_items(x).iter().zip(rows.user_values(x)) {
+                            let qy = &other[y as usize * k..(y as usize + 1) * k];
+                            let est = dot(px, qy) as f64;
+                            for c in 0..k {
+                                num[c] += qy[c] as f64 * r as f64;
+                                den[c] += qy[c] as f64 * est;
+                            }
+                        }
+                        (num, den)
+                    })
+                    .collect()
+            };
+            let us = stats(m, &f.users, &f.items);
+            let is = stats(&mt, &f.items, &f.users);
+            let update = |v: &mut [f32],
+                          st: &[(Vec<f64>, Vec<f64>)],
+                          rows: &reco_core::Interactions,
+                          reg: f64| {
+                v.par_chunks_mut(k)
+                    .zip(st)
+                    .enumerate()
+                    .for_each(|(x, (row, (num, den)))| {
+                        let n = rows.user_len(x as u32) as f64;
+                        for c in 0..k {
+                            let d = den[c] + n * reg * row[c] as f64;
+                            if d > 0.0 {
+                                row[c] = (row[c] as f64 * num[c] / d) as f32;
+                            }
+                        }
+                    });
+            };
+            update(&mut f.users, &us, m, p.reg_pu);
+            update(&mut f.items, &is, &mt, p.reg_qi);
+            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+        }
+        f.check_finite("nmf")?;
+        let mu = if m.nnz() == 0 {
+            0.0
+        } else {
+            (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32
+        };
+        Ok(Nmf {
+            params: p.clone(),
+            known_user: (0..nu as u32).map(|u| m.user_len(u) > 0).collect(),
+            known_item: (0..ni as u32).map(|i| m.item_len(i) > 0).collect(),
+            scale: Scale::of(m),
+            mu,
+            f,
+        })
+    }
+}
+
+impl RatingPredictor for Nmf {
+    /// Unknown user or item: the global mean (Surprise declares such predictions impossible).
+    fn predict(&self, u: u32, i: u32) -> f32 {
+        let known = self.known_user.get(u as usize).copied().unwrap_or(false)
+            && self.known_item.get(i as usize).copied().unwrap_or(false);
+        self.scale.clip(if known {
+            dot(self.f.user(u), self.f.item(i))
+        } else {
+            self.mu
+        })
+    }
+}
+
+impl Recommender for Nmf {
+    fn n_items(&self) -> usize {
+        self.f.n_items()
+    }
+    fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let (p, _) = self
+            .f
+            .query_user(q, self.params.reg_pu as f32 * 10.0, |_, v| v)?;
+        self.f.score_vector(&p, false, out);
+        Ok(())
+    }
+    fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        Some(self)
+    }
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        Some(&self.f)
+    }
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        Some(&self.f)
+    }
+}
+
+impl_model!(Nmf, Nmf);

@@ -1,0 +1,443 @@
+//! Biased matrix factorisation by SGD ("SVD", Funk / Koren), with Surprise's semantics and
+//! defaults: r̂ = μ + b_u + b_i + p_u · q_i, 100 factors, 20 epochs, lr 0.005, reg 0.02, factors
+//! from N(0, 0.1). `biased = false` drops μ and the biases, which is probabilistic MF's MAP
+//! objective (squared error with Gaussian priors = L2 penalties). Training is sequential and
+//! deterministic: one pass per epoch in the data's order (user by user), or a seeded shuffle.
+
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::{Dataset, Result};
+
+use super::{check_common, dot, rng, Factors};
+use crate::bias::Scale;
+use crate::spec::impl_model;
+
+/// Parameters; every learning rate and regularisation can be set per parameter group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SvdParams {
+    /// Number of factors.
+    pub factors: usize,
+    /// Passes over the ratings.
+    pub epochs: usize,
+    /// Learn μ, b_u and b_i.
+    pub biased: bool,
+    /// Mean of the factor initialisation.
+    pub init_mean: f64,
+    /// Standard deviation of the factor initialisation.
+    pub init_std: f64,
+    /// Learning rate of every parameter, unless overridden.
+    pub lr: f64,
+    /// Regularisation of every parameter, unless overridden.
+    pub reg: f64,
+    /// Learning rate of b_u.
+    pub lr_bu: Option<f64>,
+    /// Learning rate of b_i.
+    pub lr_bi: Option<f64>,
+    /// Learning rate of p_u.
+    pub lr_pu: Option<f64>,
+    /// Learning rate of q_i.
+    pub lr_qi: Option<f64>,
+    /// Regularisation of b_u.
+    pub reg_bu: Option<f64>,
+    /// Regularisation of b_i.
+    pub reg_bi: Option<f64>,
+    /// Regularisation of p_u.
+    pub reg_pu: Option<f64>,
+    /// Regularisation of q_i.
+    pub reg_qi: Option<f64>,
+    /// Visit the ratings in a new seeded order every epoch instead of the data's order.
+    pub shuffle: bool,
+    /// Block-partitioned parallel SGD (DSGD): with T threads, users and items are cut into T
+    /// ranges and the T blocks of each stratum run at once, touching disjoint parameters.
+    /// Deterministic for a given seed and thread count; `false` is one sequential pass.
+    pub parallel: bool,
+}
+
+impl Default for SvdParams {
+    fn default() -> Self {
+        SvdParams {
+            factors: 100,
+            epochs: 20,
+            biased: true,
+            init_mean: 0.0,
+            init_std: 0.1,
+            lr: 0.005,
+            reg: 0.02,
+            lr_bu: None,
+            lr_bi: None,
+            lr_pu: None,
+            lr_qi: None,
+            reg_bu: None,
+            reg_bi: None,
+            reg_pu: None,
+            reg_qi: None,
+            shuffle: false,
+            parallel: true,
+        }
+    }
+}
+
+impl SvdParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        let o = |x: Option<f64>, d: f64| x.unwrap_or(d);
+        check_common(
+            self.factors,
+            self.epochs,
+            &[
+                ("lr", self.lr),
+                ("lr_bu", o(self.lr_bu, self.lr)),
+                ("lr_bi", o(self.lr_bi, self.lr)),
+                ("lr_pu", o(self.lr_pu, self.lr)),
+                ("lr_qi", o(self.lr_qi, self.lr)),
+            ],
+            &[
+                ("reg", self.reg),
+                ("reg_bu", o(self.reg_bu, self.reg)),
+                ("reg_bi", o(self.reg_bi, self.reg)),
+                ("reg_pu", o(self.reg_pu, self.reg)),
+                ("reg_qi", o(self.reg_qi, self.reg)),
+                ("init_std", self.init_std),
+            ],
+        )
+    }
+}
+
+/// A fitted SVD model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Svd {
+    params: SvdParams,
+    f: Factors,
+    known_user: Vec<bool>,
+    known_item: Vec<bool>,
+    scale: Scale,
+}
+
+impl Svd {
+    /// Runs SGD.
+    pub fn fit(p: &SvdParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
+        p.validate()?;
+        let m = &data.interactions;
+        let k = p.factors;
+        let mut f = Factors::normal(
+            m.n_users(),
+            m.n_items(),
+            k,
+            p.init_mean,
+            p.init_std,
+            p.biased,
+            opts.seed,
+        )?;
+        if p.biased && m.nnz() > 0 {
+            f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
+        }
+        let g = |x: Option<f64>, d: f64| x.unwrap_or(d) as f32;
+        let (lr_bu, lr_bi, lr_pu, lr_qi) = (
+            g(p.lr_bu, p.lr),
+            g(p.lr_bi, p.lr),
+            g(p.lr_pu, p.lr),
+            g(p.lr_qi, p.lr),
+        );
+        let (reg_bu, reg_bi, reg_pu, reg_qi) = (
+            g(p.reg_bu, p.reg),
+            g(p.reg_bi, p.reg),
+            g(p.reg_pu, p.reg),
+            g(p.reg_qi, p.reg),
+        );
+        let rates = Rates {
+            lr_bu,
+            lr_bi,
+            lr_pu,
+            lr_qi,
+            reg_bu,
+            reg_bi,
+            reg_pu,
+            reg_qi,
+            biased: p.biased,
+            mu: f.mu,
+            k,
+        };
+        // Blocks of contiguous user and item ranges; with T blocks per side, the T blocks of a
+        // stratum (t, (t + s) mod T) share no user and no item and run in parallel (DSGD).
+        // Users and items are renumbered by a seeded permutation first, so blocks hold about
+        // the same number of ratings however the ids were ordered.
+        let t = if p.parallel {
+            rayon::current_num_threads().clamp(1, 64)
+        } else {
+            1
+        };
+        let (nu, ni) = (m.n_users(), m.n_items());
+        let mut perm_u: Vec<u32> = (0..nu as u32).collect();
+        let mut perm_i: Vec<u32> = (0..ni as u32).collect();
+        if t > 1 {
+            perm_u.shuffle(&mut rng(opts.seed, 22));
+            perm_i.shuffle(&mut rng(opts.seed, 23));
+        }
+        let triples: Vec<(u32, u32, f32)> = m
+            .iter()
+            .map(|(u, i, r)| (perm_u[u as usize], perm_i[i as usize], r))
+            .collect();
+        let mut g = Factors {
+            k,
+            users: vec![0.0; f.users.len()],
+            items: vec![0.0; f.items.len()],
+            user_bias: f.user_bias.clone(),
+            item_bias: f.item_bias.clone(),
+            mu: f.mu,
+        };
+        for (u, &pu) in perm_u.iter().enumerate() {
+            let pu = pu as usize;
+            g.users[pu * k..(pu + 1) * k].copy_from_slice(&f.users[u * k..(u + 1) * k]);
+        }
+        for (i, &pi) in perm_i.iter().enumerate() {
+            let pi = pi as usize;
+            g.items[pi * k..(pi + 1) * k].copy_from_slice(&f.items[i * k..(i + 1) * k]);
+        }
+        let (nu1, ni1) = (nu.max(1), ni.max(1));
+        let ub = |u: u32| (u as usize * t / nu1).min(t - 1);
+        let ib = |i: u32| (i as usize * t / ni1).min(t - 1);
+        let mut blocks: Vec<Vec<u32>> = vec![Vec::new(); t * t];
+        for (n, &(u, i, _)) in triples.iter().enumerate() {
+            blocks[ub(u) * t + ib(i)].push(n as u32);
+        }
+        // Row boundaries consistent with ub/ib: block b holds rows r with r·t/n = b.
+        let user_cut: Vec<usize> = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
+        let item_cut: Vec<usize> = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
+        let mut shuffler = rng(opts.seed, 21);
+        for epoch in 0..p.epochs {
+            if p.shuffle {
+                blocks.iter_mut().for_each(|b| b.shuffle(&mut shuffler));
+            }
+            let mut sq = 0f64;
+            for s in 0..t {
+                let mut users = split_by(&mut g.users, &user_cut, k);
+                let mut ubias = split_by(&mut g.user_bias, &user_cut, usize::from(p.biased));
+                let mut items: Vec<Option<&mut [f32]>> = split_by(&mut g.items, &item_cut, k)
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                let mut ibias: Vec<Option<&mut [f32]>> =
+                    split_by(&mut g.item_bias, &item_cut, usize::from(p.biased))
+                        .into_iter()
+                        .map(Some)
+                        .collect();
+                let jobs: Vec<_> = (0..t)
+                    .map(|b| {
+                        let c = (b + s) % t;
+                        (
+                            b,
+                            c,
+                            std::mem::take(&mut users[b]),
+                            std::mem::take(&mut ubias[b]),
+                            items[c].take().unwrap_or_default(),
+                            ibias[c].take().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let errs: Vec<f64> = jobs
+                    .into_par_iter()
+                    .map(|(b, c, pu, bu, qi, bi)| {
+                        let block = Block {
+                            users: pu,
+                            ubias: bu,
+                            items: qi,
+                            ibias: bi,
+                            u0: user_cut[b],
+                            i0: item_cut[c],
+                        };
+                        run_block(block, &blocks[b * t + c], &triples, &rates)
+                    })
+                    .collect();
+                sq += errs.iter().sum::<f64>();
+            }
+            opts.report(
+                "epoch",
+                epoch as u64 + 1,
+                p.epochs as u64,
+                Some((sq / triples.len().max(1) as f64).sqrt()),
+            );
+        }
+        for (u, &pu) in perm_u.iter().enumerate() {
+            let pu = pu as usize;
+            f.users[u * k..(u + 1) * k].copy_from_slice(&g.users[pu * k..(pu + 1) * k]);
+            if p.biased {
+                f.user_bias[u] = g.user_bias[pu];
+            }
+        }
+        for (i, &pi) in perm_i.iter().enumerate() {
+            let pi = pi as usize;
+            f.items[i * k..(i + 1) * k].copy_from_slice(&g.items[pi * k..(pi + 1) * k]);
+            if p.biased {
+                f.item_bias[i] = g.item_bias[pi];
+            }
+        }
+        f.check_finite("svd")?;
+        Ok(Svd {
+            params: p.clone(),
+            known_user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
+            known_item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
+            scale: Scale::of(m),
+            f,
+        })
+    }
+
+    /// The fitted factors.
+    pub fn factors(&self) -> &Factors {
+        &self.f
+    }
+}
+
+/// Learning rates and regularisations of one fit.
+struct Rates {
+    lr_bu: f32,
+    lr_bi: f32,
+    lr_pu: f32,
+    lr_qi: f32,
+    reg_bu: f32,
+    reg_bi: f32,
+    reg_pu: f32,
+    reg_qi: f32,
+    biased: bool,
+    mu: f32,
+    k: usize,
+}
+
+/// The parameters one block may touch: a user range and an item range.
+struct Block<'a> {
+    users: &'a mut [f32],
+    ubias: &'a mut [f32],
+    items: &'a mut [f32],
+    ibias: &'a mut [f32],
+    u0: usize,
+    i0: usize,
+}
+
+/// Splits `v` (rows of `width`) at the row boundaries `cut`.
+fn split_by<'a>(mut v: &'a mut [f32], cut: &[usize], width: usize) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(cut.len());
+    for w in cut.windows(2) {
+        let (head, tail) = v.split_at_mut((w[1] - w[0]) * width);
+        out.push(head);
+        v = tail;
+    }
+    out
+}
+
+/// One SGD pass over a block's ratings; returns the summed squared error. Compiled twice, and
+/// the AVX2+FMA copy is used where the processor has it. The updates use fused multiply-adds
+/// (`mul_add`), which are exactly rounded in hardware and in software alike, so results do not
+/// depend on the processor — only the speed does.
+fn run_block(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor supports AVX2 and FMA, checked just above.
+            return unsafe { run_block_avx2(b, ids, triples, r) };
+        }
+    }
+    run_block_generic(b, ids, triples, r)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_block_avx2(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
+    run_block_generic(b, ids, triples, r)
+}
+
+#[inline(always)]
+fn run_block_generic(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
+    let k = r.k;
+    let mut sq = 0f64;
+    for &n in ids {
+        let (u, i, rating) = triples[n as usize];
+        let (u, i) = (u as usize - b.u0, i as usize - b.i0);
+        let pu = &mut b.users[u * k..(u + 1) * k];
+        let qi = &mut b.items[i * k..(i + 1) * k];
+        let mut est = dot(pu, qi);
+        if r.biased {
+            est += r.mu + b.ubias[u] + b.ibias[i];
+        }
+        let err = rating - est;
+        sq += (err as f64) * (err as f64);
+        if r.biased {
+            b.ubias[u] += r.lr_bu * (err - r.reg_bu * b.ubias[u]);
+            b.ibias[i] += r.lr_bi * (err - r.reg_bi * b.ibias[i]);
+        }
+        // p ← p + lr (err q − reg p) = p (1 − lr reg) + (lr err) q, as two fused operations.
+        let (dp, gp) = (1.0 - r.lr_pu * r.reg_pu, r.lr_pu * err);
+        let (dq, gq) = (1.0 - r.lr_qi * r.reg_qi, r.lr_qi * err);
+        for (a, q) in pu.iter_mut().zip(qi.iter_mut()) {
+            let (pa, qb) = (*a, *q);
+            *a = pa.mul_add(dp, gp * qb);
+            *q = qb.mul_add(dq, gq * pa);
+        }
+    }
+    sq
+}
+
+impl RatingPredictor for Svd {
+    /// Surprise's estimate: terms of an unknown user or item are left out.
+    fn predict(&self, u: u32, i: u32) -> f32 {
+        let ku = self.known_user.get(u as usize).copied().unwrap_or(false);
+        let ki = self.known_item.get(i as usize).copied().unwrap_or(false);
+        let f = &self.f;
+        let mut est = f.mu;
+        if self.params.biased {
+            if ku {
+                est += f.user_bias[u as usize];
+            }
+            if ki {
+                est += f.item_bias[i as usize];
+            }
+        }
+        if ku && ki {
+            est += dot(f.user(u), f.item(i));
+        }
+        self.scale.clip(est)
+    }
+}
+
+impl Recommender for Svd {
+    fn n_items(&self) -> usize {
+        self.f.n_items()
+    }
+
+    fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        let known = q.history.is_empty()
+            && q.user
+                .is_some_and(|u| self.known_user.get(u as usize).copied().unwrap_or(false));
+        let (p, bu) = if known || !q.history.is_empty() {
+            f.query_user(q, self.params.reg as f32 * 10.0, |i, v| {
+                v - f.mu - f.item_bias.get(i as usize).copied().unwrap_or(0.0)
+            })?
+        } else {
+            (vec![0.0; f.k], 0.0)
+        };
+        f.score_vector(&p, self.params.biased, out);
+        for (i, o) in out.iter_mut().enumerate() {
+            if !self.known_item[i] {
+                *o -= dot(&p, f.item(i as u32));
+            }
+            *o += f.mu + bu;
+        }
+        Ok(())
+    }
+
+    fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        Some(self)
+    }
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        Some(&self.f)
+    }
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        Some(&self.f)
+    }
+}
+
+impl_model!(Svd, Svd);
