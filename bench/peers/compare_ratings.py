@@ -29,6 +29,7 @@ PAIRS = [
     ("slope-one", {"model": "slope-one", "weighted": False}),
     ("svd", {"model": "svd"}),
     ("nmf", {"model": "nmf"}),
+    ("svdpp", {"model": "svdpp"}),
 ]
 
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 from surprise import (BaselineOnly, Dataset, KNNBaseline, KNNBasic, KNNWithMeans,
-                      KNNWithZScore, NMF, Reader, SlopeOne, SVD)
+                      KNNWithZScore, NMF, Reader, SlopeOne, SVD, SVDpp)
 
 ALGOS = {
     "baseline": lambda: BaselineOnly(verbose=False),
@@ -31,6 +31,7 @@ ALGOS = {
     "slope-one": lambda: SlopeOne(),
     "svd": lambda: SVD(),
     "nmf": lambda: NMF(),
+    "svdpp": lambda: SVDpp(),
 }
 
 

@@ -657,6 +657,7 @@ fn demo_models() -> Result<Vec<Named>> {
         r#"{"name": "covisitation", "model": "covisit", "top_k": 50, "last_n": 1}"#,
         r#"{"name": "user-knn", "model": "user-knn", "similarity": "pearson", "prediction": "with-means", "k": 30, "rank_by_rating": true}"#,
         r#"{"name": "item-knn", "model": "item-knn", "similarity": "cosine", "prediction": "with-means", "k": 50, "rank_by_rating": true}"#,
+        r#"{"name": "matrix-factorization", "model": "svd", "factors": 32, "epochs": 50, "lr": 0.01, "reg": 0.05}"#,
     ]
     .iter()
     .map(|s| models::parse_one(s))

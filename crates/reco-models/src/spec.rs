@@ -17,6 +17,7 @@ use crate::mf::bpr::{Bpr, BprParams};
 use crate::mf::ials::{Ials, IalsParams};
 use crate::mf::nmf::{Nmf, NmfParams};
 use crate::mf::svd::{Svd, SvdParams};
+use crate::mf::svdpp::{Svdpp, SvdppParams};
 use crate::rp3::{Rp3, Rp3Params};
 use crate::slope_one::{SlopeOne, SlopeOneParams};
 
@@ -46,6 +47,8 @@ pub enum ModelSpec {
     Rp3beta(Rp3Params),
     /// Biased MF by SGD (Surprise's SVD; `biased = false` is probabilistic MF).
     Svd(SvdParams),
+    /// SVD++ (Koren 2008).
+    Svdpp(SvdppParams),
     /// Non-negative MF (Surprise's NMF).
     Nmf(NmfParams),
     /// Explicit ALS with biases and weighted-λ.
@@ -71,6 +74,7 @@ impl ModelSpec {
             ModelSpec::Ease(_) => "ease",
             ModelSpec::Rp3beta(_) => "rp3beta",
             ModelSpec::Svd(_) => "svd",
+            ModelSpec::Svdpp(_) => "svdpp",
             ModelSpec::Nmf(_) => "nmf",
             ModelSpec::Als(_) => "als",
             ModelSpec::Ials(_) => "ials",
@@ -86,6 +90,7 @@ impl ModelSpec {
             | ModelSpec::Baseline(_)
             | ModelSpec::SlopeOne(_)
             | ModelSpec::Svd(_)
+            | ModelSpec::Svdpp(_)
             | ModelSpec::Nmf(_)
             | ModelSpec::Als(_) => false,
             ModelSpec::Ials(_) | ModelSpec::Bpr(_) => true,
@@ -113,7 +118,9 @@ impl ModelSpec {
             ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
             ModelSpec::Svd(p) => p.validate(),
             ModelSpec::Ials(p) => p.validate(),
-            ModelSpec::Nmf(_) | ModelSpec::Als(_) | ModelSpec::Bpr(_) => Ok(()),
+            ModelSpec::Nmf(_) | ModelSpec::Als(_) | ModelSpec::Bpr(_) | ModelSpec::Svdpp(_) => {
+                Ok(())
+            }
         }
     }
 
@@ -132,6 +139,7 @@ impl ModelSpec {
             ModelSpec::Ease(p) => Box::new(Ease::fit(p, data, opts)?),
             ModelSpec::Rp3beta(p) => Box::new(Rp3::fit(p, data, opts)?),
             ModelSpec::Svd(p) => Box::new(Svd::fit(p, data, opts)?),
+            ModelSpec::Svdpp(p) => Box::new(Svdpp::fit(p, data, opts)?),
             ModelSpec::Nmf(p) => Box::new(Nmf::fit(p, data, opts)?),
             ModelSpec::Als(p) => Box::new(Als::fit(p, data, opts)?),
             ModelSpec::Ials(p) => Box::new(Ials::fit(p, data, opts)?),
@@ -152,6 +160,7 @@ impl ModelSpec {
             ModelSpec::Ease(_) => restore::<Ease>(state),
             ModelSpec::Rp3beta(_) => restore::<Rp3>(state),
             ModelSpec::Svd(_) => restore::<Svd>(state),
+            ModelSpec::Svdpp(_) => restore::<Svdpp>(state),
             ModelSpec::Nmf(_) => restore::<Nmf>(state),
             ModelSpec::Als(_) => restore::<Als>(state),
             ModelSpec::Ials(_) => restore::<Ials>(state),

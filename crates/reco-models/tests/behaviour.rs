@@ -116,6 +116,9 @@ fn matrix_factorisation_behaves() {
         ..Default::default()
     }));
     check_behaviour(&ModelSpec::Nmf(NmfParams::default()));
+    check_behaviour(&ModelSpec::Svdpp(
+        reco_models::mf::svdpp::SvdppParams::default(),
+    ));
     check_behaviour(&ModelSpec::Als(AlsParams {
         factors: 8,
         iterations: 5,

@@ -11,6 +11,7 @@ pub mod bpr;
 pub mod ials;
 pub mod nmf;
 pub mod svd;
+pub mod svdpp;
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
