@@ -1,10 +1,11 @@
 //! SVD++ (Koren 2008): r̂ = μ + b_u + b_i + q_i · (p_u + |N(u)|^-½ Σ_{j ∈ N(u)} y_j), with N(u)
 //! the items the user rated. Surprise's defaults (20 factors, 20 epochs, lr 0.007, reg 0.02).
 //!
-//! Surprise updates every y_j of the user after each rating, O(|N(u)| k) per rating. Here each
-//! user's ratings are visited together: the implicit sum is computed once per visit, the
-//! ratings update p_u, q_i and the biases, and the y_j receive the visit's accumulated gradient
-//! once at its end (regularised once per visit) — the same objective, |N(u)| times less work.
+//! Surprise updates every y_j of the user after each rating, O(|N(u)| k) per rating. The update
+//! is the same for every j of the user — y_j ← (1 − lr·reg) y_j + lr·err·q_i/√|N(u)| — so over a
+//! user's ratings each y_j ends as a·y_j + g with one scalar a and one vector g, and the implicit
+//! sum z moves by lr·(err·q_i − reg·z). Tracking a, g and z gives Surprise's exact updates in
+//! O(k) per rating plus O(|N(u)| k) per user visit.
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +107,8 @@ impl Svdpp {
                     }
                 }
                 gy.iter_mut().for_each(|v| *v = 0.0);
+                let mut a = 1.0f32;
+                let decay = 1.0 - lr * reg;
                 let uu = u as usize;
                 for (&i, &r) in items.iter().zip(m.user_values(u)) {
                     let ii = i as usize;
@@ -127,12 +130,14 @@ impl Svdpp {
                         let (pf, qf) = (pu[c], qi[c]);
                         pu[c] += lr * (err * qf - reg * pf);
                         qi[c] += lr * (err * (pf + z[c]) - reg * qf);
-                        gy[c] += err * qf * norm;
+                        z[c] += lr * (err * qf - reg * z[c]);
+                        gy[c] = gy[c] * decay + lr * err * qf * norm;
                     }
+                    a *= decay;
                 }
                 for &j in items {
                     for (yv, g) in y[j as usize * k..(j as usize + 1) * k].iter_mut().zip(&gy) {
-                        *yv += lr * (g - reg * *yv);
+                        *yv = a * *yv + g;
                     }
                 }
             }
