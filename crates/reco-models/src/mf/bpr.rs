@@ -3,6 +3,7 @@
 //! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
 //! Training is sequential and deterministic with the seed.
 
+use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +95,8 @@ impl Bpr {
                 .collect(),
             ..Default::default()
         };
-        let users: Vec<u32> = m.iter().map(|(u, _, _)| u).collect();
+        let mut user_order: Vec<u32> = (0..nu as u32).filter(|&u| m.user_len(u) > 0).collect();
+        let n = m.nnz();
         let cdf: Vec<f64> = {
             let mut acc = 0.0;
             let w: Vec<f64> = m
@@ -109,34 +111,36 @@ impl Bpr {
         };
         let (lr, reg) = (p.lr as f32, p.reg as f32);
         let mut r = rng(opts.seed, 32);
-        let n = users.len();
         for epoch in 0..p.epochs {
             let (mut correct, mut skipped) = (0usize, 0usize);
-            for _ in 0..n {
-                // A random interaction gives (u, i): users are drawn in proportion to activity.
-                let t = r.gen_range(0..n);
-                let u = users[t];
+            // Users in a fresh random order, each drawing as many positives (with replacement)
+            // as it has interactions: the same distribution of (u, i) as drawing interactions at
+            // random, stratified by user, and a user's row stays in cache for its samples.
+            user_order.shuffle(&mut r);
+            for &u in &user_order {
                 let items = m.user_items(u);
-                let i = m.indices()[t];
-                if items.len() == ni {
-                    skipped += 1;
-                    continue;
-                }
-                let mut j;
-                loop {
-                    j = match p.negatives {
-                        NegativeSampling::Uniform => r.gen_range(0..ni as u32),
-                        NegativeSampling::Popularity => {
-                            cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
-                        }
-                    };
-                    if !p.verify_negatives || items.binary_search(&j).is_err() {
-                        break;
+                for _ in 0..items.len() {
+                    let i = items[r.gen_range(0..items.len())];
+                    if items.len() == ni {
+                        skipped += 1;
+                        continue;
                     }
-                }
-                let (uu, ii, jj) = (u as usize * k, i as usize * k, j as usize * k);
-                if step(&mut f.users[uu..uu + k], &mut f.items, ii, jj, k, lr, reg) {
-                    correct += 1;
+                    let mut j;
+                    loop {
+                        j = match p.negatives {
+                            NegativeSampling::Uniform => r.gen_range(0..ni as u32),
+                            NegativeSampling::Popularity => {
+                                cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
+                            }
+                        };
+                        if !p.verify_negatives || items.binary_search(&j).is_err() {
+                            break;
+                        }
+                    }
+                    let (uu, ii, jj) = (u as usize * k, i as usize * k, j as usize * k);
+                    if step(&mut f.users[uu..uu + k], &mut f.items, ii, jj, k, lr, reg) {
+                        correct += 1;
+                    }
                 }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
