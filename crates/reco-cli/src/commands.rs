@@ -14,7 +14,7 @@ use reco_models::ModelSpec;
 
 use crate::models::{self, Named};
 use crate::progress;
-use crate::source::{self, DataArgs};
+use crate::source::DataArgs;
 
 /// reco — build, evaluate and serve recommendations.
 #[derive(Parser, Debug)]
@@ -312,7 +312,7 @@ pub fn run(cli: Cli) -> Result<()> {
             include_seen,
             json,
         } => recommend(&model, &user, k, include_seen, json),
-        Command::Demo { seed, user, json } => demo(seed, &user, json),
+        Command::Demo { seed, user, json } => crate::demo::demo(seed, &user, json),
     }
 }
 
@@ -419,7 +419,7 @@ fn inspect(ds: &Dataset, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
+pub(crate) fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
     list.iter()
         .map(|n| {
             let spec: ModelSpec = n.spec.clone();
@@ -440,7 +440,7 @@ fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
         .collect()
 }
 
-fn eval_progress() -> (indicatif::ProgressBar, impl Fn(&str, Progress<'_>) + Sync) {
+pub(crate) fn eval_progress() -> (indicatif::ProgressBar, impl Fn(&str, Progress<'_>) + Sync) {
     let bar = progress::bar(0, "");
     let b = bar.clone();
     (bar, move |stage: &str, p: Progress<'_>| {
@@ -642,125 +642,6 @@ fn recommend(dir: &Path, user: &str, k: usize, include_seen: bool, json: bool) -
                 r["score"].as_f64().unwrap_or(0.0),
                 r["title"].as_str().unwrap_or(""),
                 r["category"].as_str().unwrap_or("")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The models `reco demo` compares: every model family that exists, with the notebook's names.
-fn demo_models() -> Result<Vec<Named>> {
-    [
-        r#"{"name": "random", "model": "random"}"#,
-        r#"{"name": "popularity", "model": "popularity"}"#,
-        r#"{"name": "content-tfidf", "model": "content", "tfidf": {"english_stop_words": true, "max_features": 5000}, "category_weight": 0}"#,
-        r#"{"name": "covisitation", "model": "covisit", "top_k": 50, "last_n": 1}"#,
-        r#"{"name": "user-knn", "model": "user-knn", "similarity": "pearson", "prediction": "with-means", "k": 30, "rank_by_rating": true}"#,
-        r#"{"name": "item-knn", "model": "item-knn", "similarity": "cosine", "prediction": "with-means", "k": 50, "rank_by_rating": true}"#,
-        r#"{"name": "matrix-factorization", "model": "svd", "factors": 32, "epochs": 50, "lr": 0.01, "reg": 0.05}"#,
-    ]
-    .iter()
-    .map(|s| models::parse_one(s))
-    .collect()
-}
-
-fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
-    let ds = source::synthesize(&format!("notebook,seed={seed}"))?;
-    let mut folds = split::split(&ds, &Protocol::LeaveLastOut, seed)?;
-    // The notebook's co-visitation learns from every session, as its sessions are not tied to
-    // the held-out ratings; splits drop sessions, so the demo puts them back.
-    for f in &mut folds {
-        f.train.sessions = ds.sessions.clone();
-    }
-    let list = demo_models()?;
-    let cfg = EvalConfig {
-        ks: vec![10],
-        seed,
-        relevance_threshold: None,
-        baseline: Some("random".into()),
-        auc: true,
-        ranking: true,
-    };
-    let (bar, on_progress) = eval_progress();
-    let report = evaluate(
-        &ds.name,
-        "loo",
-        &folds,
-        &candidates(&list),
-        &cfg,
-        None,
-        &on_progress,
-    )?;
-    bar.finish_and_clear();
-    let fold = &folds[0];
-    let u = ds.users.get(user).with_context(|| {
-        format!(
-            "user {user:?} is not in the demo data (0..{})",
-            ds.n_users() - 1
-        )
-    })?;
-    let feats = ds.item_features.as_ref();
-    let mut samples = Vec::new();
-    for n in &list {
-        let m = n.spec.fit(
-            &fold.train,
-            &FitOptions {
-                seed,
-                progress: None,
-            },
-        )?;
-        let recs = m.recommend(
-            &Query::user(u),
-            10,
-            &Filter {
-                exclude: fold.train.interactions.user_items(u),
-                allow: None,
-            },
-        )?;
-        samples.push((n.name.clone(), recs));
-    }
-    if json {
-        let samples: serde_json::Value = samples
-            .iter()
-            .map(|(name, recs)| (name.clone(), recs.iter().map(|s| serde_json::json!({"item": ds.items.id(s.item), "title": feats.and_then(|f| f.title(s.item)), "category": feats.map(|f| f.category_label(s.item)), "score": s.score})).collect::<Vec<_>>().into()))
-            .collect::<serde_json::Map<String, serde_json::Value>>()
-            .into();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "report": report, "user": user, "recommendations": samples })
-            )?
-        );
-        return Ok(());
-    }
-    println!("reco demo · notebook data: {} users, {} items, {} ratings · train {} / test {} (one held-out rating per user, seen items excluded)\n", ds.n_users(), ds.n_items(), ds.interactions.nnz(), fold.train.interactions.nnz(), fold.test.nnz());
-    println!("| model | precision@10 | recall@10 | ndcg@10 | auc | coverage@10 |");
-    println!("|---|---|---|---|---|---|");
-    for m in &report.models {
-        let g = |k: &str| {
-            m.metrics
-                .get(k)
-                .map_or("–".to_string(), |s| format!("{:.3}", s.mean))
-        };
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            m.name,
-            g("precision@10"),
-            g("recall@10"),
-            g("ndcg@10"),
-            g("auc"),
-            g("coverage@10")
-        );
-    }
-    for (name, recs) in &samples {
-        println!("\n{name} recommendations (user={user})");
-        println!("  {:>4}  {:<22} category", "item", "title");
-        for s in recs {
-            println!(
-                "  {:>4}  {:<22} {}",
-                ds.items.id(s.item),
-                feats.and_then(|f| f.title(s.item)).unwrap_or(""),
-                feats.map(|f| f.category_label(s.item)).unwrap_or_default()
             );
         }
     }

@@ -1,6 +1,7 @@
 //! `reco`: load data, split it, train, evaluate and recommend from the command line.
 
 mod commands;
+mod demo;
 mod models;
 mod progress;
 mod source;

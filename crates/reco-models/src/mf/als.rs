@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, Factors};
-use crate::bias::Scale;
+use super::{check_common, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of explicit ALS.
@@ -110,9 +109,7 @@ fn solve_side(
 pub struct Als {
     params: AlsParams,
     f: Factors,
-    known_user: Vec<bool>,
-    known_item: Vec<bool>,
-    scale: Scale,
+    seen: Seen,
 }
 
 impl Als {
@@ -152,9 +149,7 @@ impl Als {
         f.check_finite("als")?;
         Ok(Als {
             params: p.clone(),
-            known_user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
-            known_item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
-            scale: Scale::of(m),
+            seen: Seen::of(m),
             f,
         })
     }
@@ -162,20 +157,7 @@ impl Als {
 
 impl RatingPredictor for Als {
     fn predict(&self, u: u32, i: u32) -> f32 {
-        let ku = self.known_user.get(u as usize).copied().unwrap_or(false);
-        let ki = self.known_item.get(i as usize).copied().unwrap_or(false);
-        let f = &self.f;
-        let mut est = f.mu;
-        if ku {
-            est += f.user_bias[u as usize];
-        }
-        if ki {
-            est += f.item_bias[i as usize];
-        }
-        if ku && ki {
-            est += dot(f.user(u), f.item(i));
-        }
-        self.scale.clip(est)
+        self.seen.estimate(&self.f, u, i)
     }
 }
 

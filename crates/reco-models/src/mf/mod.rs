@@ -277,6 +277,52 @@ impl Factors {
     }
 }
 
+/// Which users and items training saw, and the rating scale. Surprise's estimate leaves out the
+/// terms of an unseen user or item and clips to the scale; rating models share it here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Seen {
+    user: Vec<bool>,
+    item: Vec<bool>,
+    scale: crate::bias::Scale,
+}
+
+impl Seen {
+    /// What `m` holds.
+    pub fn of(m: &reco_core::Interactions) -> Self {
+        Seen {
+            user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
+            item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
+            scale: crate::bias::Scale::of(m),
+        }
+    }
+
+    /// True when training had ratings of user `u`.
+    pub fn user(&self, u: u32) -> bool {
+        self.user.get(u as usize).copied().unwrap_or(false)
+    }
+
+    /// True when training had ratings of item `i`.
+    pub fn item(&self, i: u32) -> bool {
+        self.item.get(i as usize).copied().unwrap_or(false)
+    }
+
+    /// μ + b_u + b_i + p_u · q_i without the terms of an unseen user or item, clipped.
+    pub fn estimate(&self, f: &Factors, u: u32, i: u32) -> f32 {
+        let (ku, ki) = (self.user(u), self.item(i));
+        let mut est = f.mu;
+        if ku {
+            est += f.user_bias.get(u as usize).copied().unwrap_or(0.0);
+        }
+        if ki {
+            est += f.item_bias.get(i as usize).copied().unwrap_or(0.0);
+        }
+        if ku && ki {
+            est += dot(f.user(u), f.item(i));
+        }
+        self.scale.clip(est)
+    }
+}
+
 impl Embeddings for Factors {
     fn dim(&self) -> usize {
         self.k

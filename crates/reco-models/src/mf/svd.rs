@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, rng, Factors};
-use crate::bias::Scale;
+use super::{check_common, dot, rng, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters; every learning rate and regularisation can be set per parameter group.
@@ -112,9 +111,7 @@ impl SvdParams {
 pub struct Svd {
     params: SvdParams,
     f: Factors,
-    known_user: Vec<bool>,
-    known_item: Vec<bool>,
-    scale: Scale,
+    seen: Seen,
 }
 
 impl Svd {
@@ -278,9 +275,7 @@ impl Svd {
         f.check_finite("svd")?;
         Ok(Svd {
             params: p.clone(),
-            known_user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
-            known_item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
-            scale: Scale::of(m),
+            seen: Seen::of(m),
             f,
         })
     }
@@ -383,22 +378,7 @@ fn run_block_generic(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: 
 impl RatingPredictor for Svd {
     /// Surprise's estimate: terms of an unknown user or item are left out.
     fn predict(&self, u: u32, i: u32) -> f32 {
-        let ku = self.known_user.get(u as usize).copied().unwrap_or(false);
-        let ki = self.known_item.get(i as usize).copied().unwrap_or(false);
-        let f = &self.f;
-        let mut est = f.mu;
-        if self.params.biased {
-            if ku {
-                est += f.user_bias[u as usize];
-            }
-            if ki {
-                est += f.item_bias[i as usize];
-            }
-        }
-        if ku && ki {
-            est += dot(f.user(u), f.item(i));
-        }
-        self.scale.clip(est)
+        self.seen.estimate(&self.f, u, i)
     }
 }
 
@@ -409,9 +389,7 @@ impl Recommender for Svd {
 
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
         let f = &self.f;
-        let known = q.history.is_empty()
-            && q.user
-                .is_some_and(|u| self.known_user.get(u as usize).copied().unwrap_or(false));
+        let known = q.history.is_empty() && q.user.is_some_and(|u| self.seen.user(u));
         let (p, bu) = if known || !q.history.is_empty() {
             f.query_user(q, self.params.reg as f32 * 10.0, |i, v| {
                 v - f.mu - f.item_bias.get(i as usize).copied().unwrap_or(0.0)
@@ -421,7 +399,7 @@ impl Recommender for Svd {
         };
         f.score_vector(&p, self.params.biased, out);
         for (i, o) in out.iter_mut().enumerate() {
-            if !self.known_item[i] {
+            if !self.seen.item(i as u32) {
                 *o -= dot(&p, f.item(i as u32));
             }
             *o += f.mu + bu;

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, Factors};
-use crate::bias::Scale;
+use super::{check_common, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of SVD++.
@@ -51,9 +50,7 @@ pub struct Svdpp {
     params: SvdppParams,
     f: Factors,
     y: Vec<f32>,
-    known_user: Vec<bool>,
-    known_item: Vec<bool>,
-    scale: Scale,
+    seen: Seen,
 }
 
 impl Svdpp {
@@ -165,9 +162,7 @@ impl Svdpp {
         f.check_finite("svdpp")?;
         Ok(Svdpp {
             params: p.clone(),
-            known_user: (0..m.n_users() as u32).map(|u| m.user_len(u) > 0).collect(),
-            known_item: (0..m.n_items() as u32).map(|i| m.item_len(i) > 0).collect(),
-            scale: Scale::of(m),
+            seen: Seen::of(m),
             f,
             y,
         })
@@ -176,20 +171,7 @@ impl Svdpp {
 
 impl RatingPredictor for Svdpp {
     fn predict(&self, u: u32, i: u32) -> f32 {
-        let ku = self.known_user.get(u as usize).copied().unwrap_or(false);
-        let ki = self.known_item.get(i as usize).copied().unwrap_or(false);
-        let f = &self.f;
-        let mut est = f.mu;
-        if ku {
-            est += f.user_bias[u as usize];
-        }
-        if ki {
-            est += f.item_bias[i as usize];
-        }
-        if ku && ki {
-            est += dot(f.user(u), f.item(i));
-        }
-        self.scale.clip(est)
+        self.seen.estimate(&self.f, u, i)
     }
 }
 
@@ -217,11 +199,7 @@ impl Recommender for Svdpp {
             }
             (p, 0.0)
         };
-        if q.history.is_empty()
-            && !q
-                .user
-                .is_some_and(|u| self.known_user.get(u as usize).copied().unwrap_or(false))
-        {
+        if q.history.is_empty() && !q.user.is_some_and(|u| self.seen.user(u)) {
             p.iter_mut().for_each(|v| *v = 0.0);
         }
         f.score_vector(&p, true, out);
