@@ -32,6 +32,7 @@ RECO_MODELS = {
     "ials α=10": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 9.0},
     "ials α=40": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 39.0},
     "bpr (64 f, 100 epochs)": {"model": "bpr", "factors": 64, "epochs": 100, "lr": 0.01, "reg": 0.01},
+    "lmf (30 f, 30 epochs)": {"model": "lmf"},
     "ease (λ=500)": {"model": "ease", "lambda": 500.0},
     "rp3beta (α=1, β=0.5)": {"model": "rp3beta"},
     "popularity": {"model": "popularity"},
@@ -43,6 +44,7 @@ PEER = {
     "ials α=10": ("als", {"alpha": 10.0}),
     "ials α=40": ("als", {"alpha": 40.0}),
     "bpr (64 f, 100 epochs)": ("bpr", {}),
+    "lmf (30 f, 30 epochs)": ("lmf", {}),
 }
 
 
@@ -56,6 +58,9 @@ def make_peer(kind, extra):
         return BM25Recommender(K=100, K1=1.2, B=0.75)
     if kind == "als":
         return AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, alpha=extra["alpha"], random_state=42)
+    if kind == "lmf":
+        from implicit.lmf import LogisticMatrixFactorization
+        return LogisticMatrixFactorization(factors=30, iterations=30, learning_rate=1.0, regularization=0.6, neg_prop=30, random_state=42)
     return BayesianPersonalizedRanking(factors=64, iterations=100, learning_rate=0.01, regularization=0.01, random_state=42)
 
 

@@ -15,6 +15,7 @@ use crate::knn::{Knn, KnnParams, Side};
 use crate::mf::als::{Als, AlsParams};
 use crate::mf::bpr::{Bpr, BprParams};
 use crate::mf::ials::{Ials, IalsParams};
+use crate::mf::lmf::{Lmf, LmfParams};
 use crate::mf::nmf::{Nmf, NmfParams};
 use crate::mf::svd::{Svd, SvdParams};
 use crate::mf::svdpp::{Svdpp, SvdppParams};
@@ -57,6 +58,8 @@ pub enum ModelSpec {
     Ials(IalsParams),
     /// Bayesian personalised ranking.
     Bpr(BprParams),
+    /// Logistic MF (Johnson 2014).
+    Lmf(LmfParams),
 }
 
 impl ModelSpec {
@@ -79,6 +82,7 @@ impl ModelSpec {
             ModelSpec::Als(_) => "als",
             ModelSpec::Ials(_) => "ials",
             ModelSpec::Bpr(_) => "bpr",
+            ModelSpec::Lmf(_) => "lmf",
         }
     }
 
@@ -93,7 +97,7 @@ impl ModelSpec {
             | ModelSpec::Svdpp(_)
             | ModelSpec::Nmf(_)
             | ModelSpec::Als(_) => false,
-            ModelSpec::Ials(_) | ModelSpec::Bpr(_) => true,
+            ModelSpec::Ials(_) | ModelSpec::Bpr(_) | ModelSpec::Lmf(_) => true,
             ModelSpec::Popularity(_)
             | ModelSpec::Content(_)
             | ModelSpec::Covisit(_)
@@ -118,9 +122,12 @@ impl ModelSpec {
             ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
             ModelSpec::Svd(p) => p.validate(),
             ModelSpec::Ials(p) => p.validate(),
-            ModelSpec::Nmf(_) | ModelSpec::Als(_) | ModelSpec::Bpr(_) | ModelSpec::Svdpp(_) => {
-                Ok(())
-            }
+            // These check their parameters when fitting.
+            ModelSpec::Nmf(_)
+            | ModelSpec::Als(_)
+            | ModelSpec::Bpr(_)
+            | ModelSpec::Svdpp(_)
+            | ModelSpec::Lmf(_) => Ok(()),
         }
     }
 
@@ -144,6 +151,7 @@ impl ModelSpec {
             ModelSpec::Als(p) => Box::new(Als::fit(p, data, opts)?),
             ModelSpec::Ials(p) => Box::new(Ials::fit(p, data, opts)?),
             ModelSpec::Bpr(p) => Box::new(Bpr::fit(p, data, opts)?),
+            ModelSpec::Lmf(p) => Box::new(Lmf::fit(p, data, opts)?),
         })
     }
 
@@ -165,6 +173,7 @@ impl ModelSpec {
             ModelSpec::Als(_) => restore::<Als>(state),
             ModelSpec::Ials(_) => restore::<Ials>(state),
             ModelSpec::Bpr(_) => restore::<Bpr>(state),
+            ModelSpec::Lmf(_) => restore::<Lmf>(state),
         }
     }
 }

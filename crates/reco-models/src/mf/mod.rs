@@ -9,6 +9,7 @@
 pub mod als;
 pub mod bpr;
 pub mod ials;
+pub mod lmf;
 pub mod nmf;
 pub mod svd;
 pub mod svdpp;
