@@ -39,6 +39,10 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Hold out this fraction of the data (at random) for early stopping, for models that
+        /// support it (svd); the model is trained on the rest.
+        #[arg(long)]
+        validation: Option<f64>,
         /// Artifact directory to write.
         #[arg(long)]
         out: PathBuf,
@@ -278,9 +282,18 @@ pub fn run(cli: Cli) -> Result<()> {
             data,
             model,
             seed,
+            validation,
             out,
         } => {
-            let ds = data.load()?;
+            let full = data.load()?;
+            let folds;
+            let (ds, held_out) = match validation {
+                Some(r) => {
+                    folds = split::split(&full, &Protocol::Holdout { ratio: r }, seed)?;
+                    (&folds[0].train, Some(&folds[0].test))
+                }
+                None => (&full, None),
+            };
             let named = models::parse_one(&model)?;
             let bar = progress::bar(0, &named.name);
             let report = |p: Progress<'_>| {
@@ -288,18 +301,20 @@ pub fn run(cli: Cli) -> Result<()> {
                 bar.set_position(p.done);
             };
             let m = named.spec.fit(
-                &ds,
+                ds,
                 &FitOptions {
                     seed,
                     progress: Some(&report),
+                    validation: held_out,
                 },
             )?;
             bar.finish_and_clear();
+            // Saved with the whole data, so `recommend` excludes validation items too.
             reco_models::save(
                 m.as_ref(),
-                &ds,
+                &full,
                 &out,
-                serde_json::json!({ "dataset": ds.name, "seed": seed }),
+                serde_json::json!({ "dataset": ds.name, "seed": seed, "validation": validation }),
             )?;
             println!("saved {} to {}", named.name, out.display());
             Ok(())

@@ -69,6 +69,7 @@ pub(crate) fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
             &FitOptions {
                 seed,
                 progress: None,
+                validation: None,
             },
         )?;
         let recs = m.recommend(

@@ -61,6 +61,8 @@ pub struct FitOptions<'a> {
     pub seed: u64,
     /// Callback for progress; the CLI draws a bar with it.
     pub progress: Option<&'a (dyn Fn(Progress<'_>) + Sync)>,
+    /// Held-out interactions (same id space) for early stopping, by models that support it.
+    pub validation: Option<&'a crate::interactions::Interactions>,
 }
 
 impl FitOptions<'_> {

@@ -242,6 +242,7 @@ pub fn evaluate(
                 &FitOptions {
                     seed: cfg.seed,
                     progress: Some(&report_fit),
+                    validation: None,
                 },
             )?;
             acc.fit_seconds.push(t0.elapsed().as_secs_f64());

@@ -62,6 +62,7 @@ pub fn check_behaviour(spec: &ModelSpec) {
     let opts = FitOptions {
         seed: 11,
         progress: None,
+        validation: None,
     };
     let model = spec.fit(&data, &opts).expect("fit");
     assert_eq!(

@@ -54,6 +54,9 @@ pub struct SvdParams {
     /// ranges and the T blocks of each stratum run at once, touching disjoint parameters.
     /// Deterministic for a given seed and thread count; `false` is one sequential pass.
     pub parallel: bool,
+    /// With validation data, stop after this many epochs without a better validation RMSE and
+    /// keep the best epoch's factors (0: train every epoch).
+    pub patience: usize,
 }
 
 impl Default for SvdParams {
@@ -76,6 +79,7 @@ impl Default for SvdParams {
             reg_qi: None,
             shuffle: false,
             parallel: true,
+            patience: 3,
         }
     }
 }
@@ -205,6 +209,7 @@ impl Svd {
         let user_cut: Vec<usize> = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
         let item_cut: Vec<usize> = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
         let mut shuffler = rng(opts.seed, 21);
+        let mut best: Option<(f64, usize, Factors)> = None;
         for epoch in 0..p.epochs {
             if p.shuffle {
                 blocks.iter_mut().for_each(|b| b.shuffle(&mut shuffler));
@@ -251,12 +256,34 @@ impl Svd {
                     .collect();
                 sq += errs.iter().sum::<f64>();
             }
-            opts.report(
-                "epoch",
-                epoch as u64 + 1,
-                p.epochs as u64,
-                Some((sq / triples.len().max(1) as f64).sqrt()),
-            );
+            let mut loss = (sq / triples.len().max(1) as f64).sqrt();
+            if let (Some(v), true) = (opts.validation, p.patience > 0) {
+                // Validation RMSE in the permuted training space; keep the best epoch's factors.
+                let (mut se, mut n) = (0f64, 0usize);
+                for (u, i, r) in v.iter() {
+                    let (pu, pi) = (perm_u[u as usize] as usize, perm_i[i as usize] as usize);
+                    let mut est = dot(
+                        &g.users[pu * k..(pu + 1) * k],
+                        &g.items[pi * k..(pi + 1) * k],
+                    );
+                    if p.biased {
+                        est += g.mu + g.user_bias[pu] + g.item_bias[pi];
+                    }
+                    se += ((r - est) as f64).powi(2);
+                    n += 1;
+                }
+                loss = (se / n.max(1) as f64).sqrt();
+                if best.as_ref().is_none_or(|b| loss < b.0) {
+                    best = Some((loss, epoch, g.clone()));
+                } else if best.as_ref().is_some_and(|b| epoch - b.1 >= p.patience) {
+                    opts.report("epoch", p.epochs as u64, p.epochs as u64, Some(loss));
+                    break;
+                }
+            }
+            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
+        }
+        if let Some((_, _, snapshot)) = best {
+            g = snapshot;
         }
         for (u, &pu) in perm_u.iter().enumerate() {
             let pu = pu as usize;
@@ -419,3 +446,74 @@ impl Recommender for Svd {
 }
 
 impl_model!(Svd, Svd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reco_core::split::{split, Protocol};
+    use reco_core::synth::{scalable, ScalableConfig};
+
+    fn rmse(m: &Svd, t: &reco_core::Interactions) -> f64 {
+        let se: f64 = t
+            .iter()
+            .map(|(u, i, r)| ((m.predict(u, i) - r) as f64).powi(2))
+            .sum();
+        (se / t.nnz() as f64).sqrt()
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_validation_epoch() {
+        let c = ScalableConfig {
+            users: 300,
+            items: 200,
+            interactions: 8_000,
+            seed: 3,
+            ..Default::default()
+        };
+        let ds = scalable(&c, &|_, _| {}).unwrap();
+        let fold = &split(&ds, &Protocol::Holdout { ratio: 0.2 }, 1).unwrap()[0];
+        // Many epochs with a large learning rate overfit the training part.
+        let p = SvdParams {
+            factors: 32,
+            epochs: 150,
+            lr: 0.03,
+            reg: 0.0,
+            ..Default::default()
+        };
+        let stopped = Svd::fit(
+            &p,
+            &fold.train,
+            &FitOptions {
+                seed: 1,
+                progress: None,
+                validation: Some(&fold.test),
+            },
+        )
+        .unwrap();
+        let full = Svd::fit(
+            &SvdParams {
+                patience: 0,
+                ..p.clone()
+            },
+            &fold.train,
+            &FitOptions {
+                seed: 1,
+                progress: None,
+                validation: Some(&fold.test),
+            },
+        )
+        .unwrap();
+        assert!(
+            rmse(&stopped, &fold.test) < rmse(&full, &fold.test),
+            "{} vs {}",
+            rmse(&stopped, &fold.test),
+            rmse(&full, &fold.test)
+        );
+        assert!(SvdParams {
+            lr: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+}
