@@ -67,6 +67,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Items similar to an item, from a saved model that can tell (kNN, content, co-visitation,
+    /// RP3β, factor models).
+    Similar {
+        /// Artifact directory written by `reco train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// External item id.
+        #[arg(long)]
+        item: String,
+        /// Number of items.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The main job: the notebook's data and protocol, every model, a comparison table.
     Demo {
         /// Seed of the data and of the split.
@@ -320,6 +336,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(*args),
+        Command::Similar {
+            model,
+            item,
+            k,
+            json,
+        } => similar(&model, &item, k, json),
         Command::Recommend {
             model,
             user,
@@ -605,6 +627,61 @@ fn write_reports(r: &Report, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
+    let m = reco_models::load(dir)?;
+    let i = m
+        .items
+        .get(item)
+        .with_context(|| format!("item {item:?} is not in the model's catalogue"))?;
+    let kind = m.model.spec().kind();
+    let sim = m
+        .model
+        .as_similar_items()
+        .with_context(|| format!("a {kind} model does not find similar items"))?;
+    let rows = scored_rows(&m, &sim.similar_items(i, k)?);
+    print_rows(
+        &serde_json::json!({ "item": item, "similar": rows }),
+        &rows,
+        json,
+    )
+}
+
+/// Ranked items with their external ids, titles and categories.
+fn scored_rows(
+    m: &reco_models::LoadedModel,
+    list: &[reco_core::topk::Scored],
+) -> Vec<serde_json::Value> {
+    list.iter()
+        .enumerate()
+        .map(|(r, s)| {
+            let (title, cat) = m.catalog.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
+            serde_json::json!({ "rank": r + 1, "item": m.items.id(s.item), "score": s.score, "title": title, "category": cat })
+        })
+        .collect()
+}
+
+fn print_rows(doc: &serde_json::Value, rows: &[serde_json::Value], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(doc)?);
+    } else {
+        println!(
+            "{:>4}  {:<10} {:>10}  {:<40} category",
+            "rank", "item", "score", "title"
+        );
+        for r in rows {
+            println!(
+                "{:>4}  {:<10} {:>10.4}  {:<40} {}",
+                r["rank"],
+                r["item"].as_str().unwrap_or(""),
+                r["score"].as_f64().unwrap_or(0.0),
+                r["title"].as_str().unwrap_or(""),
+                r["category"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn recommend(dir: &Path, user: &str, k: usize, include_seen: bool, json: bool) -> Result<()> {
     let m = reco_models::load(dir)?;
     let u = m.users.get(user);
@@ -629,36 +706,10 @@ fn recommend(dir: &Path, user: &str, k: usize, include_seen: bool, json: bool) -
             allow: None,
         },
     )?;
-    let rows: Vec<serde_json::Value> = recs
-        .iter()
-        .enumerate()
-        .map(|(r, s)| {
-            let (title, cat) = m.catalog.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
-            serde_json::json!({ "rank": r + 1, "item": m.items.id(s.item), "score": s.score, "title": title, "category": cat })
-        })
-        .collect();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "user": user, "known_user": u.is_some(), "recommendations": rows })
-            )?
-        );
-    } else {
-        println!(
-            "{:>4}  {:<10} {:>10}  {:<40} category",
-            "rank", "item", "score", "title"
-        );
-        for r in &rows {
-            println!(
-                "{:>4}  {:<10} {:>10.4}  {:<40} {}",
-                r["rank"],
-                r["item"].as_str().unwrap_or(""),
-                r["score"].as_f64().unwrap_or(0.0),
-                r["title"].as_str().unwrap_or(""),
-                r["category"].as_str().unwrap_or("")
-            );
-        }
-    }
-    Ok(())
+    let rows = scored_rows(&m, &recs);
+    print_rows(
+        &serde_json::json!({ "user": user, "known_user": u.is_some(), "recommendations": rows }),
+        &rows,
+        json,
+    )
 }

@@ -334,6 +334,37 @@ fn split_train_recommend_and_eval_on_files_round_trip() {
         .unwrap()
         .starts_with("Item "));
 
+    let o = reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        "{\"model\":\"item-knn\",\"similarity\":\"vector-cosine\"}",
+        "--out",
+        &p("knn"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = reco(&[
+        "similar",
+        "--model",
+        &p("knn"),
+        "--item",
+        "i3",
+        "-k",
+        "4",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sims = v["similar"].as_array().unwrap();
+    assert_eq!(sims.len(), 4);
+    assert!(
+        sims.iter().all(|s| s["item"] != "i3"),
+        "an item is not similar to itself"
+    );
+    let o = reco(&["similar", "--model", &p("model"), "--item", "i3"]);
+    assert!(!o.status.success() && stderr(&o).contains("does not find similar items"));
+
     std::fs::write(d.path().join("model/model.bin"), b"tampered").unwrap();
     let o = reco(&["recommend", "--model", &p("model"), "--user", "u3"]);
     assert!(!o.status.success() && stderr(&o).contains("checksum mismatch"));
