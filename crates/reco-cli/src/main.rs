@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod lookup;
 mod models;
 mod progress;
 mod source;

@@ -7,10 +7,10 @@ use faer::{Mat, Side};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, Factors, Seen};
+use super::{check_common, factor_capabilities, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of explicit ALS.
@@ -178,12 +178,7 @@ impl Recommender for Als {
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)
     }
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Als, Als);

@@ -7,10 +7,10 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use super::{check_common, dot, rng, Factors};
+use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
 use crate::spec::impl_model;
 
 /// How negatives are drawn.
@@ -154,40 +154,10 @@ impl Bpr {
     }
 }
 
-/// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
-/// AVX2+FMA copy where available, with the same arithmetic.
-fn step(
-    pu: &mut [f32],
-    items: &mut [f32],
-    ii: usize,
-    jj: usize,
-    k: usize,
-    lr: f32,
-    reg: f32,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the processor supports AVX2 and FMA, checked just above.
-            return unsafe { step_avx2(pu, items, ii, jj, k, lr, reg) };
-        }
-    }
-    step_generic(pu, items, ii, jj, k, lr, reg)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn step_avx2(
-    pu: &mut [f32],
-    items: &mut [f32],
-    ii: usize,
-    jj: usize,
-    k: usize,
-    lr: f32,
-    reg: f32,
-) -> bool {
-    step_generic(pu, items, ii, jj, k, lr, reg)
+simd_dispatch! {
+    /// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
+    /// AVX2+FMA copy where available, with the same arithmetic.
+    fn step(pu: &mut [f32], items: &mut [f32], ii: usize, jj: usize, k: usize, lr: f32, reg: f32) -> bool => step_generic
 }
 
 #[inline(always)]
@@ -246,12 +216,7 @@ impl Recommender for Bpr {
         }
         Ok(())
     }
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Bpr, Bpr);

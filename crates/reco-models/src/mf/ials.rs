@@ -12,10 +12,10 @@ use faer::{Mat, Side};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, Factors};
+use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors};
 use crate::knn::similarity::{bm25, tfidf};
 use crate::spec::impl_model;
 
@@ -161,33 +161,11 @@ fn solve_row(
     Ok(())
 }
 
-/// Conjugate gradient on A x = b in f32, warm-started from `x` (implicit's scheme):
-/// A v = YᵀY v + λ v + Σ (c − 1)(y·v) y and b = Σ c y. Dispatched to an AVX2+FMA copy where
-/// available; the arithmetic is the same in both copies.
-fn cg(x: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], reg: f32, steps: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the processor supports AVX2 and FMA, checked just above.
-            return unsafe { cg_avx2(x, idx, conf, y, yty32, reg, steps) };
-        }
-    }
-    cg_generic(x, idx, conf, y, yty32, reg, steps)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cg_avx2(
-    x: &mut [f32],
-    idx: &[u32],
-    conf: &[f32],
-    y: &[f32],
-    yty: &[f32],
-    reg: f32,
-    steps: usize,
-) {
-    cg_generic(x, idx, conf, y, yty, reg, steps)
+simd_dispatch! {
+    /// Conjugate gradient on A x = b in f32, warm-started from `x` (implicit's scheme):
+    /// A v = YᵀY v + λ v + Σ (c − 1)(y·v) y and b = Σ c y. Dispatched to an AVX2+FMA copy where
+    /// available; the arithmetic is the same in both copies.
+    fn cg(x: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], reg: f32, steps: usize) => cg_generic
 }
 
 #[inline(always)]
@@ -305,20 +283,19 @@ impl Ials {
     pub fn fit(p: &IalsParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m0 = &data.interactions;
-        let m = match p.reweight {
-            Reweight::None => m0.clone(),
-            Reweight::Bm25 => m0.with_values(&bm25(m0, 1.2, 0.75)),
-            Reweight::Tfidf => m0.with_values(&tfidf(m0)),
+        let values: Vec<f32> = match p.reweight {
+            Reweight::None => m0.values().to_vec(),
+            Reweight::Bm25 => bm25(m0, 1.2, 0.75),
+            Reweight::Tfidf => tfidf(m0),
         };
-        let conf_u: Vec<f32> = m.values().iter().map(|&v| p.conf(v)).collect();
-        let mu = m.with_values(&conf_u);
+        let conf_u: Vec<f32> = values.into_iter().map(|v| p.conf(v)).collect();
+        let mu = m0.with_values(&conf_u);
         let mt = mu.transpose();
-        let conf_i: Vec<f32> = mt.values().to_vec();
         let k = p.factors;
-        let mut f = Factors::uniform(m.n_users(), m.n_items(), k, 0.0, 0.01, opts.seed);
+        let mut f = Factors::uniform(m0.n_users(), m0.n_items(), k, 0.0, 0.01, opts.seed);
         for it in 0..p.iterations {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
-            half_step(&mut f.items, &f.users, &mt, &conf_i, p)?;
+            half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
             opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
         }
         f.check_finite("ials")?;
@@ -421,12 +398,7 @@ impl Recommender for Ials {
         Ok(())
     }
 
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Ials, Ials);

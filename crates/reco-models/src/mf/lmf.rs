@@ -11,10 +11,10 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, rng, Factors};
+use super::{check_common, dot, factor_capabilities, rng, Factors};
 use crate::spec::impl_model;
 
 /// Parameters of logistic MF.
@@ -198,12 +198,7 @@ impl Recommender for Lmf {
         self.f.score_vector(&p, false, out);
         Ok(())
     }
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Lmf, Lmf);

@@ -47,6 +47,45 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Defines `$name`, which runs `$generic` compiled with AVX2 and FMA where the processor has
+/// them and as plain code elsewhere. The kernels use `mul_add`, exactly rounded in hardware and
+/// software alike, so results do not depend on the processor, only the speed does. `$generic`
+/// must be `#[inline(always)]` (and free of closures) to be compiled with the features.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $generic:ident) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn with_avx2($($arg: $ty),*) $(-> $ret)? {
+                    $generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the processor supports AVX2 and FMA, checked just above.
+                    return unsafe { with_avx2($($arg),*) };
+                }
+            }
+            $generic($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+/// The capabilities every factor model has through its factor store `self.f`: similar items by
+/// factor cosine and the user/item vectors. Expands inside an `impl Recommender`.
+macro_rules! factor_capabilities {
+    () => {
+        fn as_similar_items(&self) -> Option<&dyn reco_core::model::SimilarItems> {
+            Some(&self.f)
+        }
+        fn as_embeddings(&self) -> Option<&dyn reco_core::model::Embeddings> {
+            Some(&self.f)
+        }
+    };
+}
+pub(crate) use factor_capabilities;
+
 /// Checks the rules shared by factor models, one error per broken rule.
 pub(crate) fn check_common(
     factors: usize,

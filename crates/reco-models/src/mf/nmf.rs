@@ -4,10 +4,10 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, Factors};
+use super::{check_common, dot, factor_capabilities, Factors};
 use crate::bias::Scale;
 use crate::spec::impl_model;
 
@@ -170,12 +170,7 @@ impl Recommender for Nmf {
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)
     }
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Nmf, Nmf);

@@ -8,10 +8,10 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
+use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, rng, Factors, Seen};
+use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters; every learning rate and regularisation can be set per parameter group.
@@ -349,26 +349,12 @@ fn split_by<'a>(mut v: &'a mut [f32], cut: &[usize], width: usize) -> Vec<&'a mu
     out
 }
 
-/// One SGD pass over a block's ratings; returns the summed squared error. Compiled twice, and
-/// the AVX2+FMA copy is used where the processor has it. The updates use fused multiply-adds
-/// (`mul_add`), which are exactly rounded in hardware and in software alike, so results do not
-/// depend on the processor — only the speed does.
-fn run_block(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the processor supports AVX2 and FMA, checked just above.
-            return unsafe { run_block_avx2(b, ids, triples, r) };
-        }
-    }
-    run_block_generic(b, ids, triples, r)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_block_avx2(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
-    run_block_generic(b, ids, triples, r)
+simd_dispatch! {
+    /// One SGD pass over a block's ratings; returns the summed squared error. Compiled twice, and
+    /// the AVX2+FMA copy is used where the processor has it. The updates use fused multiply-adds
+    /// (`mul_add`), which are exactly rounded in hardware and in software alike, so results do not
+    /// depend on the processor — only the speed does.
+    fn run_block(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 => run_block_generic
 }
 
 #[inline(always)]
@@ -437,12 +423,7 @@ impl Recommender for Svd {
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)
     }
-    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
-        Some(&self.f)
-    }
-    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
-        Some(&self.f)
-    }
+    factor_capabilities!();
 }
 
 impl_model!(Svd, Svd);

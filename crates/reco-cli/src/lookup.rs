@@ -1,0 +1,100 @@
+//! `reco recommend` and `reco similar`: answers from a saved model, in external ids.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use reco_core::model::{Filter, Query};
+
+pub(crate) fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
+    let m = reco_models::load(dir)?;
+    let i = m
+        .items
+        .get(item)
+        .with_context(|| format!("item {item:?} is not in the model's catalogue"))?;
+    let kind = m.model.spec().kind();
+    let sim = m
+        .model
+        .as_similar_items()
+        .with_context(|| format!("a {kind} model does not find similar items"))?;
+    let rows = scored_rows(&m, &sim.similar_items(i, k)?);
+    print_rows(
+        &serde_json::json!({ "item": item, "similar": rows }),
+        &rows,
+        json,
+    )
+}
+
+/// Ranked items with their external ids, titles and categories.
+fn scored_rows(
+    m: &reco_models::LoadedModel,
+    list: &[reco_core::topk::Scored],
+) -> Vec<serde_json::Value> {
+    list.iter()
+        .enumerate()
+        .map(|(r, s)| {
+            let (title, cat) = m.catalog.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
+            serde_json::json!({ "rank": r + 1, "item": m.items.id(s.item), "score": s.score, "title": title, "category": cat })
+        })
+        .collect()
+}
+
+fn print_rows(doc: &serde_json::Value, rows: &[serde_json::Value], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(doc)?);
+    } else {
+        println!(
+            "{:>4}  {:<10} {:>10}  {:<40} category",
+            "rank", "item", "score", "title"
+        );
+        for r in rows {
+            println!(
+                "{:>4}  {:<10} {:>10.4}  {:<40} {}",
+                r["rank"],
+                r["item"].as_str().unwrap_or(""),
+                r["score"].as_f64().unwrap_or(0.0),
+                r["title"].as_str().unwrap_or(""),
+                r["category"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn recommend(
+    dir: &Path,
+    user: &str,
+    k: usize,
+    include_seen: bool,
+    json: bool,
+) -> Result<()> {
+    let m = reco_models::load(dir)?;
+    let u = m.users.get(user);
+    let seen: &[u32] = match (u, include_seen) {
+        (Some(u), false) => m.seen(u),
+        _ => &[],
+    };
+    if u.is_none() {
+        eprintln!(
+            "note: user {user:?} is not in the training data; recommending for an anonymous user"
+        );
+    }
+    let query = match u {
+        Some(u) => Query::user(u),
+        None => Query::history(&[]),
+    };
+    let recs = m.model.recommend(
+        &query,
+        k,
+        &Filter {
+            exclude: seen,
+            allow: None,
+        },
+    )?;
+    let rows = scored_rows(&m, &recs);
+    print_rows(
+        &serde_json::json!({ "user": user, "known_user": u.is_some(), "recommendations": rows }),
+        &rows,
+        json,
+    )
+}
