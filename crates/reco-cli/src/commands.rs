@@ -285,6 +285,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     &dir.join("train.csv"),
                 )?;
                 write_csv(&fold.train, &fold.test, &dir.join("test.csv"))?;
+                if let Some(c) = &fold.candidates {
+                    write_candidates(&fold.train, c, &dir.join("candidates.csv"))?;
+                }
                 println!(
                     "{}: train {} / test {} interactions",
                     dir.display(),
@@ -351,6 +354,40 @@ pub fn run(cli: Cli) -> Result<()> {
         } => crate::lookup::recommend(&model, &user, k, include_seen, json),
         Command::Demo { seed, user, json } => crate::demo::demo(seed, &user, json),
     }
+}
+
+/// Writes the items a fold ranks among (cold-item splits): one item id per line under `item`.
+fn write_candidates(ds: &Dataset, items: &[u32], path: &Path) -> Result<()> {
+    let mut text = String::from("item\n");
+    for &i in items {
+        text.push_str(ds.items.id(i));
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a `candidates.csv` written by `reco data split`; every id must be in the fold.
+fn read_candidates(ds: &Dataset, path: &Path) -> Result<Vec<u32>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut items = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(n, id)| {
+            ds.items.get(id.trim()).with_context(|| {
+                format!(
+                    "{}:{}: item {id:?} is in neither train nor test",
+                    path.display(),
+                    n + 2
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    items.sort_unstable();
+    items.dedup();
+    Ok(items)
 }
 
 fn write_csv(ds: &Dataset, m: &reco_core::Interactions, path: &Path) -> Result<()> {
@@ -518,7 +555,14 @@ fn eval(a: EvalArgs) -> Result<()> {
             let pairs = split_pairs(dir)?;
             let folds = pairs
                 .iter()
-                .map(|(tr, te)| a.data.load_pair(tr, te))
+                .map(|(tr, te)| {
+                    let mut fold = a.data.load_pair(tr, te)?;
+                    let cands = tr.with_file_name("candidates.csv");
+                    if cands.exists() {
+                        fold.candidates = Some(read_candidates(&fold.train, &cands)?);
+                    }
+                    Ok(fold)
+                })
                 .collect::<Result<Vec<_>>>()?;
             (
                 folds,

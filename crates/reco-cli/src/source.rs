@@ -300,13 +300,16 @@ impl DataArgs {
     /// Loads a ready-made split from two files with these options.
     pub fn load_pair(&self, train: &std::path::Path, test: &std::path::Path) -> Result<Fold> {
         let opts = self.options()?;
-        let fold = split::from_files(
+        let mut pair = split::read_pair(
             train,
             test,
             &self.format()?,
             self.columns(train)?.as_ref(),
             &opts,
         )?;
+        self.read_items(&mut pair.builder, &opts)?;
+        self.read_users_and_sessions(&mut pair.builder, &opts)?;
+        let fold = pair.finish(&opts)?;
         report_load(&fold.train);
         Ok(fold)
     }

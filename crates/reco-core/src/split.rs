@@ -291,6 +291,26 @@ pub fn from_files(
     cols: Option<&InteractionColumns>,
     opts: &LoadOptions,
 ) -> Result<Fold> {
+    read_pair(train, test, format, cols, opts)?.finish(opts)
+}
+
+/// A train/test pair read but not yet assembled: its builder can still take item and user
+/// metadata (read after both files, so every id of either is known) before [`PairReader::finish`].
+pub struct PairReader {
+    /// The builder holding the training rows; metadata readers add to it.
+    pub builder: DatasetBuilder,
+    test_rows: Triplets,
+    name: String,
+}
+
+/// Reads a ready-made train/test pair sharing one id space; see [`from_files`].
+pub fn read_pair(
+    train: &Path,
+    test: &Path,
+    format: &TextFormat,
+    cols: Option<&InteractionColumns>,
+    opts: &LoadOptions,
+) -> Result<PairReader> {
     let mut b = DatasetBuilder::new(true);
     delimited::read_interactions(&mut b, train, format, cols, opts)?;
     let n_train = b.triplets.len();
@@ -304,29 +324,45 @@ pub fn from_files(
     };
     let test_rows = part(n_train..all.len());
     b.triplets = part(0..n_train);
-    let (n_users, n_items) = (b.users.len(), b.items.len());
     let name = train
         .file_stem()
         .map_or("train".into(), |s| s.to_string_lossy().into_owned());
-    let train_ds = b.finish(&name, opts)?;
-    let (test, _) = Interactions::from_triplets(&test_rows, n_users, n_items, opts.duplicates)?;
-    let overlap: Vec<(u32, u32)> = test
-        .iter()
-        .filter(|&(u, i, _)| train_ds.interactions.get(u, i).is_some())
-        .map(|(u, i, _)| (u, i))
-        .collect();
-    if let Some(&(u, i)) = overlap.first() {
-        return Err(Error::Overlap {
-            count: overlap.len(),
-            user: train_ds.users.id(u).to_string(),
-            item: train_ds.items.id(i).to_string(),
-        });
-    }
-    Ok(Fold {
-        train: train_ds,
-        test,
-        candidates: None,
+    Ok(PairReader {
+        builder: b,
+        test_rows,
+        name,
     })
+}
+
+impl PairReader {
+    /// Builds the training set and the test matrix; refuses a pair that overlaps.
+    pub fn finish(self, opts: &LoadOptions) -> Result<Fold> {
+        let PairReader {
+            builder: b,
+            test_rows,
+            name,
+        } = self;
+        let train_ds = b.finish(&name, opts)?;
+        let (n_users, n_items) = (train_ds.n_users(), train_ds.n_items());
+        let (test, _) = Interactions::from_triplets(&test_rows, n_users, n_items, opts.duplicates)?;
+        let overlap: Vec<(u32, u32)> = test
+            .iter()
+            .filter(|&(u, i, _)| train_ds.interactions.get(u, i).is_some())
+            .map(|(u, i, _)| (u, i))
+            .collect();
+        if let Some(&(u, i)) = overlap.first() {
+            return Err(Error::Overlap {
+                count: overlap.len(),
+                user: train_ds.users.id(u).to_string(),
+                item: train_ds.items.id(i).to_string(),
+            });
+        }
+        Ok(Fold {
+            train: train_ds,
+            test,
+            candidates: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod bias;
 pub mod content;
 pub mod covisit;
 pub mod ease;
+pub mod featurize;
 pub mod knn;
 pub mod mf;
 mod neighbours;

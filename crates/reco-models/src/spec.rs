@@ -14,6 +14,7 @@ use crate::ease::{Ease, EaseParams};
 use crate::knn::{Knn, KnnParams, Side};
 use crate::mf::als::{Als, AlsParams};
 use crate::mf::bpr::{Bpr, BprParams};
+use crate::mf::hybrid::{Hybrid, HybridParams};
 use crate::mf::ials::{Ials, IalsParams};
 use crate::mf::lmf::{Lmf, LmfParams};
 use crate::mf::nmf::{Nmf, NmfParams};
@@ -60,6 +61,9 @@ pub enum ModelSpec {
     Bpr(BprParams),
     /// Logistic MF (Johnson 2014).
     Lmf(LmfParams),
+    /// LightFM-style hybrid MF over identity and metadata features (WARP, k-OS WARP, BPR or
+    /// BCE with sampled negatives).
+    Hybrid(HybridParams),
 }
 
 impl ModelSpec {
@@ -83,6 +87,7 @@ impl ModelSpec {
             ModelSpec::Ials(_) => "ials",
             ModelSpec::Bpr(_) => "bpr",
             ModelSpec::Lmf(_) => "lmf",
+            ModelSpec::Hybrid(_) => "hybrid",
         }
     }
 
@@ -97,7 +102,9 @@ impl ModelSpec {
             | ModelSpec::Svdpp(_)
             | ModelSpec::Nmf(_)
             | ModelSpec::Als(_) => false,
-            ModelSpec::Ials(_) | ModelSpec::Bpr(_) | ModelSpec::Lmf(_) => true,
+            ModelSpec::Ials(_) | ModelSpec::Bpr(_) | ModelSpec::Lmf(_) | ModelSpec::Hybrid(_) => {
+                true
+            }
             ModelSpec::Popularity(_)
             | ModelSpec::Content(_)
             | ModelSpec::Covisit(_)
@@ -122,6 +129,7 @@ impl ModelSpec {
             ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
             ModelSpec::Svd(p) => p.validate(),
             ModelSpec::Ials(p) => p.validate(),
+            ModelSpec::Hybrid(p) => p.validate(),
             // These check their parameters when fitting.
             ModelSpec::Nmf(_)
             | ModelSpec::Als(_)
@@ -152,6 +160,7 @@ impl ModelSpec {
             ModelSpec::Ials(p) => Box::new(Ials::fit(p, data, opts)?),
             ModelSpec::Bpr(p) => Box::new(Bpr::fit(p, data, opts)?),
             ModelSpec::Lmf(p) => Box::new(Lmf::fit(p, data, opts)?),
+            ModelSpec::Hybrid(p) => Box::new(Hybrid::fit(p, data, opts)?),
         })
     }
 
@@ -174,6 +183,7 @@ impl ModelSpec {
             ModelSpec::Ials(_) => restore::<Ials>(state),
             ModelSpec::Bpr(_) => restore::<Bpr>(state),
             ModelSpec::Lmf(_) => restore::<Lmf>(state),
+            ModelSpec::Hybrid(_) => restore::<Hybrid>(state),
         }
     }
 }

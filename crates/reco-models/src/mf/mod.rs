@@ -8,6 +8,7 @@
 
 pub mod als;
 pub mod bpr;
+pub mod hybrid;
 pub mod ials;
 pub mod lmf;
 pub mod nmf;
@@ -16,14 +17,16 @@ pub mod svdpp;
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{Embeddings, Query, SimilarItems};
 use reco_core::topk::{top_k, Scored};
-use reco_core::{Error, Result};
+use reco_core::{Error, Interactions, Result};
 
 /// Dot product with eight independent partial sums, so the compiler can vectorise it (a single
 /// running sum is a chain of dependent additions). The order of additions is fixed, so results
@@ -314,6 +317,82 @@ impl Factors {
             })
             .collect();
         Ok(top_k(&scores, k, &[item], |_| false))
+    }
+}
+
+/// Early stopping for ranking models: after each epoch, recall@10 of the validation items
+/// (training items excluded) over at most 2,000 validation users, sampled once with the seed;
+/// the factors of the best epoch are kept, and training stops after `patience` epochs without
+/// a better one. Scores are full dot products of the user and item rows, so models that keep a
+/// bias in a factor slot are measured with it.
+pub(crate) struct RankValidation<'a> {
+    train: &'a Interactions,
+    valid: &'a Interactions,
+    users: Vec<u32>,
+    patience: usize,
+    best: Option<(f64, usize, Factors)>,
+}
+
+impl<'a> RankValidation<'a> {
+    /// None without validation data or with `patience` 0 (early stopping off).
+    pub(crate) fn new(
+        train: &'a Interactions,
+        valid: Option<&'a Interactions>,
+        patience: usize,
+        seed: u64,
+    ) -> Option<Self> {
+        let valid = valid.filter(|_| patience > 0)?;
+        let mut users: Vec<u32> = (0..valid.n_users().min(train.n_users()) as u32)
+            .filter(|&u| valid.user_len(u) > 0)
+            .collect();
+        users.shuffle(&mut rng(seed, 91));
+        users.truncate(2000);
+        Some(RankValidation {
+            train,
+            valid,
+            users,
+            patience,
+            best: None,
+        })
+    }
+
+    /// Mean recall@10 of `f` on the validation users.
+    pub(crate) fn recall(&self, f: &Factors) -> f64 {
+        let total: f64 = self
+            .users
+            .par_iter()
+            .map_init(
+                || vec![0f32; f.n_items()],
+                |scores, &u| {
+                    f.score_vector(f.user(u), false, scores);
+                    let top = top_k(scores, 10, self.train.user_items(u), |_| false);
+                    let rel = self.valid.user_items(u);
+                    let hits = top
+                        .iter()
+                        .filter(|s| rel.binary_search(&s.item).is_ok())
+                        .count();
+                    hits as f64 / rel.len().clamp(1, 10) as f64
+                },
+            )
+            .sum();
+        total / self.users.len().max(1) as f64
+    }
+
+    /// Records epoch `epoch`; returns the validation recall and whether to stop.
+    pub(crate) fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
+        let r = self.recall(f);
+        if self.best.as_ref().is_none_or(|b| r > b.0) {
+            self.best = Some((r, epoch, f.clone()));
+            (r, false)
+        } else {
+            let since = epoch - self.best.as_ref().map_or(0, |b| b.1);
+            (r, since >= self.patience)
+        }
+    }
+
+    /// The factors of the best epoch.
+    pub(crate) fn into_best(self) -> Option<Factors> {
+        self.best.map(|b| b.2)
     }
 }
 
