@@ -335,6 +335,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 &out,
                 serde_json::json!({ "dataset": ds.name, "seed": seed, "validation": validation }),
             )?;
+            if let Some((eps, delta)) = m.privacy() {
+                println!("privacy: ({eps:.3}, {delta:e})-differentially private per rating");
+            }
             println!("saved {} to {}", named.name, out.display());
             Ok(())
         }

@@ -63,6 +63,30 @@ impl FeatureRows {
     /// Builds the rows of `n` entities. `identity[e]` says whether entity `e` gets its own
     /// identity feature (feature `e`); models give it only to entities seen in training, since an
     /// identity embedding nobody trained is noise. Metadata features follow from index `n`.
+    /// With `identity_slot`, an entity without its identity feature still counts it when its row
+    /// is normalised, so a cold item's genres weigh what a warm item's genres weighed in training.
+    pub fn build_with_slot(
+        n: usize,
+        identity: &[bool],
+        identity_slot: bool,
+        table: Option<&FeatureTable>,
+        fields: &[String],
+        numeric_bins: usize,
+    ) -> Result<FeatureRows> {
+        let mut rows = Self::build(n, identity, table, fields, numeric_bins)?;
+        if identity_slot {
+            for e in 0..rows.len() {
+                let (a, b) = (rows.ptr[e], rows.ptr[e + 1]);
+                if b > a && !identity.get(e).copied().unwrap_or(false) {
+                    let w = 1.0 / (b - a + 1) as f32;
+                    rows.val[a..b].iter_mut().for_each(|v| *v = w);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// [`FeatureRows::build_with_slot`] without the identity slot.
     pub fn build(
         n: usize,
         identity: &[bool],
@@ -208,6 +232,12 @@ mod tests {
         assert_eq!(r.row(2).0, &[2]);
         assert_eq!(r.names[3], "genre=Comedy");
         assert!(!r.identity_only());
+        // With the identity slot, entity 1 weighs its two features as if it had three.
+        let slot =
+            FeatureRows::build_with_slot(3, &[true, false, true], true, Some(&t), &["*".into()], 2)
+                .unwrap();
+        assert!(slot.row(1).1.iter().all(|&x| (x - 1.0 / 3.0).abs() < 1e-7));
+        assert_eq!(slot.row(0).1, r.row(0).1);
         let only = FeatureRows::build(3, &[true; 3], Some(&t), &[], 2).unwrap();
         assert!(only.identity_only());
     }

@@ -13,6 +13,7 @@ pub mod content;
 pub mod covisit;
 pub mod ease;
 pub mod featurize;
+pub mod fm;
 pub mod knn;
 pub mod mf;
 mod neighbours;

@@ -11,6 +11,7 @@ use crate::bias::{Baseline, BaselineParams};
 use crate::content::{Content, ContentParams};
 use crate::covisit::{Covisit, CovisitParams};
 use crate::ease::{Ease, EaseParams};
+use crate::fm::{Fm, FmParams};
 use crate::knn::{Knn, KnnParams, Side};
 use crate::mf::als::{Als, AlsParams};
 use crate::mf::bpr::{Bpr, BprParams};
@@ -64,6 +65,8 @@ pub enum ModelSpec {
     /// LightFM-style hybrid MF over identity and metadata features (WARP, k-OS WARP, BPR or
     /// BCE with sampled negatives).
     Hybrid(HybridParams),
+    /// Factorization machine (Rendle 2010) over user and item features.
+    Fm(FmParams),
 }
 
 impl ModelSpec {
@@ -88,6 +91,7 @@ impl ModelSpec {
             ModelSpec::Bpr(_) => "bpr",
             ModelSpec::Lmf(_) => "lmf",
             ModelSpec::Hybrid(_) => "hybrid",
+            ModelSpec::Fm(_) => "fm",
         }
     }
 
@@ -105,6 +109,7 @@ impl ModelSpec {
             ModelSpec::Ials(_) | ModelSpec::Bpr(_) | ModelSpec::Lmf(_) | ModelSpec::Hybrid(_) => {
                 true
             }
+            ModelSpec::Fm(p) => p.task == crate::fm::FmTask::Classification,
             ModelSpec::Popularity(_)
             | ModelSpec::Content(_)
             | ModelSpec::Covisit(_)
@@ -130,6 +135,7 @@ impl ModelSpec {
             ModelSpec::Svd(p) => p.validate(),
             ModelSpec::Ials(p) => p.validate(),
             ModelSpec::Hybrid(p) => p.validate(),
+            ModelSpec::Fm(p) => p.validate(),
             // These check their parameters when fitting.
             ModelSpec::Nmf(_)
             | ModelSpec::Als(_)
@@ -161,6 +167,7 @@ impl ModelSpec {
             ModelSpec::Bpr(p) => Box::new(Bpr::fit(p, data, opts)?),
             ModelSpec::Lmf(p) => Box::new(Lmf::fit(p, data, opts)?),
             ModelSpec::Hybrid(p) => Box::new(Hybrid::fit(p, data, opts)?),
+            ModelSpec::Fm(p) => Box::new(Fm::fit(p, data, opts)?),
         })
     }
 
@@ -184,6 +191,7 @@ impl ModelSpec {
             ModelSpec::Bpr(_) => restore::<Bpr>(state),
             ModelSpec::Lmf(_) => restore::<Lmf>(state),
             ModelSpec::Hybrid(_) => restore::<Hybrid>(state),
+            ModelSpec::Fm(_) => restore::<Fm>(state),
         }
     }
 }
@@ -197,7 +205,7 @@ fn restore<T: Model + serde::de::DeserializeOwned + 'static>(
 /// Implements [`Model`] for a model whose parameters sit in `self.params` and whose state is its
 /// serde form.
 macro_rules! impl_model {
-    ($ty:ty, $variant:ident) => {
+    ($ty:ty, $variant:ident $(, $($extra:tt)*)?) => {
         impl $crate::spec::Model for $ty {
             fn spec(&self) -> $crate::spec::ModelSpec {
                 $crate::spec::ModelSpec::$variant(self.params.clone())
@@ -205,6 +213,7 @@ macro_rules! impl_model {
             fn state(&self) -> reco_core::Result<Vec<u8>> {
                 reco_core::artifact::encode(self)
             }
+            $($($extra)*)?
         }
     };
 }
@@ -216,6 +225,10 @@ pub trait Model: Recommender {
     fn spec(&self) -> ModelSpec;
     /// Its fitted state, for artifacts.
     fn state(&self) -> Result<Vec<u8>>;
+    /// (ε, δ) of the differential-privacy guarantee per rating, for privately trained models.
+    fn privacy(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -636,17 +636,19 @@ impl Hybrid {
         let seen_i: Vec<bool> = (0..ni as u32)
             .map(|i| p.item_identity && m.item_len(i) > 0)
             .collect();
-        let urows = FeatureRows::build(
+        let urows = FeatureRows::build_with_slot(
             nu,
             &seen_u,
+            p.user_identity,
             data.user_features.as_deref(),
             &p.user_fields,
             p.numeric_bins,
         )
         .map_err(|e| Error::param("user_fields", e.to_string()))?;
-        let irows = FeatureRows::build(
+        let irows = FeatureRows::build_with_slot(
             ni,
             &seen_i,
+            p.item_identity,
             data.item_features.as_deref(),
             &p.item_fields,
             p.numeric_bins,

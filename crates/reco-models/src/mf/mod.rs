@@ -8,6 +8,7 @@
 
 pub mod als;
 pub mod bpr;
+pub mod dp;
 pub mod hybrid;
 pub mod ials;
 pub mod lmf;

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
-use reco_core::{Dataset, Result};
+use reco_core::{Dataset, Error, Result};
 
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, Seen};
 use crate::spec::impl_model;
@@ -57,6 +57,10 @@ pub struct SvdParams {
     /// With validation data, stop after this many epochs without a better validation RMSE and
     /// keep the best epoch's factors (0: train every epoch).
     pub patience: usize,
+    /// Train with differential privacy (DP-SGD, see [`super::dp`]): `{"noise": σ, "clip": C,
+    /// "batch": B, "delta": δ}`. Uses `lr` and `reg` for every parameter, ignores `parallel`,
+    /// `shuffle` and `patience`, and needs `biased`.
+    pub dp: Option<super::dp::DpParams>,
 }
 
 impl Default for SvdParams {
@@ -80,6 +84,7 @@ impl Default for SvdParams {
             shuffle: false,
             parallel: true,
             patience: 3,
+            dp: None,
         }
     }
 }
@@ -87,6 +92,12 @@ impl Default for SvdParams {
 impl SvdParams {
     /// Checks every rule, one error per broken rule.
     pub fn validate(&self) -> Result<()> {
+        if let Some(dp) = &self.dp {
+            dp.validate()?;
+            if !self.biased {
+                return Err(Error::param("dp", "private training needs biased = true"));
+            }
+        }
         let o = |x: Option<f64>, d: f64| x.unwrap_or(d);
         check_common(
             self.factors,
@@ -116,6 +127,8 @@ pub struct Svd {
     params: SvdParams,
     f: Factors,
     seen: Seen,
+    /// ε of the (ε, δ) guarantee when trained with differential privacy.
+    epsilon: Option<f64>,
 }
 
 impl Svd {
@@ -133,6 +146,27 @@ impl Svd {
             p.biased,
             opts.seed,
         )?;
+        if let Some(dp) = &p.dp {
+            dp.validate()?;
+            if !p.biased {
+                return Err(Error::param("dp", "private training needs biased = true"));
+            }
+            // μ must not come from the private ratings: the middle of the (public) scale.
+            let scale = crate::bias::Scale::of(m);
+            f.mu = 0.5 * (scale.min + scale.max);
+            let rates = super::dp::DpRates {
+                lr: p.lr as f32,
+                reg: p.reg as f32,
+            };
+            let eps = super::dp::train(&mut f, m, p.epochs, &rates, dp, opts)?;
+            f.check_finite("svd")?;
+            return Ok(Svd {
+                params: p.clone(),
+                seen: Seen::of(m),
+                f,
+                epsilon: Some(eps),
+            });
+        }
         if p.biased && m.nnz() > 0 {
             f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
         }
@@ -304,12 +338,18 @@ impl Svd {
             params: p.clone(),
             seen: Seen::of(m),
             f,
+            epsilon: None,
         })
     }
 
     /// The fitted factors.
     pub fn factors(&self) -> &Factors {
         &self.f
+    }
+
+    /// ε of the (ε, δ)-DP guarantee (δ from the parameters) when trained privately.
+    pub fn epsilon(&self) -> Option<f64> {
+        self.epsilon
     }
 }
 
@@ -426,7 +466,13 @@ impl Recommender for Svd {
     factor_capabilities!();
 }
 
-impl_model!(Svd, Svd);
+impl_model!(
+    Svd,
+    Svd,
+    fn privacy(&self) -> Option<(f64, f64)> {
+        Some((self.epsilon?, self.params.dp.as_ref()?.delta))
+    }
+);
 
 #[cfg(test)]
 mod tests {
@@ -492,6 +538,61 @@ mod tests {
         );
         assert!(SvdParams {
             lr: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn private_training_trades_accuracy_for_privacy() {
+        let c = ScalableConfig {
+            users: 300,
+            items: 200,
+            interactions: 8_000,
+            seed: 3,
+            ..Default::default()
+        };
+        let ds = scalable(&c, &|_, _| {}).unwrap();
+        let fold = &split(&ds, &Protocol::Holdout { ratio: 0.2 }, 1).unwrap()[0];
+        let fit = |noise: Option<f64>| {
+            let p = SvdParams {
+                factors: 8,
+                epochs: 10,
+                lr: 0.01,
+                dp: noise.map(|noise| super::super::dp::DpParams {
+                    noise,
+                    clip: 1.0,
+                    batch: 200,
+                    delta: 1e-5,
+                }),
+                ..Default::default()
+            };
+            Svd::fit(&p, &fold.train, &FitOptions::default()).unwrap()
+        };
+        let mean_only = {
+            let mu = fold.train.interactions.values().iter().sum::<f32>()
+                / fold.train.interactions.nnz() as f32;
+            let se: f64 = fold
+                .test
+                .iter()
+                .map(|(_, _, r)| ((r - mu) as f64).powi(2))
+                .sum();
+            (se / fold.test.nnz() as f64).sqrt()
+        };
+        let (low, high) = (fit(Some(0.5)), fit(Some(8.0)));
+        let (e_low, e_high) = (low.epsilon().unwrap(), high.epsilon().unwrap());
+        assert!(e_low > e_high && e_high > 0.0, "ε {e_low} vs {e_high}");
+        assert!(fit(None).epsilon().is_none());
+        // Little noise learns the biases (beats the global mean); much noise is worse.
+        let (r_low, r_high) = (rmse(&low, &fold.test), rmse(&high, &fold.test));
+        assert!(
+            r_low < mean_only && r_low < r_high,
+            "σ 0.5: {r_low}, σ 8: {r_high}, mean: {mean_only}"
+        );
+        assert!(SvdParams {
+            biased: false,
+            dp: Some(Default::default()),
             ..Default::default()
         }
         .validate()
