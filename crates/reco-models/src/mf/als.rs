@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, factor_capabilities, Factors, Seen};
+use super::{check_common, factor_capabilities, Factors, RmseValidation, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of explicit ALS.
@@ -27,6 +27,9 @@ pub struct AlsParams {
     pub weighted_reg: bool,
     /// Learn user and item biases.
     pub biased: bool,
+    /// With validation data: stop after this many iterations without a better validation RMSE
+    /// and keep the best iteration's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for AlsParams {
@@ -37,6 +40,7 @@ impl Default for AlsParams {
             reg: 0.05,
             weighted_reg: true,
             biased: true,
+            patience: 3,
         }
     }
 }
@@ -123,6 +127,7 @@ impl Als {
             f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
         }
         let mt = m.transpose();
+        let mut early = RmseValidation::new(m, opts.validation, p.patience);
         for it in 0..p.iterations {
             solve_side(
                 &mut f.users,
@@ -144,7 +149,18 @@ impl Als {
                 p,
                 k,
             )?;
-            opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            if let Some(v) = early.as_mut() {
+                let (score, stop) = v.observe(it, &f);
+                opts.report("iteration", it as u64 + 1, p.iterations as u64, Some(score));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            }
+        }
+        if let Some(best) = early.and_then(RmseValidation::into_best) {
+            f = best;
         }
         f.check_finite("als")?;
         Ok(Als {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
+use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, RankValidation};
 use crate::spec::impl_model;
 
 /// How negatives are drawn.
@@ -40,6 +40,9 @@ pub struct BprParams {
     pub negatives: NegativeSampling,
     /// Redraw a negative the user has interacted with.
     pub verify_negatives: bool,
+    /// With validation data: stop after this many epochs without a better validation recall@10
+    /// and keep the best epoch's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for BprParams {
@@ -51,6 +54,7 @@ impl Default for BprParams {
             reg: 0.01,
             negatives: NegativeSampling::Uniform,
             verify_negatives: true,
+            patience: 3,
         }
     }
 }
@@ -111,6 +115,7 @@ impl Bpr {
         };
         let (lr, reg) = (p.lr as f32, p.reg as f32);
         let mut r = rng(opts.seed, 32);
+        let mut early = RankValidation::new(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
             let (mut correct, mut skipped) = (0usize, 0usize);
             // Users in a fresh random order, each drawing as many positives (with replacement)
@@ -144,7 +149,18 @@ impl Bpr {
                 }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(acc));
+            if let Some(v) = early.as_mut() {
+                let (score, stop) = v.observe(epoch, &f);
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(acc));
+            }
+        }
+        if let Some(best) = early.and_then(RankValidation::into_best) {
+            f = best;
         }
         f.check_finite("bpr")?;
         Ok(Bpr {

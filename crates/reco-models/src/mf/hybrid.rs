@@ -296,16 +296,23 @@ impl Table {
         }
         out.iter_mut().for_each(|o| *o = 0.0);
         for (&f, &wf) in idx.iter().zip(val) {
-            self.load(f, false, tmp);
-            for (o, &x) in out.iter_mut().zip(tmp.iter()) {
+            let row: &[f32] = if self.shared {
+                self.load(f, false, tmp);
+                tmp
+            } else {
+                // SAFETY: not shared, and the slice dies within this iteration, before any write.
+                unsafe { self.plain(f) }
+            };
+            for (o, &x) in out.iter_mut().zip(row) {
                 *o += wf * x;
             }
         }
     }
 
     /// An AdaGrad step on the features of entity `e` along `grad` (dL/d repr); coordinates
-    /// `0..upto` only (the user bias gets no gradient from pairwise losses). Rows are copied out
-    /// and back so the arithmetic runs vectorised on plain memory.
+    /// `0..upto` only (the user bias gets no gradient from pairwise losses). Unshared rows are
+    /// updated in place; shared rows are copied out and back, so the arithmetic runs vectorised
+    /// on plain memory either way.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn step(

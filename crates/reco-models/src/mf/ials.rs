@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors};
+use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors, RankValidation};
 use crate::knn::similarity::{bm25, tfidf};
 use crate::spec::impl_model;
 
@@ -76,6 +76,9 @@ pub struct IalsParams {
     pub solver: Solver,
     /// Conjugate-gradient steps per solve.
     pub cg_steps: usize,
+    /// With validation data: stop after this many iterations without a better validation recall@10
+    /// and keep the best iteration's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for IalsParams {
@@ -90,6 +93,7 @@ impl Default for IalsParams {
             reweight: Reweight::None,
             solver: Solver::Cg,
             cg_steps: 3,
+            patience: 3,
         }
     }
 }
@@ -293,10 +297,22 @@ impl Ials {
         let mt = mu.transpose();
         let k = p.factors;
         let mut f = Factors::uniform(m0.n_users(), m0.n_items(), k, 0.0, 0.01, opts.seed);
+        let mut early = RankValidation::new(m0, opts.validation, p.patience, opts.seed);
         for it in 0..p.iterations {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            if let Some(v) = early.as_mut() {
+                let (score, stop) = v.observe(it, &f);
+                opts.report("iteration", it as u64 + 1, p.iterations as u64, Some(score));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            }
+        }
+        if let Some(best) = early.and_then(RankValidation::into_best) {
+            f = best;
         }
         f.check_finite("ials")?;
         let yty = gram(&f.items, k);

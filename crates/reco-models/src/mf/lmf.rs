@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, Factors};
+use super::{check_common, dot, factor_capabilities, rng, Factors, RankValidation};
 use crate::spec::impl_model;
 
 /// Parameters of logistic MF.
@@ -35,6 +35,9 @@ pub struct LmfParams {
     pub neg_prop: usize,
     /// At most this many sampled negatives per row and pass.
     pub max_negatives: usize,
+    /// With validation data: stop after this many epochs without a better validation recall@10
+    /// and keep the best epoch's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for LmfParams {
@@ -47,6 +50,7 @@ impl Default for LmfParams {
             alpha: 1.0,
             neg_prop: 30,
             max_negatives: 32,
+            patience: 3,
         }
     }
 }
@@ -161,6 +165,7 @@ impl Lmf {
             row[k + 1] = 1.0;
         }
         let (mut gu, mut gi) = (vec![0f32; f.users.len()], vec![0f32; f.items.len()]);
+        let mut early = RankValidation::new(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
             let s = 2 * epoch as u64;
             half_step(&mut f.users, &mut gu, &f.items, m, p, opts.seed, s, kk, k);
@@ -175,7 +180,18 @@ impl Lmf {
                 kk,
                 k + 1,
             );
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            if let Some(v) = early.as_mut() {
+                let (score, stop) = v.observe(epoch, &f);
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            }
+        }
+        if let Some(best) = early.and_then(RankValidation::into_best) {
+            f = best;
         }
         f.check_finite("lmf")?;
         Ok(Lmf {

@@ -397,6 +397,57 @@ impl<'a> RankValidation<'a> {
     }
 }
 
+/// Early stopping for rating models: after each pass, the RMSE of Surprise's estimate on the
+/// validation ratings; keeps the best pass's factors and stops after `patience` passes without
+/// a better one.
+pub(crate) struct RmseValidation<'a> {
+    valid: &'a Interactions,
+    seen: Seen,
+    patience: usize,
+    best: Option<(f64, usize, Factors)>,
+}
+
+impl<'a> RmseValidation<'a> {
+    /// None without validation data or with `patience` 0.
+    pub(crate) fn new(
+        train: &Interactions,
+        valid: Option<&'a Interactions>,
+        patience: usize,
+    ) -> Option<Self> {
+        let valid = valid.filter(|_| patience > 0)?;
+        Some(RmseValidation {
+            valid,
+            seen: Seen::of(train),
+            patience,
+            best: None,
+        })
+    }
+
+    /// Records pass `epoch`; returns the validation RMSE and whether to stop.
+    pub(crate) fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
+        let (mut se, mut n) = (0f64, 0usize);
+        for (u, i, r) in self.valid.iter() {
+            if (u as usize) < f.n_users() && (i as usize) < f.n_items() {
+                se += f64::from(r - self.seen.estimate(f, u, i)).powi(2);
+                n += 1;
+            }
+        }
+        let e = (se / n.max(1) as f64).sqrt();
+        if self.best.as_ref().is_none_or(|b| e < b.0) {
+            self.best = Some((e, epoch, f.clone()));
+            (e, false)
+        } else {
+            let since = epoch - self.best.as_ref().map_or(0, |b| b.1);
+            (e, since >= self.patience)
+        }
+    }
+
+    /// The factors of the best pass.
+    pub(crate) fn into_best(self) -> Option<Factors> {
+        self.best.map(|b| b.2)
+    }
+}
+
 /// Which users and items training saw, and the rating scale. Surprise's estimate leaves out the
 /// terms of an unseen user or item and clips to the scale; rating models share it here.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -483,5 +534,93 @@ mod tests {
         assert!(check_common(0, 1, &[], &[]).is_err());
         assert!(check_common(1, 1, &[("lr", 0.0)], &[]).is_err());
         assert!(check_common(1, 1, &[], &[("reg", -1.0)]).is_err());
+    }
+
+    /// Fits `spec` with a validation hold-out and returns the model, its training data, the
+    /// held-out part and the scores it reported per pass.
+    fn fit_with_validation(
+        spec: &crate::ModelSpec,
+    ) -> (
+        Box<dyn crate::Model>,
+        reco_core::Dataset,
+        Interactions,
+        Vec<f64>,
+    ) {
+        use reco_core::split::{split, Protocol};
+        let data = crate::testing::structured_data();
+        let fold = split(&data, &Protocol::Holdout { ratio: 0.2 }, 4)
+            .unwrap()
+            .remove(0);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let report = |p: reco_core::model::Progress<'_>| {
+            if let Some(l) = p.loss {
+                seen.lock().unwrap().push(l)
+            }
+        };
+        let opts = reco_core::model::FitOptions {
+            seed: 3,
+            progress: Some(&report),
+            validation: Some(&fold.test),
+        };
+        let m = spec.fit(&fold.train, &opts).unwrap();
+        let scores = seen.into_inner().unwrap();
+        (m, fold.train, fold.test, scores)
+    }
+
+    #[test]
+    fn ranking_models_keep_their_best_validation_pass() {
+        for spec in [
+            r#"{"model":"ials","factors":16,"iterations":12}"#,
+            r#"{"model":"bpr","factors":16,"epochs":12}"#,
+            r#"{"model":"lmf","factors":16,"epochs":12}"#,
+        ] {
+            let spec: crate::ModelSpec = serde_json::from_str(spec).unwrap();
+            let (m, train, valid, scores) = fit_with_validation(&spec);
+            assert!(
+                !scores.is_empty() && scores.len() <= 12,
+                "{spec:?}: {scores:?}"
+            );
+            // Rebuild the kept vectors and measure them as training did.
+            let e = m.as_embeddings().unwrap();
+            let f = Factors {
+                k: e.dim(),
+                users: (0..train.n_users() as u32)
+                    .flat_map(|u| e.user_vector(u).unwrap().to_vec())
+                    .collect(),
+                items: (0..train.n_items() as u32)
+                    .flat_map(|i| e.item_vector(i).unwrap().to_vec())
+                    .collect(),
+                ..Default::default()
+            };
+            let v = RankValidation::new(&train.interactions, Some(&valid), 1, 3).unwrap();
+            let best = scores.iter().copied().fold(f64::MIN, f64::max);
+            assert!(
+                (v.recall(&f) - best).abs() < 1e-9,
+                "{spec:?}: kept {} best {best}",
+                v.recall(&f)
+            );
+        }
+    }
+
+    #[test]
+    fn rating_models_keep_their_best_validation_pass() {
+        let spec: crate::ModelSpec =
+            serde_json::from_str(r#"{"model":"als","factors":16,"iterations":12,"reg":0.001}"#)
+                .unwrap();
+        let (m, _, valid, scores) = fit_with_validation(&spec);
+        let p = m.as_rating_predictor().unwrap();
+        let se: f64 = valid
+            .iter()
+            .map(|(u, i, r)| f64::from(r - p.predict(u, i)).powi(2))
+            .sum();
+        let rmse = (se / valid.nnz() as f64).sqrt();
+        let best = scores.iter().copied().fold(f64::MAX, f64::min);
+        assert!(
+            (rmse - best).abs() < 1e-6,
+            "kept {rmse} best {best}: {scores:?}"
+        );
+        let nmf: crate::ModelSpec = serde_json::from_str(r#"{"model":"nmf","epochs":30}"#).unwrap();
+        let (_, _, _, scores) = fit_with_validation(&nmf);
+        assert!(!scores.is_empty() && scores.len() <= 30);
     }
 }

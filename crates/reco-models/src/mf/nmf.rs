@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, factor_capabilities, Factors};
+use super::{check_common, dot, factor_capabilities, Factors, RmseValidation};
 use crate::bias::Scale;
 use crate::spec::impl_model;
 
@@ -27,6 +27,9 @@ pub struct NmfParams {
     pub init_low: f32,
     /// Upper bound of the uniform initialisation.
     pub init_high: f32,
+    /// With validation data: stop after this many epochs without a better validation RMSE
+    /// and keep the best epoch's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for NmfParams {
@@ -38,6 +41,7 @@ impl Default for NmfParams {
             reg_qi: 0.06,
             init_low: 0.0,
             init_high: 1.0,
+            patience: 3,
         }
     }
 }
@@ -79,6 +83,7 @@ impl Nmf {
         let (nu, ni) = (m.n_users(), m.n_items());
         let mut f = Factors::uniform(nu, ni, k, p.init_low, p.init_high, opts.seed);
         let mt = m.transpose();
+        let mut early = RmseValidation::new(m, opts.validation, p.patience);
         for epoch in 0..p.epochs {
             // Numerators and denominators from the current factors, users and items each in
             // parallel over their own rows (no shared writes), then the multiplicative updates.
@@ -124,7 +129,18 @@ impl Nmf {
             };
             update(&mut f.users, &us, m, p.reg_pu);
             update(&mut f.items, &is, &mt, p.reg_qi);
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            if let Some(v) = early.as_mut() {
+                let (score, stop) = v.observe(epoch, &f);
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            }
+        }
+        if let Some(best) = early.and_then(RmseValidation::into_best) {
+            f = best;
         }
         f.check_finite("nmf")?;
         let mu = if m.nnz() == 0 {
