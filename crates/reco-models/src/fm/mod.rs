@@ -26,7 +26,9 @@ use reco_core::{Dataset, Error, Interactions, Result};
 
 use crate::bias::Scale;
 use crate::featurize::{FeatureRows, FieldList};
-use crate::mf::{check_common, dot, factor_capabilities, rng, Factors, RankValidation};
+use crate::mf::{
+    check_common, dot, factor_capabilities, rng, sigmoid, Factors, RankValidation, Validation,
+};
 use crate::spec::impl_model;
 
 /// What the machine predicts.
@@ -217,15 +219,6 @@ impl Machine {
             row[k] = side(irows, offset, i as u32, row);
         }
         f
-    }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let z = x.exp();
-        z / (1.0 + z)
     }
 }
 

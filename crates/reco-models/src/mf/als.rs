@@ -11,6 +11,7 @@ use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
 use super::{check_common, factor_capabilities, Factors, RmseValidation, Seen};
+use super::{end_of_pass, keep_best};
 use crate::spec::impl_model;
 
 /// Parameters of explicit ALS.
@@ -149,19 +150,11 @@ impl Als {
                 p,
                 k,
             )?;
-            if let Some(v) = early.as_mut() {
-                let (score, stop) = v.observe(it, &f);
-                opts.report("iteration", it as u64 + 1, p.iterations as u64, Some(score));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            if end_of_pass(&mut early, it, p.iterations, "iteration", &f, None, opts) {
+                break;
             }
         }
-        if let Some(best) = early.and_then(RmseValidation::into_best) {
-            f = best;
-        }
+        keep_best(early, &mut f);
         f.check_finite("als")?;
         Ok(Als {
             params: p.clone(),

@@ -11,6 +11,7 @@ use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, RankValidation};
+use super::{end_of_pass, keep_best};
 use crate::spec::impl_model;
 
 /// How negatives are drawn.
@@ -149,19 +150,11 @@ impl Bpr {
                 }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
-            if let Some(v) = early.as_mut() {
-                let (score, stop) = v.observe(epoch, &f);
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(acc));
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, Some(acc), opts) {
+                break;
             }
         }
-        if let Some(best) = early.and_then(RankValidation::into_best) {
-            f = best;
-        }
+        keep_best(early, &mut f);
         f.check_finite("bpr")?;
         Ok(Bpr {
             params: p.clone(),

@@ -37,7 +37,10 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, RankValidation};
+use super::{
+    check_common, dot, factor_capabilities, rng, sigmoid, simd_dispatch, Factors, RankValidation,
+    Validation,
+};
 use crate::featurize::{FeatureRows, FieldList};
 use crate::spec::impl_model;
 
@@ -432,15 +435,6 @@ struct Trainer<'a> {
     irows: FeatureRows,
     k: usize,
     lr: f32,
-}
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let z = x.exp();
-        z / (1.0 + z)
-    }
 }
 
 impl Trainer<'_> {

@@ -16,6 +16,7 @@ use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
 use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors, RankValidation};
+use super::{end_of_pass, keep_best};
 use crate::knn::similarity::{bm25, tfidf};
 use crate::spec::impl_model;
 
@@ -301,19 +302,11 @@ impl Ials {
         for it in 0..p.iterations {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            if let Some(v) = early.as_mut() {
-                let (score, stop) = v.observe(it, &f);
-                opts.report("iteration", it as u64 + 1, p.iterations as u64, Some(score));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("iteration", it as u64 + 1, p.iterations as u64, None);
+            if end_of_pass(&mut early, it, p.iterations, "iteration", &f, None, opts) {
+                break;
             }
         }
-        if let Some(best) = early.and_then(RankValidation::into_best) {
-            f = best;
-        }
+        keep_best(early, &mut f);
         f.check_finite("ials")?;
         let yty = gram(&f.items, k);
         Ok(Ials {

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, Factors, RankValidation};
+use super::{check_common, dot, factor_capabilities, rng, sigmoid, Factors, RankValidation};
+use super::{end_of_pass, keep_best};
 use crate::spec::impl_model;
 
 /// Parameters of logistic MF.
@@ -52,15 +53,6 @@ impl Default for LmfParams {
             max_negatives: 32,
             patience: 3,
         }
-    }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let z = x.exp();
-        z / (1.0 + z)
     }
 }
 
@@ -180,19 +172,11 @@ impl Lmf {
                 kk,
                 k + 1,
             );
-            if let Some(v) = early.as_mut() {
-                let (score, stop) = v.observe(epoch, &f);
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, None, opts) {
+                break;
             }
         }
-        if let Some(best) = early.and_then(RankValidation::into_best) {
-            f = best;
-        }
+        keep_best(early, &mut f);
         f.check_finite("lmf")?;
         Ok(Lmf {
             params: p.clone(),

@@ -321,6 +321,55 @@ impl Factors {
     }
 }
 
+/// What both early-stopping rules do after a pass: score the factors, and say when to stop.
+pub(crate) trait Validation {
+    /// Records pass `pass`; returns its validation score and whether to stop.
+    fn observe(&mut self, pass: usize, f: &Factors) -> (f64, bool);
+    /// The factors of the best pass.
+    fn into_best(self) -> Option<Factors>;
+}
+
+/// Ends a pass of a model with optional early stopping: reports the validation score (or
+/// `loss` without validation) to the progress callback and returns true when training should
+/// stop.
+pub(crate) fn end_of_pass(
+    early: &mut Option<impl Validation>,
+    pass: usize,
+    total: usize,
+    stage: &str,
+    f: &Factors,
+    loss: Option<f64>,
+    opts: &reco_core::model::FitOptions<'_>,
+) -> bool {
+    let (score, stop) = match early.as_mut() {
+        Some(v) => {
+            let (s, stop) = v.observe(pass, f);
+            (Some(s), stop)
+        }
+        None => (loss, false),
+    };
+    opts.report(stage, pass as u64 + 1, total as u64, score);
+    stop
+}
+
+/// Replaces `f` with the best pass's factors when early stopping kept one.
+pub(crate) fn keep_best(early: Option<impl Validation>, f: &mut Factors) {
+    if let Some(best) = early.and_then(Validation::into_best) {
+        *f = best;
+    }
+}
+
+/// The logistic function, computed without overflow on either side.
+#[inline]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let z = x.exp();
+        z / (1.0 + z)
+    }
+}
+
 /// Early stopping for ranking models: after each epoch, recall@10 of the validation items
 /// (training items excluded) over at most 2,000 validation users, sampled once with the seed;
 /// the factors of the best epoch are kept, and training stops after `patience` epochs without
@@ -378,9 +427,11 @@ impl<'a> RankValidation<'a> {
             .sum();
         total / self.users.len().max(1) as f64
     }
+}
 
+impl Validation for RankValidation<'_> {
     /// Records epoch `epoch`; returns the validation recall and whether to stop.
-    pub(crate) fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
+    fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
         let r = self.recall(f);
         if self.best.as_ref().is_none_or(|b| r > b.0) {
             self.best = Some((r, epoch, f.clone()));
@@ -392,7 +443,7 @@ impl<'a> RankValidation<'a> {
     }
 
     /// The factors of the best epoch.
-    pub(crate) fn into_best(self) -> Option<Factors> {
+    fn into_best(self) -> Option<Factors> {
         self.best.map(|b| b.2)
     }
 }
@@ -422,9 +473,11 @@ impl<'a> RmseValidation<'a> {
             best: None,
         })
     }
+}
 
+impl Validation for RmseValidation<'_> {
     /// Records pass `epoch`; returns the validation RMSE and whether to stop.
-    pub(crate) fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
+    fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
         let (mut se, mut n) = (0f64, 0usize);
         for (u, i, r) in self.valid.iter() {
             if (u as usize) < f.n_users() && (i as usize) < f.n_items() {
@@ -443,7 +496,7 @@ impl<'a> RmseValidation<'a> {
     }
 
     /// The factors of the best pass.
-    pub(crate) fn into_best(self) -> Option<Factors> {
+    fn into_best(self) -> Option<Factors> {
         self.best.map(|b| b.2)
     }
 }

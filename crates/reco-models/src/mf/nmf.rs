@@ -8,6 +8,7 @@ use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
 use super::{check_common, dot, factor_capabilities, Factors, RmseValidation};
+use super::{end_of_pass, keep_best};
 use crate::bias::Scale;
 use crate::spec::impl_model;
 
@@ -129,19 +130,11 @@ impl Nmf {
             };
             update(&mut f.users, &us, m, p.reg_pu);
             update(&mut f.items, &is, &mt, p.reg_qi);
-            if let Some(v) = early.as_mut() {
-                let (score, stop) = v.observe(epoch, &f);
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(score));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, None, opts) {
+                break;
             }
         }
-        if let Some(best) = early.and_then(RmseValidation::into_best) {
-            f = best;
-        }
+        keep_best(early, &mut f);
         f.check_finite("nmf")?;
         let mu = if m.nnz() == 0 {
             0.0
