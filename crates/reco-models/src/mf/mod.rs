@@ -657,21 +657,24 @@ mod tests {
 
     #[test]
     fn rating_models_keep_their_best_validation_pass() {
-        let spec: crate::ModelSpec =
-            serde_json::from_str(r#"{"model":"als","factors":16,"iterations":12,"reg":0.001}"#)
-                .unwrap();
-        let (m, _, valid, scores) = fit_with_validation(&spec);
-        let p = m.as_rating_predictor().unwrap();
-        let se: f64 = valid
-            .iter()
-            .map(|(u, i, r)| f64::from(r - p.predict(u, i)).powi(2))
-            .sum();
-        let rmse = (se / valid.nnz() as f64).sqrt();
-        let best = scores.iter().copied().fold(f64::MAX, f64::min);
-        assert!(
-            (rmse - best).abs() < 1e-6,
-            "kept {rmse} best {best}: {scores:?}"
-        );
+        for spec in [
+            r#"{"model":"als","factors":16,"iterations":12,"reg":0.001}"#,
+            r#"{"model":"svdpp","factors":16,"epochs":30,"lr":0.02}"#,
+        ] {
+            let spec: crate::ModelSpec = serde_json::from_str(spec).unwrap();
+            let (m, _, valid, scores) = fit_with_validation(&spec);
+            let p = m.as_rating_predictor().unwrap();
+            let se: f64 = valid
+                .iter()
+                .map(|(u, i, r)| f64::from(r - p.predict(u, i)).powi(2))
+                .sum();
+            let rmse = (se / valid.nnz() as f64).sqrt();
+            let best = scores.iter().copied().fold(f64::MAX, f64::min);
+            assert!(
+                (rmse - best).abs() < 1e-5,
+                "{spec:?}: kept {rmse} best {best}: {scores:?}"
+            );
+        }
         let nmf: crate::ModelSpec = serde_json::from_str(r#"{"model":"nmf","epochs":30}"#).unwrap();
         let (_, _, _, scores) = fit_with_validation(&nmf);
         assert!(!scores.is_empty() && scores.len() <= 30);

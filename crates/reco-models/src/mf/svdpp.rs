@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, factor_capabilities, Factors, Seen};
+use super::{check_common, factor_capabilities, Factors, RmseValidation, Seen, Validation};
 use crate::spec::impl_model;
 
 /// Parameters of SVD++.
@@ -29,6 +29,9 @@ pub struct SvdppParams {
     pub lr: f64,
     /// Regularisation of every parameter.
     pub reg: f64,
+    /// With validation data: stop after this many epochs without a better validation RMSE and
+    /// keep the best epoch's factors (0: off).
+    pub patience: usize,
 }
 
 impl Default for SvdppParams {
@@ -39,6 +42,7 @@ impl Default for SvdppParams {
             init_std: 0.1,
             lr: 0.007,
             reg: 0.02,
+            patience: 3,
         }
     }
 }
@@ -89,6 +93,8 @@ impl Svdpp {
         let (lr, reg) = (p.lr as f32, p.reg as f32);
         let mut z = vec![0f32; k];
         let mut gy = vec![0f32; k];
+        let mut early = RmseValidation::new(m, opts.validation, p.patience);
+        let mut best_y: Option<(f64, Vec<f32>)> = None;
         for epoch in 0..p.epochs {
             let mut sq = 0f64;
             for u in 0..m.n_users() as u32 {
@@ -138,25 +144,27 @@ impl Svdpp {
                     }
                 }
             }
-            opts.report(
-                "epoch",
-                epoch as u64 + 1,
-                p.epochs as u64,
-                Some((sq / m.nnz().max(1) as f64).sqrt()),
-            );
-        }
-        // Fold the implicit part into the user vectors: p_u + |N(u)|^-½ Σ y_j.
-        for u in 0..m.n_users() as u32 {
-            let items = m.user_items(u);
-            if items.is_empty() {
-                continue;
-            }
-            let norm = 1.0 / (items.len() as f32).sqrt();
-            for &j in items {
-                let (uu, jj) = (u as usize * k, j as usize * k);
-                for c in 0..k {
-                    f.users[uu + c] += y[jj + c] * norm;
+            let loss = Some((sq / m.nnz().max(1) as f64).sqrt());
+            if let Some(v) = early.as_mut() {
+                // Validation sees the folded vectors; the best epoch's y is kept with them.
+                let folded = fold_implicit(&f, &y, m);
+                let (e, stop) = v.observe(epoch, &folded);
+                if best_y.as_ref().is_none_or(|b| e < b.0) {
+                    best_y = Some((e, y.clone()));
                 }
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(e));
+                if stop {
+                    break;
+                }
+            } else {
+                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, loss);
+            }
+        }
+        let mut f = fold_implicit(&f, &y, m);
+        if let (Some(v), Some((_, by))) = (early, best_y) {
+            if let Some(best) = v.into_best() {
+                f = best;
+                y = by;
             }
         }
         f.check_finite("svdpp")?;
@@ -173,6 +181,26 @@ impl RatingPredictor for Svdpp {
     fn predict(&self, u: u32, i: u32) -> f32 {
         self.seen.estimate(&self.f, u, i)
     }
+}
+
+/// The user vectors with the implicit part folded in: p_u + |N(u)|^-½ Σ_{j ∈ N(u)} y_j.
+fn fold_implicit(f: &Factors, y: &[f32], m: &reco_core::Interactions) -> Factors {
+    let k = f.k;
+    let mut out = f.clone();
+    for u in 0..m.n_users() as u32 {
+        let items = m.user_items(u);
+        if items.is_empty() {
+            continue;
+        }
+        let norm = 1.0 / (items.len() as f32).sqrt();
+        for &j in items {
+            let (uu, jj) = (u as usize * k, j as usize * k);
+            for c in 0..k {
+                out.users[uu + c] += y[jj + c] * norm;
+            }
+        }
+    }
+    out
 }
 
 impl Recommender for Svdpp {
