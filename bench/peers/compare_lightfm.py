@@ -17,7 +17,6 @@ Fit time is the median of N runs; threads = 1 is reco's `parallel = false` again
 num_threads = 1, threads = 2 is Hogwild on both sides.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import recompute_metrics  # noqa: E402
+from compare_topn import reco_run  # noqa: E402
 
 COMMON = {"factors": 32, "epochs": 30, "lr": 0.05, "max_sampled": 10, "user_fields": []}
 MODELS = {
@@ -87,14 +87,6 @@ def lightfm_run(d, meta, peer, features, threads, k=10):
     return {n: float(np.mean(v)) for n, v in vals.items()}, fit
 
 
-def reco_run(reco, d, spec, items_csv):
-    cmd = [reco, "eval", "--splits", d, "--threshold", "1", "--model", json.dumps(spec), "--k", "10", "--no-auc", "--json",
-           "--items", items_csv, "--category-col", "genres:|", "--category-col", "year"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    m = json.loads(out)["models"][0]
-    return {"ndcg@10": m["metrics"]["ndcg@10"]["mean"], "recall@10": m["metrics"]["recall@10"]["mean"]}, sum(m["fit_seconds"])
-
-
 def main():
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser()
@@ -124,7 +116,8 @@ def main():
                 continue
             for threads in [int(t) for t in args.threads.split(",")]:
                 spec = {"model": "hybrid", **COMMON, **ours, "parallel": threads > 1}
-                runs = [reco_run(args.reco, d, spec, items_csv) for _ in range(args.runs)]
+                meta_args = ["--items", items_csv, "--category-col", "genres:|", "--category-col", "year"]
+                runs = [reco_run(args.reco, d, spec, meta_args) for _ in range(args.runs)]
                 peers = [lightfm_run(d, meta, peer, features, threads) for _ in range(args.runs)]
                 r_t = statistics.median(r[1] for r in runs)
                 p_t = statistics.median(p[1] for p in peers)

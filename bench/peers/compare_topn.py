@@ -91,8 +91,9 @@ def implicit_run(train_csv, test_csv, kind, extra=None, k=10):
     return {name: float(np.mean(v)) for name, v in vals.items()}, fit
 
 
-def reco_run(reco, split_dir, spec):
-    out = subprocess.run([reco, "eval", "--splits", split_dir, "--threshold", "1", "--model", json.dumps(spec), "--k", "10", "--no-auc", "--json"],
+def reco_run(reco, split_dir, spec, extra_args=()):
+    """NDCG@10 and recall@10 of `reco eval` on a split directory, and the summed fit seconds."""
+    out = subprocess.run([reco, "eval", "--splits", split_dir, "--threshold", "1", "--model", json.dumps(spec), "--k", "10", "--no-auc", "--json", *extra_args],
                          check=True, capture_output=True, text=True).stdout
     m = json.loads(out)["models"][0]
     return {"ndcg@10": m["metrics"]["ndcg@10"]["mean"], "recall@10": m["metrics"]["recall@10"]["mean"]}, sum(m["fit_seconds"])

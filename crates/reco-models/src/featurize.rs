@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use reco_core::features::FeatureTable;
-use reco_core::{Error, Result};
+use reco_core::{Dataset, Error, Result};
 
 /// Which metadata fields become features: `["*"]` is every categorical and numeric field,
 /// `[]` none, otherwise the named fields.
@@ -50,14 +50,81 @@ impl FeatureRows {
         (&self.idx[a..b], &self.val[a..b])
     }
 
-    /// True when no entity has more than its identity feature: the model is plain MF and can
-    /// skip the sums.
-    pub fn identity_only(&self) -> bool {
+    /// True when no entity has more than its identity feature.
+    #[cfg(test)]
+    fn identity_only(&self) -> bool {
         self.n_features == self.len()
             && (0..self.len()).all(|e| {
                 let (i, _) = self.row(e as u32);
                 i.is_empty() || (i.len() == 1 && i[0] as usize == e)
             })
+    }
+
+    /// The rows of every user of `data`: with `identity`, an identity feature for each user who
+    /// has training interactions (the others keep its slot, see [`FeatureRows::build_with_slot`]),
+    /// then the user metadata `fields`. Errors name the `user_fields` parameter.
+    pub fn of_users(
+        data: &Dataset,
+        identity: bool,
+        fields: &[String],
+        numeric_bins: usize,
+    ) -> Result<FeatureRows> {
+        let m = &data.interactions;
+        let table = data.user_features.as_deref();
+        Self::of_side(
+            m.n_users(),
+            |u| m.user_len(u) > 0,
+            table,
+            identity,
+            fields,
+            numeric_bins,
+        )
+        .map_err(|e| Error::param("user_fields", e.to_string()))
+    }
+
+    /// [`FeatureRows::of_users`] for the items, with the item metadata; errors name
+    /// `item_fields`.
+    pub fn of_items(
+        data: &Dataset,
+        identity: bool,
+        fields: &[String],
+        numeric_bins: usize,
+    ) -> Result<FeatureRows> {
+        let m = &data.interactions;
+        let table = data.item_features.as_deref();
+        Self::of_side(
+            m.n_items(),
+            |i| m.item_len(i) > 0,
+            table,
+            identity,
+            fields,
+            numeric_bins,
+        )
+        .map_err(|e| Error::param("item_fields", e.to_string()))
+    }
+
+    /// The rows of `n` entities, with an identity feature (or its slot) for those `has_data`.
+    fn of_side(
+        n: usize,
+        has_data: impl Fn(u32) -> bool,
+        table: Option<&FeatureTable>,
+        identity: bool,
+        fields: &[String],
+        numeric_bins: usize,
+    ) -> Result<FeatureRows> {
+        let seen: Vec<bool> = (0..n as u32).map(|e| identity && has_data(e)).collect();
+        Self::build_with_slot(n, &seen, identity, table, fields, numeric_bins)
+    }
+
+    /// [`FeatureRows::build_with_slot`] without the identity slot.
+    pub fn build(
+        n: usize,
+        identity: &[bool],
+        table: Option<&FeatureTable>,
+        fields: &[String],
+        numeric_bins: usize,
+    ) -> Result<FeatureRows> {
+        Self::build_with_slot(n, identity, false, table, fields, numeric_bins)
     }
 
     /// Builds the rows of `n` entities. `identity[e]` says whether entity `e` gets its own
@@ -73,27 +140,7 @@ impl FeatureRows {
         fields: &[String],
         numeric_bins: usize,
     ) -> Result<FeatureRows> {
-        let mut rows = Self::build(n, identity, table, fields, numeric_bins)?;
-        if identity_slot {
-            for e in 0..rows.len() {
-                let (a, b) = (rows.ptr[e], rows.ptr[e + 1]);
-                if b > a && !identity.get(e).copied().unwrap_or(false) {
-                    let w = 1.0 / (b - a + 1) as f32;
-                    rows.val[a..b].iter_mut().for_each(|v| *v = w);
-                }
-            }
-        }
-        Ok(rows)
-    }
-
-    /// [`FeatureRows::build_with_slot`] without the identity slot.
-    pub fn build(
-        n: usize,
-        identity: &[bool],
-        table: Option<&FeatureTable>,
-        fields: &[String],
-        numeric_bins: usize,
-    ) -> Result<FeatureRows> {
+        let pad = |e: usize| identity_slot && !identity.get(e).copied().unwrap_or(false);
         let mut rows: Vec<Vec<u32>> = (0..n)
             .map(|e| {
                 if identity.get(e).copied().unwrap_or(false) {
@@ -109,7 +156,7 @@ impl FeatureRows {
             let Some(t) = table else {
                 if all {
                     // "Every field" of data without metadata is no field.
-                    return Ok(Self::assemble(rows, names));
+                    return Ok(Self::assemble(rows, names, pad));
                 }
                 return Err(Error::param(
                     "fields",
@@ -152,10 +199,15 @@ impl FeatureRows {
                 }
             }
         }
-        Ok(Self::assemble(rows, names))
+        Ok(Self::assemble(rows, names, pad))
     }
 
-    fn assemble(rows: Vec<Vec<u32>>, names: Vec<String>) -> FeatureRows {
+    /// Compresses the rows; weights are 1 / (features + 1 when `pad(e)`).
+    fn assemble(
+        rows: Vec<Vec<u32>>,
+        names: Vec<String>,
+        pad: impl Fn(usize) -> bool,
+    ) -> FeatureRows {
         let n = rows.len();
         let mut out = FeatureRows {
             n_features: names.len(),
@@ -164,10 +216,10 @@ impl FeatureRows {
             ..Default::default()
         };
         out.ptr.push(0);
-        for mut row in rows {
+        for (e, mut row) in rows.into_iter().enumerate() {
             row.sort_unstable();
             row.dedup();
-            let w = 1.0 / row.len().max(1) as f32;
+            let w = 1.0 / (row.len() + usize::from(pad(e))).max(1) as f32;
             out.val.extend(std::iter::repeat_n(w, row.len()));
             out.idx.extend(row);
             out.ptr.push(out.idx.len());

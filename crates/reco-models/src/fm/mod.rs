@@ -22,12 +22,13 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
-use reco_core::{Dataset, Error, Interactions, Result};
+use reco_core::{Dataset, Error, Result};
 
 use crate::bias::Scale;
 use crate::featurize::{FeatureRows, FieldList};
 use crate::mf::{
-    check_common, dot, factor_capabilities, rng, sigmoid, Factors, RankValidation, Validation,
+    best_or, check_common, dot, end_of_pass, factor_capabilities, rng, sigmoid, EarlyStop, Factors,
+    Positives,
 };
 use crate::spec::impl_model;
 
@@ -131,6 +132,13 @@ impl FmParams {
     }
 }
 
+/// Appends the features of entity `e` of `rows`, shifted by `offset` into the machine's
+/// feature space (user features first, then item features).
+fn push_features(x: &mut Vec<(u32, f32)>, rows: &FeatureRows, e: u32, offset: u32) {
+    let (idx, val) = rows.row(e);
+    x.extend(idx.iter().map(|&j| j + offset).zip(val.iter().copied()));
+}
+
 /// The parameters being trained: w₀, w, v (row-major, k per feature), and AdaGrad accumulators.
 struct Machine {
     k: usize,
@@ -190,13 +198,10 @@ impl Machine {
     /// The split form as a factor store: users [s_u, 1] with bias c_u, items [s_i, c_i], μ = w₀.
     fn factors(&self, urows: &FeatureRows, irows: &FeatureRows) -> Factors {
         let k = self.k;
-        let side = |rows: &FeatureRows, offset: u32, e: u32, out: &mut [f32]| -> f32 {
-            let (idx, val) = rows.row(e);
-            let x: Vec<(u32, f32)> = idx
-                .iter()
-                .map(|&j| j + offset)
-                .zip(val.iter().copied())
-                .collect();
+        let mut x = Vec::new();
+        let mut side = |rows: &FeatureRows, offset: u32, e: u32, out: &mut [f32]| -> f32 {
+            x.clear();
+            push_features(&mut x, rows, e, offset);
             // ŷ of this side alone minus w₀ is c (its linear and within-side pairwise terms).
             self.predict(&x, &mut out[..k]) - self.w0
         };
@@ -235,31 +240,12 @@ impl Fm {
     pub fn fit(p: &FmParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m = &data.interactions;
-        let (nu, ni) = (m.n_users(), m.n_items());
+        let ni = m.n_items();
         if m.nnz() == 0 {
             return Err(Error::param("data", "no interactions to train on"));
         }
-        let ident = |on: bool, n: usize, len: &dyn Fn(u32) -> usize| -> Vec<bool> {
-            (0..n as u32).map(|e| on && len(e) > 0).collect()
-        };
-        let urows = FeatureRows::build_with_slot(
-            nu,
-            &ident(p.user_identity, nu, &|u| m.user_len(u)),
-            p.user_identity,
-            data.user_features.as_deref(),
-            &p.user_fields,
-            p.numeric_bins,
-        )
-        .map_err(|e| Error::param("user_fields", e.to_string()))?;
-        let irows = FeatureRows::build_with_slot(
-            ni,
-            &ident(p.item_identity, ni, &|i| m.item_len(i)),
-            p.item_identity,
-            data.item_features.as_deref(),
-            &p.item_fields,
-            p.numeric_bins,
-        )
-        .map_err(|e| Error::param("item_fields", e.to_string()))?;
+        let urows = FeatureRows::of_users(data, p.user_identity, &p.user_fields, p.numeric_bins)?;
+        let irows = FeatureRows::of_items(data, p.item_identity, &p.item_fields, p.numeric_bins)?;
         let n_features = urows.n_features + irows.n_features;
         let k = p.factors;
         let normal =
@@ -293,17 +279,15 @@ impl Fm {
         let offset = urows.n_features as u32;
         let build = |x: &mut Vec<(u32, f32)>, u: u32, i: u32| {
             x.clear();
-            let (ui, uv) = urows.row(u);
-            x.extend(ui.iter().copied().zip(uv.iter().copied()));
-            let (ii, iv) = irows.row(i);
-            x.extend(ii.iter().map(|&j| j + offset).zip(iv.iter().copied()));
+            push_features(x, &urows, u, 0);
+            push_features(x, &irows, i, offset);
         };
-        let mut rank_check = if regression {
-            None
+        let mut early = if regression {
+            EarlyStop::rmse_split_form(opts.validation, p.patience)
         } else {
-            RankValidation::new(m, opts.validation, p.patience, opts.seed)
+            EarlyStop::recall(m, opts.validation, p.patience, opts.seed)
         };
-        let mut rmse_best: Option<(f64, usize, Factors)> = None;
+        let positives = Positives::new(m);
         for epoch in 0..p.epochs {
             order.shuffle(&mut r);
             let mut total = 0f64;
@@ -322,10 +306,9 @@ impl Fm {
                 total -= f64::from(prob.max(1e-12).ln());
                 count += 1;
                 fm.step(&x, &s, prob - 1.0, p);
-                let seen = m.user_items(u);
                 for _ in 0..p.negatives {
                     let j = r.gen_range(0..ni as u32);
-                    if seen.binary_search(&j).is_ok() {
+                    if positives.has(u, j) {
                         continue;
                     }
                     build(&mut x, u, j);
@@ -339,33 +322,20 @@ impl Fm {
             if regression {
                 loss = loss.sqrt();
             }
-            let mut stop = false;
-            if let Some(v) = rank_check.as_mut() {
-                let (recall, done) = v.observe(epoch, &fm.factors(&urows, &irows));
-                (loss, stop) = (recall, done);
-            } else if let (true, Some(valid), true) = (regression, opts.validation, p.patience > 0)
-            {
-                let f = fm.factors(&urows, &irows);
-                let e = validation_rmse(&f, valid);
-                if rmse_best.as_ref().is_none_or(|b| e < b.0) {
-                    rmse_best = Some((e, epoch, f));
-                } else {
-                    stop = rmse_best
-                        .as_ref()
-                        .is_some_and(|b| epoch - b.1 >= p.patience);
-                }
-                loss = e;
-            }
-            if stop {
-                opts.report("epoch", p.epochs as u64, p.epochs as u64, Some(loss));
+            let pass = end_of_pass(
+                &mut early,
+                epoch,
+                p.epochs,
+                "epoch",
+                || fm.factors(&urows, &irows),
+                Some(loss),
+                opts,
+            );
+            if pass.stop {
                 break;
             }
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
         }
-        let f = match (rank_check.and_then(RankValidation::into_best), rmse_best) {
-            (Some(best), _) | (None, Some((_, _, best))) => best,
-            _ => fm.factors(&urows, &irows),
-        };
+        let f = best_or(early, || fm.factors(&urows, &irows));
         f.check_finite("fm")?;
         Ok(Fm {
             params: p.clone(),
@@ -386,19 +356,6 @@ impl Fm {
         }
         y
     }
-}
-
-/// RMSE of the split-form predictions on held-out ratings.
-fn validation_rmse(f: &Factors, valid: &Interactions) -> f64 {
-    let (mut se, mut n) = (0f64, 0usize);
-    for (u, i, y) in valid.iter() {
-        if (u as usize) < f.n_users() && (i as usize) < f.n_items() {
-            let yhat = f.mu + f.user_bias[u as usize] + dot(f.user(u), f.item(i));
-            se += f64::from((yhat - y) * (yhat - y));
-            n += 1;
-        }
-    }
-    (se / n.max(1) as f64).sqrt()
 }
 
 impl RatingPredictor for Fm {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, factor_capabilities, Factors, RmseValidation, Seen};
-use super::{end_of_pass, keep_best};
+use super::{best_or, end_of_pass, EarlyStop};
+use super::{check_common, factor_capabilities, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of explicit ALS.
@@ -128,7 +128,7 @@ impl Als {
             f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
         }
         let mt = m.transpose();
-        let mut early = RmseValidation::new(m, opts.validation, p.patience);
+        let mut early = EarlyStop::rmse(m, opts.validation, p.patience);
         for it in 0..p.iterations {
             solve_side(
                 &mut f.users,
@@ -150,11 +150,11 @@ impl Als {
                 p,
                 k,
             )?;
-            if end_of_pass(&mut early, it, p.iterations, "iteration", &f, None, opts) {
+            if end_of_pass(&mut early, it, p.iterations, "iteration", || &f, None, opts).stop {
                 break;
             }
         }
-        keep_best(early, &mut f);
+        let f = best_or(early, || f);
         f.check_finite("als")?;
         Ok(Als {
             params: p.clone(),

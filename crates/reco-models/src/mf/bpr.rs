@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, RankValidation};
-use super::{end_of_pass, keep_best};
+use super::{best_or, end_of_pass, EarlyStop};
+use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
 use crate::spec::impl_model;
 
 /// How negatives are drawn.
@@ -116,7 +116,7 @@ impl Bpr {
         };
         let (lr, reg) = (p.lr as f32, p.reg as f32);
         let mut r = rng(opts.seed, 32);
-        let mut early = RankValidation::new(m, opts.validation, p.patience, opts.seed);
+        let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
             let (mut correct, mut skipped) = (0usize, 0usize);
             // Users in a fresh random order, each drawing as many positives (with replacement)
@@ -150,11 +150,11 @@ impl Bpr {
                 }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, Some(acc), opts) {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, Some(acc), opts).stop {
                 break;
             }
         }
-        keep_best(early, &mut f);
+        let f = best_or(early, || f);
         f.check_finite("bpr")?;
         Ok(Bpr {
             params: p.clone(),

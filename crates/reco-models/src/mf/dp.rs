@@ -114,25 +114,20 @@ pub fn epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Learning rates and penalties of the private fit.
-pub(crate) struct DpRates {
-    pub lr: f32,
-    pub reg: f32,
-}
-
-/// Trains `f` (biased, μ set by the caller) privately; returns the ε spent.
+/// Trains `f` (biased, μ set by the caller) privately with step `lr` and L2 penalty `reg`;
+/// `dp` has been validated. Returns the ε spent.
 pub(crate) fn train(
     f: &mut Factors,
     m: &Interactions,
     epochs: usize,
-    rates: &DpRates,
+    lr: f32,
+    reg: f32,
     dp: &DpParams,
     opts: &FitOptions<'_>,
-) -> Result<f64> {
-    dp.validate()?;
+) -> f64 {
     let n = m.nnz();
     if n == 0 {
-        return Ok(0.0);
+        return 0.0;
     }
     let k = f.k;
     let q = (dp.batch as f64 / n as f64).min(1.0);
@@ -140,7 +135,6 @@ pub(crate) fn train(
     let total = steps_per_epoch * epochs as u64;
     let triples: Vec<(u32, u32, f32)> = m.iter().collect();
     let (c, sd) = (dp.clip as f32, (dp.noise * dp.clip) as f32);
-    let (lr, reg) = (rates.lr, rates.reg);
     // Gradient sums, dense like the noise: rows of k + 1 (bias last).
     let w = k + 1;
     let mut gu = vec![0f32; f.n_users() * w];
@@ -217,7 +211,7 @@ pub(crate) fn train(
             opts.report("epoch", epoch, epochs as u64, Some(rmse));
         }
     }
-    Ok(epsilon(q, dp.noise, total, dp.delta))
+    epsilon(q, dp.noise, total, dp.delta)
 }
 
 /// θ ← θ − lr·(g + N(0, sd²)) on every factor and bias; the noise comes from a seeded stream per

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors, RankValidation};
-use super::{end_of_pass, keep_best};
+use super::{best_or, end_of_pass, EarlyStop};
+use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors};
 use crate::knn::similarity::{bm25, tfidf};
 use crate::spec::impl_model;
 
@@ -298,15 +298,15 @@ impl Ials {
         let mt = mu.transpose();
         let k = p.factors;
         let mut f = Factors::uniform(m0.n_users(), m0.n_items(), k, 0.0, 0.01, opts.seed);
-        let mut early = RankValidation::new(m0, opts.validation, p.patience, opts.seed);
+        let mut early = EarlyStop::recall(m0, opts.validation, p.patience, opts.seed);
         for it in 0..p.iterations {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            if end_of_pass(&mut early, it, p.iterations, "iteration", &f, None, opts) {
+            if end_of_pass(&mut early, it, p.iterations, "iteration", || &f, None, opts).stop {
                 break;
             }
         }
-        keep_best(early, &mut f);
+        let f = best_or(early, || f);
         f.check_finite("ials")?;
         let yty = gram(&f.items, k);
         Ok(Ials {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, sigmoid, Factors, RankValidation};
-use super::{end_of_pass, keep_best};
+use super::{best_or, end_of_pass, EarlyStop};
+use super::{check_common, dot, factor_capabilities, rng, sigmoid, Factors};
 use crate::spec::impl_model;
 
 /// Parameters of logistic MF.
@@ -157,7 +157,7 @@ impl Lmf {
             row[k + 1] = 1.0;
         }
         let (mut gu, mut gi) = (vec![0f32; f.users.len()], vec![0f32; f.items.len()]);
-        let mut early = RankValidation::new(m, opts.validation, p.patience, opts.seed);
+        let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
             let s = 2 * epoch as u64;
             half_step(&mut f.users, &mut gu, &f.items, m, p, opts.seed, s, kk, k);
@@ -172,11 +172,11 @@ impl Lmf {
                 kk,
                 k + 1,
             );
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, None, opts) {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts).stop {
                 break;
             }
         }
-        keep_best(early, &mut f);
+        let f = best_or(early, || f);
         f.check_finite("lmf")?;
         Ok(Lmf {
             params: p.clone(),

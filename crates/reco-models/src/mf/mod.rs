@@ -9,6 +9,7 @@
 pub mod als;
 pub mod bpr;
 pub mod dp;
+mod early;
 pub mod hybrid;
 pub mod ials;
 pub mod lmf;
@@ -16,13 +17,13 @@ pub mod nmf;
 pub mod svd;
 pub mod svdpp;
 
+pub(crate) use early::{best_or, end_of_pass, EarlyStop};
+
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{Embeddings, Query, SimilarItems};
@@ -321,44 +322,6 @@ impl Factors {
     }
 }
 
-/// What both early-stopping rules do after a pass: score the factors, and say when to stop.
-pub(crate) trait Validation {
-    /// Records pass `pass`; returns its validation score and whether to stop.
-    fn observe(&mut self, pass: usize, f: &Factors) -> (f64, bool);
-    /// The factors of the best pass.
-    fn into_best(self) -> Option<Factors>;
-}
-
-/// Ends a pass of a model with optional early stopping: reports the validation score (or
-/// `loss` without validation) to the progress callback and returns true when training should
-/// stop.
-pub(crate) fn end_of_pass(
-    early: &mut Option<impl Validation>,
-    pass: usize,
-    total: usize,
-    stage: &str,
-    f: &Factors,
-    loss: Option<f64>,
-    opts: &reco_core::model::FitOptions<'_>,
-) -> bool {
-    let (score, stop) = match early.as_mut() {
-        Some(v) => {
-            let (s, stop) = v.observe(pass, f);
-            (Some(s), stop)
-        }
-        None => (loss, false),
-    };
-    opts.report(stage, pass as u64 + 1, total as u64, score);
-    stop
-}
-
-/// Replaces `f` with the best pass's factors when early stopping kept one.
-pub(crate) fn keep_best(early: Option<impl Validation>, f: &mut Factors) {
-    if let Some(best) = early.and_then(Validation::into_best) {
-        *f = best;
-    }
-}
-
 /// The logistic function, computed without overflow on either side.
 #[inline]
 pub(crate) fn sigmoid(x: f32) -> f32 {
@@ -370,134 +333,39 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Early stopping for ranking models: after each epoch, recall@10 of the validation items
-/// (training items excluded) over at most 2,000 validation users, sampled once with the seed;
-/// the factors of the best epoch are kept, and training stops after `patience` epochs without
-/// a better one. Scores are full dot products of the user and item rows, so models that keep a
-/// bias in a factor slot are measured with it.
-pub(crate) struct RankValidation<'a> {
-    train: &'a Interactions,
-    valid: &'a Interactions,
-    users: Vec<u32>,
-    patience: usize,
-    best: Option<(f64, usize, Factors)>,
+/// Membership test "has user u interacted with item j", asked for every sampled negative. A bit
+/// matrix when it fits in 64 MiB (one load instead of a binary search's chain of dependent
+/// loads), the sorted rows otherwise.
+pub(crate) struct Positives<'a> {
+    m: &'a Interactions,
+    bits: Vec<u64>,
 }
 
-impl<'a> RankValidation<'a> {
-    /// None without validation data or with `patience` 0 (early stopping off).
-    pub(crate) fn new(
-        train: &'a Interactions,
-        valid: Option<&'a Interactions>,
-        patience: usize,
-        seed: u64,
-    ) -> Option<Self> {
-        let valid = valid.filter(|_| patience > 0)?;
-        let mut users: Vec<u32> = (0..valid.n_users().min(train.n_users()) as u32)
-            .filter(|&u| valid.user_len(u) > 0)
-            .collect();
-        users.shuffle(&mut rng(seed, 91));
-        users.truncate(2000);
-        Some(RankValidation {
-            train,
-            valid,
-            users,
-            patience,
-            best: None,
-        })
-    }
+impl<'a> Positives<'a> {
+    const MAX_BITS: usize = 1 << 29;
 
-    /// Mean recall@10 of `f` on the validation users.
-    pub(crate) fn recall(&self, f: &Factors) -> f64 {
-        let total: f64 = self
-            .users
-            .par_iter()
-            .map_init(
-                || vec![0f32; f.n_items()],
-                |scores, &u| {
-                    f.score_vector(f.user(u), false, scores);
-                    let top = top_k(scores, 10, self.train.user_items(u), |_| false);
-                    let rel = self.valid.user_items(u);
-                    let hits = top
-                        .iter()
-                        .filter(|s| rel.binary_search(&s.item).is_ok())
-                        .count();
-                    hits as f64 / rel.len().clamp(1, 10) as f64
-                },
-            )
-            .sum();
-        total / self.users.len().max(1) as f64
-    }
-}
-
-impl Validation for RankValidation<'_> {
-    /// Records epoch `epoch`; returns the validation recall and whether to stop.
-    fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
-        let r = self.recall(f);
-        if self.best.as_ref().is_none_or(|b| r > b.0) {
-            self.best = Some((r, epoch, f.clone()));
-            (r, false)
-        } else {
-            let since = epoch - self.best.as_ref().map_or(0, |b| b.1);
-            (r, since >= self.patience)
-        }
-    }
-
-    /// The factors of the best epoch.
-    fn into_best(self) -> Option<Factors> {
-        self.best.map(|b| b.2)
-    }
-}
-
-/// Early stopping for rating models: after each pass, the RMSE of Surprise's estimate on the
-/// validation ratings; keeps the best pass's factors and stops after `patience` passes without
-/// a better one.
-pub(crate) struct RmseValidation<'a> {
-    valid: &'a Interactions,
-    seen: Seen,
-    patience: usize,
-    best: Option<(f64, usize, Factors)>,
-}
-
-impl<'a> RmseValidation<'a> {
-    /// None without validation data or with `patience` 0.
-    pub(crate) fn new(
-        train: &Interactions,
-        valid: Option<&'a Interactions>,
-        patience: usize,
-    ) -> Option<Self> {
-        let valid = valid.filter(|_| patience > 0)?;
-        Some(RmseValidation {
-            valid,
-            seen: Seen::of(train),
-            patience,
-            best: None,
-        })
-    }
-}
-
-impl Validation for RmseValidation<'_> {
-    /// Records pass `epoch`; returns the validation RMSE and whether to stop.
-    fn observe(&mut self, epoch: usize, f: &Factors) -> (f64, bool) {
-        let (mut se, mut n) = (0f64, 0usize);
-        for (u, i, r) in self.valid.iter() {
-            if (u as usize) < f.n_users() && (i as usize) < f.n_items() {
-                se += f64::from(r - self.seen.estimate(f, u, i)).powi(2);
-                n += 1;
+    /// The test for the pairs of `m`.
+    pub(crate) fn new(m: &'a Interactions) -> Self {
+        let n = m.n_users().saturating_mul(m.n_items());
+        let mut bits = Vec::new();
+        if n <= Self::MAX_BITS {
+            bits = vec![0u64; n.div_ceil(64)];
+            for (u, i, _) in m.iter() {
+                let b = u as usize * m.n_items() + i as usize;
+                bits[b / 64] |= 1 << (b % 64);
             }
         }
-        let e = (se / n.max(1) as f64).sqrt();
-        if self.best.as_ref().is_none_or(|b| e < b.0) {
-            self.best = Some((e, epoch, f.clone()));
-            (e, false)
-        } else {
-            let since = epoch - self.best.as_ref().map_or(0, |b| b.1);
-            (e, since >= self.patience)
-        }
+        Positives { m, bits }
     }
 
-    /// The factors of the best pass.
-    fn into_best(self) -> Option<Factors> {
-        self.best.map(|b| b.2)
+    /// True when `m` holds (u, j).
+    #[inline]
+    pub(crate) fn has(&self, u: u32, j: u32) -> bool {
+        if self.bits.is_empty() {
+            return self.m.user_items(u).binary_search(&j).is_ok();
+        }
+        let b = u as usize * self.m.n_items() + j as usize;
+        self.bits[b / 64] & (1 << (b % 64)) != 0
     }
 }
 
@@ -645,12 +513,12 @@ mod tests {
                     .collect(),
                 ..Default::default()
             };
-            let v = RankValidation::new(&train.interactions, Some(&valid), 1, 3).unwrap();
+            let v = EarlyStop::recall(&train.interactions, Some(&valid), 1, 3).unwrap();
             let best = scores.iter().copied().fold(f64::MIN, f64::max);
             assert!(
-                (v.recall(&f) - best).abs() < 1e-9,
+                (v.score(&f) - best).abs() < 1e-9,
                 "{spec:?}: kept {} best {best}",
-                v.recall(&f)
+                v.score(&f)
             );
         }
     }

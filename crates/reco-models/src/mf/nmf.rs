@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, dot, factor_capabilities, Factors, RmseValidation};
-use super::{end_of_pass, keep_best};
+use super::{best_or, end_of_pass, EarlyStop};
+use super::{check_common, dot, factor_capabilities, Factors};
 use crate::bias::Scale;
 use crate::spec::impl_model;
 
@@ -84,7 +84,7 @@ impl Nmf {
         let (nu, ni) = (m.n_users(), m.n_items());
         let mut f = Factors::uniform(nu, ni, k, p.init_low, p.init_high, opts.seed);
         let mt = m.transpose();
-        let mut early = RmseValidation::new(m, opts.validation, p.patience);
+        let mut early = EarlyStop::rmse(m, opts.validation, p.patience);
         for epoch in 0..p.epochs {
             // Numerators and denominators from the current factors, users and items each in
             // parallel over their own rows (no shared writes), then the multiplicative updates.
@@ -130,11 +130,11 @@ impl Nmf {
             };
             update(&mut f.users, &us, m, p.reg_pu);
             update(&mut f.items, &is, &mt, p.reg_qi);
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", &f, None, opts) {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts).stop {
                 break;
             }
         }
-        keep_best(early, &mut f);
+        let f = best_or(early, || f);
         f.check_finite("nmf")?;
         let mu = if m.nnz() == 0 {
             0.0

@@ -147,18 +147,10 @@ impl Svd {
             opts.seed,
         )?;
         if let Some(dp) = &p.dp {
-            dp.validate()?;
-            if !p.biased {
-                return Err(Error::param("dp", "private training needs biased = true"));
-            }
             // μ must not come from the private ratings: the middle of the (public) scale.
             let scale = crate::bias::Scale::of(m);
             f.mu = 0.5 * (scale.min + scale.max);
-            let rates = super::dp::DpRates {
-                lr: p.lr as f32,
-                reg: p.reg as f32,
-            };
-            let eps = super::dp::train(&mut f, m, p.epochs, &rates, dp, opts)?;
+            let eps = super::dp::train(&mut f, m, p.epochs, p.lr as f32, p.reg as f32, dp, opts);
             f.check_finite("svd")?;
             return Ok(Svd {
                 params: p.clone(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Result};
 
-use super::{check_common, factor_capabilities, Factors, RmseValidation, Seen, Validation};
+use super::{best_or, check_common, end_of_pass, factor_capabilities, EarlyStop, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters of SVD++.
@@ -93,8 +93,8 @@ impl Svdpp {
         let (lr, reg) = (p.lr as f32, p.reg as f32);
         let mut z = vec![0f32; k];
         let mut gy = vec![0f32; k];
-        let mut early = RmseValidation::new(m, opts.validation, p.patience);
-        let mut best_y: Option<(f64, Vec<f32>)> = None;
+        let mut early = EarlyStop::rmse(m, opts.validation, p.patience);
+        let mut best_y: Option<Vec<f32>> = None;
         for epoch in 0..p.epochs {
             let mut sq = 0f64;
             for u in 0..m.n_users() as u32 {
@@ -145,27 +145,26 @@ impl Svdpp {
                 }
             }
             let loss = Some((sq / m.nnz().max(1) as f64).sqrt());
-            if let Some(v) = early.as_mut() {
-                // Validation sees the folded vectors; the best epoch's y is kept with them.
-                let folded = fold_implicit(&f, &y, m);
-                let (e, stop) = v.observe(epoch, &folded);
-                if best_y.as_ref().is_none_or(|b| e < b.0) {
-                    best_y = Some((e, y.clone()));
-                }
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(e));
-                if stop {
-                    break;
-                }
-            } else {
-                opts.report("epoch", epoch as u64 + 1, p.epochs as u64, loss);
+            // Validation sees the folded vectors; the best epoch's y is kept with them.
+            let pass = end_of_pass(
+                &mut early,
+                epoch,
+                p.epochs,
+                "epoch",
+                || fold_implicit(&f, &y, m),
+                loss,
+                opts,
+            );
+            if pass.improved {
+                best_y = Some(y.clone());
+            }
+            if pass.stop {
+                break;
             }
         }
-        let mut f = fold_implicit(&f, &y, m);
-        if let (Some(v), Some((_, by))) = (early, best_y) {
-            if let Some(best) = v.into_best() {
-                f = best;
-                y = by;
-            }
+        let f = best_or(early, || fold_implicit(&f, &y, m));
+        if let Some(by) = best_y {
+            y = by;
         }
         f.check_finite("svdpp")?;
         Ok(Svdpp {

@@ -27,8 +27,6 @@
 //! from run to run. `parallel = false` (the default, like LightFM's one thread) is exactly
 //! reproducible with the seed.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
@@ -38,10 +36,13 @@ use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
 use super::{
-    check_common, dot, factor_capabilities, rng, sigmoid, simd_dispatch, Factors, RankValidation,
-    Validation,
+    best_or, check_common, dot, end_of_pass, factor_capabilities, rng, sigmoid, EarlyStop, Factors,
+    Positives,
 };
 use crate::featurize::{FeatureRows, FieldList};
+use table::{Buffers, Table};
+
+mod table;
 use crate::spec::impl_model;
 
 /// The training loss of the hybrid model.
@@ -167,254 +168,6 @@ fn warp_weight(n: usize, sampled: usize) -> f32 {
         .min(MAX_LOSS)
 }
 
-/// Embeddings and biases of every feature (k + 1 values per feature, bias last) with their
-/// AdaGrad accumulators, as relaxed atomics so threads may share them.
-struct Table {
-    k1: usize,
-    w: Vec<AtomicU32>,
-    g: Vec<AtomicU32>,
-    /// Several threads train (Hogwild): every access is atomic. Otherwise one thread owns the
-    /// table and reads and writes it as plain memory, which vectorises.
-    shared: bool,
-}
-
-impl Table {
-    fn new(n_features: usize, k: usize, shared: bool, r: &mut impl Rng) -> Table {
-        let k1 = k + 1;
-        Table {
-            k1,
-            shared,
-            w: (0..n_features * k1)
-                .map(|t| {
-                    let v = if t % k1 == k {
-                        0.0
-                    } else {
-                        (r.gen::<f32>() - 0.5) / k as f32
-                    };
-                    AtomicU32::new(v.to_bits())
-                })
-                .collect(),
-            g: (0..n_features * k1)
-                .map(|_| AtomicU32::new(1f32.to_bits()))
-                .collect(),
-        }
-    }
-
-    /// The k + 1 cells of feature `f` (parameters, or accumulators with `acc`).
-    #[inline]
-    fn cells(&self, f: u32, acc: bool) -> &[AtomicU32] {
-        let base = f as usize * self.k1;
-        &(if acc { &self.g } else { &self.w })[base..base + self.k1]
-    }
-
-    /// The parameters of feature `f` as plain floats, valid while nothing writes the table.
-    ///
-    /// # Safety
-    /// The table must not be `shared`: then one thread trains, and it does not write the table
-    /// while the returned slice lives (callers drop it before any update).
-    #[inline]
-    unsafe fn plain(&self, f: u32) -> &[f32] {
-        debug_assert!(!self.shared);
-        let cells = self.cells(f, false);
-        // SAFETY: AtomicU32 has the size and alignment of u32, and so of f32; see above for
-        // the absence of concurrent writes.
-        unsafe { std::slice::from_raw_parts(cells.as_ptr().cast::<f32>(), cells.len()) }
-    }
-
-    /// Copies the k + 1 values of feature `f` (parameters, or accumulators with `acc`) to `out`.
-    #[inline]
-    fn load(&self, f: u32, acc: bool, out: &mut [f32]) {
-        let cells = self.cells(f, acc);
-        if self.shared {
-            for (o, a) in out.iter_mut().zip(cells) {
-                *o = f32::from_bits(a.load(Relaxed));
-            }
-        } else {
-            // SAFETY: one thread trains an unshared table (see `plain`); the cells are valid
-            // f32 and `out` has k + 1 slots.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    cells.as_ptr().cast::<f32>(),
-                    out.as_mut_ptr(),
-                    self.k1.min(out.len()),
-                )
-            }
-        }
-    }
-
-    #[inline]
-    fn store(&self, f: u32, acc: bool, from: &[f32]) {
-        let cells = self.cells(f, acc);
-        if self.shared {
-            for (a, v) in cells.iter().zip(from) {
-                a.store(v.to_bits(), Relaxed);
-            }
-        } else {
-            // SAFETY: one thread trains an unshared table and holds no slice of it here (see
-            // `plain`); writing f32 bits into the cells is what an atomic store would do.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    from.as_ptr(),
-                    cells.as_ptr().cast::<f32>().cast_mut(),
-                    self.k1.min(from.len()),
-                )
-            }
-        }
-    }
-
-    /// s(u, e) for a user representation `u` (bias last) against entity `e`, without copying
-    /// the row when `e` is a single unshared feature of weight 1 (plain MF, one thread).
-    #[inline]
-    fn score_against(
-        &self,
-        rows: &FeatureRows,
-        e: u32,
-        u: &[f32],
-        out: &mut [f32],
-        tmp: &mut [f32],
-    ) -> f32 {
-        let k = self.k1 - 1;
-        if !self.shared {
-            if let ([f], [w]) = rows.row(e) {
-                if *w == 1.0 {
-                    // SAFETY: not shared, and the slice dies before any write.
-                    let r = unsafe { self.plain(*f) };
-                    return dot(&u[..k], &r[..k]) + u[k] + r[k];
-                }
-            }
-        }
-        self.repr(rows, e, out, tmp);
-        dot(&u[..k], &out[..k]) + u[k] + out[k]
-    }
-
-    /// out = Σ_f w_f · row_f over the features of entity `e` (embedding and bias).
-    #[inline]
-    fn repr(&self, rows: &FeatureRows, e: u32, out: &mut [f32], tmp: &mut [f32]) {
-        let (idx, val) = rows.row(e);
-        if let ([f], [w]) = (idx, val) {
-            if *w == 1.0 {
-                self.load(*f, false, out);
-                return;
-            }
-        }
-        out.iter_mut().for_each(|o| *o = 0.0);
-        for (&f, &wf) in idx.iter().zip(val) {
-            let row: &[f32] = if self.shared {
-                self.load(f, false, tmp);
-                tmp
-            } else {
-                // SAFETY: not shared, and the slice dies within this iteration, before any write.
-                unsafe { self.plain(f) }
-            };
-            for (o, &x) in out.iter_mut().zip(row) {
-                *o += wf * x;
-            }
-        }
-    }
-
-    /// An AdaGrad step on the features of entity `e` along `grad` (dL/d repr); coordinates
-    /// `0..upto` only (the user bias gets no gradient from pairwise losses). Unshared rows are
-    /// updated in place; shared rows are copied out and back, so the arithmetic runs vectorised
-    /// on plain memory either way.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    fn step(
-        &self,
-        rows: &FeatureRows,
-        e: u32,
-        grad: &[f32],
-        upto: usize,
-        lr: f32,
-        reg: f32,
-        s: &mut Buffers,
-    ) {
-        let (idx, val) = rows.row(e);
-        for (&f, &wf) in idx.iter().zip(val) {
-            if !self.shared {
-                let (w, g) = (self.cells(f, false), self.cells(f, true));
-                // SAFETY: one thread trains an unshared table and holds no other slice of it
-                // (see `plain`); the two rows are distinct allocations of valid f32 bits.
-                let (w, g) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(w.as_ptr().cast::<f32>().cast_mut(), upto),
-                        std::slice::from_raw_parts_mut(g.as_ptr().cast::<f32>().cast_mut(), upto),
-                    )
-                };
-                adagrad(w, g, &grad[..upto], wf, lr, reg);
-                continue;
-            }
-            self.load(f, false, &mut s.w);
-            self.load(f, true, &mut s.g);
-            adagrad(
-                &mut s.w[..upto],
-                &mut s.g[..upto],
-                &grad[..upto],
-                wf,
-                lr,
-                reg,
-            );
-            self.store(f, false, &s.w);
-            self.store(f, true, &s.g);
-        }
-    }
-}
-
-simd_dispatch! {
-    /// w ← w − lr/√G · d, G ← G + d², with d = w_f·grad + reg·w: LightFM's AdaGrad step for one
-    /// feature row (accumulator read before it grows).
-    fn adagrad(w: &mut [f32], g: &mut [f32], grad: &[f32], wf: f32, lr: f32, reg: f32) => adagrad_generic
-}
-
-#[inline(always)]
-fn adagrad_generic(w: &mut [f32], g: &mut [f32], grad: &[f32], wf: f32, lr: f32, reg: f32) {
-    for ((w, g), &gc) in w.iter_mut().zip(g.iter_mut()).zip(grad) {
-        let d = gc.mul_add(wf, reg * *w);
-        *w -= lr / g.sqrt() * d;
-        *g = d.mul_add(d, *g);
-    }
-}
-
-/// Row copies used by [`Table::step`] and [`Table::repr`].
-struct Buffers {
-    w: Vec<f32>,
-    g: Vec<f32>,
-    tmp: Vec<f32>,
-}
-
-/// Membership test "has user u interacted with item j", asked on every rank violation. A bit
-/// matrix when it fits in 64 MiB (one load instead of a binary search's chain of dependent
-/// loads), the sorted rows otherwise.
-struct Positives<'a> {
-    m: &'a Interactions,
-    bits: Vec<u64>,
-}
-
-impl<'a> Positives<'a> {
-    const MAX_BITS: usize = 1 << 29;
-
-    fn new(m: &'a Interactions) -> Self {
-        let n = m.n_users().saturating_mul(m.n_items());
-        let mut bits = Vec::new();
-        if n <= Self::MAX_BITS {
-            bits = vec![0u64; n.div_ceil(64)];
-            for (u, i, _) in m.iter() {
-                let b = u as usize * m.n_items() + i as usize;
-                bits[b / 64] |= 1 << (b % 64);
-            }
-        }
-        Positives { m, bits }
-    }
-
-    #[inline]
-    fn has(&self, u: u32, j: u32) -> bool {
-        if self.bits.is_empty() {
-            return self.m.user_items(u).binary_search(&j).is_ok();
-        }
-        let b = u as usize * self.m.n_items() + j as usize;
-        self.bits[b / 64] & (1 << (b % 64)) != 0
-    }
-}
-
 /// Scratch vectors of one thread.
 struct Scratch {
     u: Vec<f32>,
@@ -473,14 +226,16 @@ impl Trainer<'_> {
         let n = self.m.n_items();
         for sampled in 1..=self.p.max_sampled {
             let j = r.gen_range(0..n as u32);
-            let neg = self
-                .items
-                .score_against(&self.irows, j, &s.u, &mut s.j, &mut s.b.tmp);
+            let (neg, in_j) =
+                self.items
+                    .score_against(&self.irows, j, &s.u, &mut s.j, &mut s.b.tmp);
             if neg > pos - 1.0 {
                 if self.positives.has(u, j) {
                     continue;
                 }
-                self.items.repr(&self.irows, j, &mut s.j, &mut s.b.tmp);
+                if !in_j {
+                    self.items.repr(&self.irows, j, &mut s.j, &mut s.b.tmp);
+                }
                 let w = warp_weight(n, sampled);
                 self.pairwise(u, i, j, w, s);
                 return w;
@@ -615,8 +370,6 @@ impl Trainer<'_> {
 pub struct Hybrid {
     params: HybridParams,
     f: Factors,
-    user_features: usize,
-    item_features: usize,
 }
 
 impl Hybrid {
@@ -624,37 +377,15 @@ impl Hybrid {
     pub fn fit(p: &HybridParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m = &data.interactions;
-        let (nu, ni) = (m.n_users(), m.n_items());
+        let ni = m.n_items();
         if ni < 2 {
             return Err(Error::param(
                 "data",
                 "the hybrid model needs at least two items",
             ));
         }
-        let seen_u: Vec<bool> = (0..nu as u32)
-            .map(|u| p.user_identity && m.user_len(u) > 0)
-            .collect();
-        let seen_i: Vec<bool> = (0..ni as u32)
-            .map(|i| p.item_identity && m.item_len(i) > 0)
-            .collect();
-        let urows = FeatureRows::build_with_slot(
-            nu,
-            &seen_u,
-            p.user_identity,
-            data.user_features.as_deref(),
-            &p.user_fields,
-            p.numeric_bins,
-        )
-        .map_err(|e| Error::param("user_fields", e.to_string()))?;
-        let irows = FeatureRows::build_with_slot(
-            ni,
-            &seen_i,
-            p.item_identity,
-            data.item_features.as_deref(),
-            &p.item_fields,
-            p.numeric_bins,
-        )
-        .map_err(|e| Error::param("item_fields", e.to_string()))?;
+        let urows = FeatureRows::of_users(data, p.user_identity, &p.user_fields, p.numeric_bins)?;
+        let irows = FeatureRows::of_items(data, p.item_identity, &p.item_fields, p.numeric_bins)?;
         let threads = if p.parallel {
             rayon::current_num_threads().max(1)
         } else {
@@ -679,7 +410,7 @@ impl Hybrid {
             .map(|(u, i, _)| (u, i))
             .collect();
         let mut shuffle = rng(opts.seed, 42);
-        let mut early = RankValidation::new(m, opts.validation, p.patience, opts.seed);
+        let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
             order.shuffle(&mut shuffle);
             let chunk = order.len().div_ceil(threads).max(1);
@@ -701,33 +432,26 @@ impl Hybrid {
             } else {
                 order.chunks(chunk).enumerate().map(run).sum()
             };
-            let mut loss = total / order.len().max(1) as f64;
-            if let Some(v) = early.as_mut() {
-                let (recall, stop) = v.observe(epoch, &t.factors());
-                loss = recall;
-                if stop {
-                    opts.report("epoch", p.epochs as u64, p.epochs as u64, Some(loss));
-                    break;
-                }
+            let loss = total / order.len().max(1) as f64;
+            let pass = end_of_pass(
+                &mut early,
+                epoch,
+                p.epochs,
+                "epoch",
+                || t.factors(),
+                Some(loss),
+                opts,
+            );
+            if pass.stop {
+                break;
             }
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
         }
-        let f = match early.and_then(RankValidation::into_best) {
-            Some(best) => best,
-            None => t.factors(),
-        };
+        let f = best_or(early, || t.factors());
         f.check_finite("hybrid")?;
         Ok(Hybrid {
             params: p.clone(),
             f,
-            user_features: t.urows.n_features,
-            item_features: t.irows.n_features,
         })
-    }
-
-    /// Number of user and item features the model learned embeddings for.
-    pub fn feature_counts(&self) -> (usize, usize) {
-        (self.user_features, self.item_features)
     }
 }
 
@@ -782,45 +506,6 @@ mod tests {
         assert_eq!(warp_weight(2, 10), 0.0);
         // Capped for huge catalogues.
         assert_eq!(warp_weight(usize::MAX, 1), MAX_LOSS);
-    }
-
-    #[test]
-    fn adagrad_step_matches_hand_computation() {
-        // One feature, k = 1: w = [0.5, 0.0], accumulators 1. Gradient [2, 1], weight 1,
-        // lr 0.1, reg 0: w ← w − 0.1/√1 · g, accumulators ← 1 + g².
-        let t = Table {
-            k1: 2,
-            shared: false,
-            w: vec![AtomicU32::new(0.5f32.to_bits()), AtomicU32::new(0)],
-            g: vec![
-                AtomicU32::new(1f32.to_bits()),
-                AtomicU32::new(1f32.to_bits()),
-            ],
-        };
-        let rows = FeatureRows::build(1, &[true], None, &[], 1).unwrap();
-        let mut b = Buffers {
-            w: vec![0.0; 2],
-            g: vec![0.0; 2],
-            tmp: vec![0.0; 2],
-        };
-        t.step(&rows, 0, &[2.0, 1.0], 2, 0.1, 0.0, &mut b);
-        let w: Vec<f32> =
-            t.w.iter()
-                .map(|x| f32::from_bits(x.load(Relaxed)))
-                .collect();
-        let g: Vec<f32> =
-            t.g.iter()
-                .map(|x| f32::from_bits(x.load(Relaxed)))
-                .collect();
-        assert!(
-            (w[0] - 0.3).abs() < 1e-6 && (w[1] + 0.1).abs() < 1e-6,
-            "{w:?}"
-        );
-        assert_eq!(g, vec![5.0, 2.0]);
-        // The second step is smaller: lr / √5.
-        t.step(&rows, 0, &[2.0, 0.0], 1, 0.1, 0.0, &mut b);
-        let w0 = f32::from_bits(t.w[0].load(Relaxed));
-        assert!((w0 - (0.3 - 0.2 / 5f32.sqrt())).abs() < 1e-6);
     }
 
     #[test]
@@ -902,8 +587,8 @@ mod tests {
             let m = pool
                 .install(|| Hybrid::fit(&p, &fold.train, &opts))
                 .unwrap();
-            let v = RankValidation::new(&fold.train.interactions, Some(&fold.test), 1, 0).unwrap();
-            v.recall(&m.f)
+            let v = EarlyStop::recall(&fold.train.interactions, Some(&fold.test), 1, 0).unwrap();
+            v.score(&m.f)
         };
         let (one, two) = (recall(false), recall(true));
         assert!(one > 0.1, "serial recall@10 {one}");
@@ -931,11 +616,11 @@ mod tests {
         let m = Hybrid::fit(&p, &fold.train, &opts).unwrap();
         let losses: Vec<f64> = seen.lock().unwrap().iter().flatten().copied().collect();
         let best = losses.iter().copied().fold(f64::MIN, f64::max);
-        let v = RankValidation::new(&fold.train.interactions, Some(&fold.test), 1, 2).unwrap();
+        let v = EarlyStop::recall(&fold.train.interactions, Some(&fold.test), 1, 2).unwrap();
         assert!(
-            (v.recall(&m.f) - best).abs() < 1e-9,
+            (v.score(&m.f) - best).abs() < 1e-9,
             "kept {} best {best}",
-            v.recall(&m.f)
+            v.score(&m.f)
         );
         assert!(losses.len() >= 3);
     }
