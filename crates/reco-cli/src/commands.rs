@@ -502,7 +502,7 @@ pub(crate) fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
             let spec: ModelSpec = n.spec.clone();
             Candidate {
                 name: n.name.clone(),
-                spec: serde_json::to_value(&spec).unwrap_or_default(),
+                spec: spec.to_value().unwrap_or_default(),
                 fit: Box::new(
                     move |d: &Dataset,
                           o: &FitOptions<'_>|

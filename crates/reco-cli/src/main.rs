@@ -19,7 +19,9 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = commands::Cli::parse();
-    match commands::run(cli) {
+    // The neural models live in their own crate; plug their kinds in before any spec is read.
+    let ready = reco_neural::register().map_err(anyhow::Error::from);
+    match ready.and_then(|()| commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

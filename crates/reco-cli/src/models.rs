@@ -31,7 +31,7 @@ fn from_value(mut value: serde_json::Value) -> Result<Named> {
         .as_object_mut()
         .and_then(|o| o.remove("name"))
         .and_then(|n| n.as_str().map(str::to_string));
-    let spec: ModelSpec = serde_json::from_value(value.clone())
+    let spec = ModelSpec::from_value(value.clone())
         .with_context(|| format!("invalid model specification {value}"))?;
     spec.validate()?;
     Ok(Named {

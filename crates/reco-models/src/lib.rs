@@ -25,4 +25,4 @@ pub mod testing;
 
 pub use baseline::{PopularityParams, RandomParams, Weighting};
 pub use persist::{load, save, Catalog, LoadedModel};
-pub use spec::{Model, ModelSpec};
+pub use spec::{register, Family, Model, ModelSpec, PluginSpec};

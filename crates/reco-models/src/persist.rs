@@ -77,17 +77,14 @@ pub fn save(
     dir: &Path,
     extra: serde_json::Value,
 ) -> Result<()> {
-    let spec = serde_json::to_value(model.spec()).map_err(|e| Error::Artifact {
-        path: dir.into(),
-        message: e.to_string(),
-    })?;
+    let spec = model.spec().to_value()?;
     let m = &train.interactions;
     let hist = Histories {
         indptr: m.indptr().iter().map(|&p| p as u64).collect(),
         items: m.indices().to_vec(),
     };
     let mut files = vec![
-        ("model.bin", model.state()?),
+        (model.state_file(), model.state()?),
         ("users.bin", artifact::encode(train.users.ids())?),
         ("items.bin", artifact::encode(train.items.ids())?),
         ("history.bin", artifact::encode(&hist)?),
@@ -125,9 +122,13 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
             .get(name)
             .ok_or_else(|| bad(format!("{name} is missing")))
     };
-    let spec: ModelSpec = serde_json::from_value(manifest.spec.clone())
+    let spec = ModelSpec::from_value(manifest.spec.clone())
         .map_err(|e| bad(format!("unknown model spec: {e}")))?;
-    let model = spec.restore(get("model.bin")?)?;
+    let state = crate::spec::STATE_FILES
+        .iter()
+        .find_map(|name| files.get(*name))
+        .ok_or_else(|| bad("model.bin is missing".into()))?;
+    let model = spec.restore(state)?;
     let users: Vec<String> = artifact::decode(get("users.bin")?, "users.bin")?;
     let items: Vec<String> = artifact::decode(get("items.bin")?, "items.bin")?;
     let hist: Histories = artifact::decode(get("history.bin")?, "history.bin")?;

@@ -67,6 +67,92 @@ pub enum ModelSpec {
     Hybrid(HybridParams),
     /// Factorization machine (Rendle 2010) over user and item features.
     Fm(FmParams),
+    /// A model of a family defined in another crate and plugged in with [`register`] (the
+    /// neural networks of reco-neural). Built by [`ModelSpec::from_value`], written by
+    /// [`ModelSpec::to_value`]; serde's derive does not see it.
+    #[serde(skip)]
+    Plugin(PluginSpec),
+}
+
+/// The specification of a plugged-in model: its kind and its whole JSON object (`model` key
+/// included), which the family parses and validates itself.
+#[derive(Clone)]
+pub struct PluginSpec {
+    /// The family that answers to the kind.
+    pub family: &'static dyn Family,
+    /// The `model` name.
+    pub kind: &'static str,
+    /// The whole specification object.
+    pub value: serde_json::Value,
+}
+
+impl PartialEq for PluginSpec {
+    fn eq(&self, other: &Self) -> bool {
+        same_family(self.family, other.family) && self.value == other.value
+    }
+}
+
+impl std::fmt::Debug for PluginSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PluginSpec({})", self.value)
+    }
+}
+
+fn same_family(a: &dyn Family, b: &dyn Family) -> bool {
+    std::ptr::addr_eq(a as *const dyn Family, b as *const dyn Family)
+}
+
+/// A model family that lives outside this crate, so that its heavy dependencies (a neural
+/// network library) stay out of the core build. The binary registers it once at start-up; from
+/// then on its kinds parse, fit, save and load like the built-in ones.
+pub trait Family: Send + Sync {
+    /// The `model` names the family answers to.
+    fn kinds(&self) -> &'static [&'static str];
+    /// Checks a specification (the whole object, `model` key included).
+    fn validate(&self, spec: &serde_json::Value) -> Result<()>;
+    /// Whether the model ranks items (see [`ModelSpec::ranks`]).
+    fn ranks(&self, spec: &serde_json::Value) -> bool;
+    /// Fits a model.
+    fn fit(
+        &self,
+        spec: &serde_json::Value,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<Box<dyn Model>>;
+    /// Rebuilds a fitted model from the state its [`Model::state`] wrote.
+    fn restore(&self, spec: &serde_json::Value, state: &[u8]) -> Result<Box<dyn Model>>;
+}
+
+static FAMILIES: std::sync::RwLock<Vec<&'static dyn Family>> = std::sync::RwLock::new(Vec::new());
+
+/// Plugs in a model family; registering the same family twice is harmless, and a kind already
+/// taken (by a built-in model or another family) is refused.
+pub fn register(family: &'static dyn Family) -> Result<()> {
+    let mut list = FAMILIES.write().unwrap_or_else(|e| e.into_inner());
+    if list.iter().any(|f| same_family(*f, family)) {
+        return Ok(());
+    }
+    for &kind in family.kinds() {
+        let builtin = serde_json::from_value::<ModelSpec>(serde_json::json!({ "model": kind }));
+        let taken_by_builtin = !matches!(&builtin, Err(e) if e.to_string().starts_with("unknown variant"));
+        if taken_by_builtin || plugin_family(&list, kind).is_some() {
+            return Err(reco_core::Error::param(
+                "model",
+                format!("{kind:?} is already a model kind"),
+            ));
+        }
+    }
+    list.push(family);
+    Ok(())
+}
+
+fn plugin_family(list: &[&'static dyn Family], kind: &str) -> Option<(&'static dyn Family, &'static str)> {
+    list.iter().find_map(|f| {
+        f.kinds()
+            .iter()
+            .find(|k| **k == kind)
+            .map(|k| (*f, *k))
+    })
 }
 
 impl ModelSpec {
@@ -92,6 +178,7 @@ impl ModelSpec {
             ModelSpec::Lmf(_) => "lmf",
             ModelSpec::Hybrid(_) => "hybrid",
             ModelSpec::Fm(_) => "fm",
+            ModelSpec::Plugin(p) => p.kind,
         }
     }
 
@@ -110,6 +197,7 @@ impl ModelSpec {
                 true
             }
             ModelSpec::Fm(p) => p.task == crate::fm::FmTask::Classification,
+            ModelSpec::Plugin(p) => p.family.ranks(&p.value),
             ModelSpec::Popularity(_)
             | ModelSpec::Content(_)
             | ModelSpec::Covisit(_)
@@ -136,6 +224,7 @@ impl ModelSpec {
             ModelSpec::Ials(p) => p.validate(),
             ModelSpec::Hybrid(p) => p.validate(),
             ModelSpec::Fm(p) => p.validate(),
+            ModelSpec::Plugin(p) => p.family.validate(&p.value),
             // These check their parameters when fitting.
             ModelSpec::Nmf(_)
             | ModelSpec::Als(_)
@@ -168,6 +257,7 @@ impl ModelSpec {
             ModelSpec::Lmf(p) => Box::new(Lmf::fit(p, data, opts)?),
             ModelSpec::Hybrid(p) => Box::new(Hybrid::fit(p, data, opts)?),
             ModelSpec::Fm(p) => Box::new(Fm::fit(p, data, opts)?),
+            ModelSpec::Plugin(p) => p.family.fit(&p.value, data, opts)?,
         })
     }
 
@@ -192,9 +282,40 @@ impl ModelSpec {
             ModelSpec::Lmf(_) => restore::<Lmf>(state),
             ModelSpec::Hybrid(_) => restore::<Hybrid>(state),
             ModelSpec::Fm(_) => restore::<Fm>(state),
+            ModelSpec::Plugin(p) => p.family.restore(&p.value, state),
+        }
+    }
+
+    /// Parses a specification object: a registered plugin kind goes to its family (which
+    /// validates it), anything else to the built-in models.
+    pub fn from_value(value: serde_json::Value) -> Result<ModelSpec> {
+        let kind = value.get("model").and_then(|k| k.as_str()).map(str::to_string);
+        let found = kind.as_deref().and_then(|k| {
+            let list = FAMILIES.read().unwrap_or_else(|e| e.into_inner());
+            plugin_family(&list, k)
+        });
+        if let Some((family, kind)) = found {
+            family.validate(&value)?;
+            return Ok(ModelSpec::Plugin(PluginSpec {
+                family,
+                kind,
+                value,
+            }));
+        }
+        serde_json::from_value(value).map_err(|e| reco_core::Error::param("model", e.to_string()))
+    }
+
+    /// The specification as a JSON object (the form [`ModelSpec::from_value`] reads).
+    pub fn to_value(&self) -> Result<serde_json::Value> {
+        match self {
+            ModelSpec::Plugin(p) => Ok(p.value.clone()),
+            s => serde_json::to_value(s).map_err(|e| reco_core::Error::param("model", e.to_string())),
         }
     }
 }
+
+/// The names a model's state file may have in an artifact.
+pub const STATE_FILES: [&str; 2] = ["model.bin", "model.safetensors"];
 
 fn restore<T: Model + serde::de::DeserializeOwned + 'static>(
     state: &[u8],
@@ -228,6 +349,11 @@ pub trait Model: Recommender {
     /// (ε, δ) of the differential-privacy guarantee per rating, for privately trained models.
     fn privacy(&self) -> Option<(f64, f64)> {
         None
+    }
+    /// Name of the artifact file that holds [`Model::state`]: `model.bin` (postcard) unless the
+    /// model writes another format (`model.safetensors` for neural networks).
+    fn state_file(&self) -> &'static str {
+        STATE_FILES[0]
     }
 }
 

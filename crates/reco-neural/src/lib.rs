@@ -1,0 +1,27 @@
+//! Neural recommenders for reco, on candle (CPU):
+//!
+//! - [`two_tower`]: a user tower and an item tower (feature and id embeddings, a bag of recent
+//!   items, an MLP, L2-normalised outputs) trained with sampled-negative BCE, in-batch softmax
+//!   with log-Q correction, or MSE on ratings. The `content-dnn` kind is the same network with
+//!   the lectures' defaults: features only, MSE on ratings.
+//! - [`ncf`]: neural collaborative filtering (GMF + MLP, He et al. 2017).
+//!
+//! They live in their own crate so the neural-network library stays out of the core build; the
+//! binary plugs them in with [`register`], after which `two-tower`, `content-dnn` and
+//! `neural-cf` parse, fit, evaluate, save (safetensors) and load like every other model.
+
+mod bags;
+mod family;
+pub mod ncf;
+mod nn;
+mod train;
+pub mod two_tower;
+
+pub use family::{register, Neural};
+pub use ncf::{NcfParams, NeuralCf};
+pub use two_tower::{Loss, TwoTower, TwoTowerParams};
+
+/// Turns a candle error into reco's error type, naming what failed.
+pub(crate) fn nn_err(what: &str) -> impl Fn(candle_core::Error) -> reco_core::Error + '_ {
+    move |e| reco_core::Error::Unsupported(format!("neural network, {what}: {e}"))
+}

@@ -1,0 +1,340 @@
+//! Neural collaborative filtering (He et al., 2017, "NeuMF"): a generalised matrix
+//! factorisation branch (element-wise product of user and item embeddings) and an MLP branch
+//! (concatenated embeddings through ReLU layers) joined by a final linear layer into a logit,
+//! trained with sigmoid cross-entropy against `negatives` uniformly sampled items per positive.
+//!
+//! Scores are not dot products, so the model has no `Embeddings` capability; scoring a user
+//! runs the network over the whole catalogue at once. It knows users by id only: an anonymous
+//! user is scored with the mean user embedding (a popularity-like answer).
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{FitOptions, Query, Recommender};
+use reco_core::{Dataset, Error, Result};
+use reco_models::{Model, ModelSpec};
+
+use crate::nn::{Init, Mlp, Store};
+use crate::nn_err;
+use crate::train::{fit_loop, Optim, Validation};
+
+/// Parameters of neural collaborative filtering (`"model": "neural-cf"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NcfParams {
+    /// Width of the GMF embeddings.
+    pub factors: usize,
+    /// MLP branch: the first size is the concatenated embedding width (half per side), the
+    /// rest are hidden layers, each followed by ReLU.
+    pub layers: Vec<usize>,
+    /// Sampled negatives per positive.
+    pub negatives: usize,
+    /// Passes over the data (at most).
+    pub epochs: usize,
+    /// Positives per batch.
+    pub batch_size: usize,
+    /// Adam step size.
+    pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f64,
+    /// Early-stopping patience in epochs (with validation data).
+    pub patience: usize,
+}
+
+impl Default for NcfParams {
+    fn default() -> Self {
+        NcfParams {
+            factors: 16,
+            layers: vec![64, 32, 16],
+            negatives: 4,
+            epochs: 20,
+            batch_size: 256,
+            learning_rate: 0.001,
+            weight_decay: 0.0,
+            patience: 3,
+        }
+    }
+}
+
+impl NcfParams {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        self.optim().validate()?;
+        if self.factors == 0 {
+            return Err(Error::param("factors", "must be at least 1"));
+        }
+        if self.layers.is_empty() || self.layers.contains(&0) || self.layers[0] % 2 != 0 {
+            return Err(Error::param(
+                "layers",
+                "needs at least one layer, none of size 0, the first even",
+            ));
+        }
+        if self.negatives == 0 {
+            return Err(Error::param("negatives", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn optim(&self) -> Optim {
+        Optim {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            patience: self.patience,
+        }
+    }
+}
+
+/// The network's tensors.
+struct Net {
+    user_gmf: Tensor,
+    item_gmf: Tensor,
+    user_mlp: Tensor,
+    item_mlp: Tensor,
+    mlp: Mlp,
+    out_w: Tensor,
+    out_b: Tensor,
+}
+
+impl Net {
+    fn new(p: &NcfParams, store: &mut Store, n_users: usize, n_items: usize) -> Result<Net> {
+        let half = p.layers[0] / 2;
+        let e = Init::Normal(0.01);
+        let user_gmf = store.take("user_gmf", &[n_users.max(1), p.factors], e)?;
+        let item_gmf = store.take("item_gmf", &[n_items.max(1), p.factors], e)?;
+        let user_mlp = store.take("user_mlp", &[n_users.max(1), half], e)?;
+        let item_mlp = store.take("item_mlp", &[n_items.max(1), half], e)?;
+        let mlp = Mlp::new(store, "ncf", p.layers[0], &p.layers[1..])?;
+        let width = p.factors + p.layers.last().copied().unwrap_or(1);
+        let bound = 1.0 / (width as f64).sqrt();
+        let out_w = store.take("out.weight", &[width, 1], Init::Uniform(bound))?;
+        let out_b = store.take("out.bias", &[1], Init::Uniform(bound))?;
+        Ok(Net {
+            user_gmf,
+            item_gmf,
+            user_mlp,
+            item_mlp,
+            mlp,
+            out_w,
+            out_b,
+        })
+    }
+
+    /// Logits of rows whose user parts are `(ug, um)` and item parts `(ig, im)`.
+    fn logits(
+        &self,
+        ug: &Tensor,
+        um: &Tensor,
+        ig: &Tensor,
+        im: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let gmf = ug.broadcast_mul(ig)?;
+        let rows = im.dim(0)?;
+        let um = um.broadcast_as((rows, um.dim(1)?))?;
+        let mlp = self.mlp.forward(Tensor::cat(&[&um, im], 1)?)?.relu()?;
+        Tensor::cat(&[gmf, mlp], 1)?
+            .matmul(&self.out_w)?
+            .broadcast_add(&self.out_b)?
+            .squeeze(1)
+    }
+
+    /// Logits of (user, item) pairs.
+    fn pairs(&self, users: &[u32], items: &[u32]) -> candle_core::Result<Tensor> {
+        let dev = Device::Cpu;
+        let u = Tensor::new(users, &dev)?;
+        let i = Tensor::new(items, &dev)?;
+        self.logits(
+            &self.user_gmf.index_select(&u, 0)?,
+            &self.user_mlp.index_select(&u, 0)?,
+            &self.item_gmf.index_select(&i, 0)?,
+            &self.item_mlp.index_select(&i, 0)?,
+        )
+    }
+
+    /// Logits of every item for one user (`None`: the mean user).
+    fn all_items(&self, user: Option<u32>) -> candle_core::Result<Vec<f32>> {
+        let (ug, um) = match user {
+            Some(u) => (
+                self.user_gmf.narrow(0, u as usize, 1)?,
+                self.user_mlp.narrow(0, u as usize, 1)?,
+            ),
+            None => (
+                self.user_gmf.mean_keepdim(0)?,
+                self.user_mlp.mean_keepdim(0)?,
+            ),
+        };
+        self.logits(&ug, &um, &self.item_gmf, &self.item_mlp)?
+            .detach()
+            .to_vec1::<f32>()
+    }
+}
+
+/// A fitted NeuMF model.
+pub struct NeuralCf {
+    params: NcfParams,
+    spec: serde_json::Value,
+    net: Net,
+    weights: Vec<(String, Tensor)>,
+    n_users: usize,
+    n_items: usize,
+}
+
+impl NeuralCf {
+    /// Trains the model; `spec` is the specification object it was made from.
+    pub fn fit(
+        p: &NcfParams,
+        spec: serde_json::Value,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<NeuralCf> {
+        p.validate()?;
+        let m = &data.interactions;
+        let (n_users, n_items) = (m.n_users(), m.n_items());
+        let mut store = Store::Train {
+            vars: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        };
+        let net = Net::new(p, &mut store, n_users, n_items)?;
+        let vars = store.named();
+        let examples: Vec<(u32, u32)> = m.iter().map(|(u, i, _)| (u, i)).collect();
+        let validation = Validation::recall(m, opts.validation, opts.seed);
+        let k = p.negatives;
+        let loss_of = |chunk: &[(u32, u32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
+            let b = chunk.len();
+            let mut users = Vec::with_capacity(b * (k + 1));
+            let mut items = Vec::with_capacity(b * (k + 1));
+            let mut target = Vec::with_capacity(b * (k + 1));
+            for &(u, i) in chunk {
+                users.push(u);
+                items.push(i);
+                target.push(1f32);
+                for _ in 0..k {
+                    users.push(u);
+                    items.push(rng.gen_range(0..n_items as u32));
+                    target.push(0.0);
+                }
+            }
+            (|| {
+                let logits = net.pairs(&users, &items)?;
+                let t = Tensor::from_vec(target, users.len(), &Device::Cpu)?;
+                candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
+            })()
+            .map_err(nn_err("training step"))
+        };
+        let end_epoch = || -> Result<f64> {
+            let Some(v) = validation.as_ref() else {
+                return Ok(0.0);
+            };
+            let score_user = |u: u32, out: &mut [f32]| {
+                if let Ok(s) = net.all_items(Some(u)) {
+                    out.copy_from_slice(&s);
+                }
+            };
+            Ok(v.score(n_items, &score_user, &|_| Vec::new()))
+        };
+        fit_loop(
+            &p.optim(),
+            &vars,
+            examples,
+            opts.seed,
+            opts,
+            validation.as_ref(),
+            loss_of,
+            end_epoch,
+        )?;
+        let weights = vars
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+            .collect();
+        Ok(NeuralCf {
+            params: p.clone(),
+            spec,
+            net,
+            weights,
+            n_users,
+            n_items,
+        })
+    }
+
+    /// The weights as a safetensors file, the specification in its metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut meta = HashMap::new();
+        meta.insert("spec".to_string(), self.spec.to_string());
+        safetensors::serialize(self.weights.clone(), Some(meta))
+            .map_err(|e| Error::Unsupported(format!("saving: {e}")))
+    }
+
+    /// Reads a model written by [`NeuralCf::to_safetensors`].
+    pub fn from_safetensors(
+        p: &NcfParams,
+        spec: serde_json::Value,
+        bytes: &[u8],
+    ) -> Result<NeuralCf> {
+        p.validate()?;
+        let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(nn_err("reading"))?;
+        let dims = |k: &str| map.get(k).map(|t| t.dims().first().copied().unwrap_or(0));
+        let (Some(n_users), Some(n_items)) = (dims("user_gmf"), dims("item_gmf")) else {
+            return Err(Error::Unsupported(
+                "neural-cf model file: embeddings missing".into(),
+            ));
+        };
+        let mut weights: Vec<(String, Tensor)> =
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut store = Store::Load(map);
+        let net = Net::new(p, &mut store, n_users, n_items)?;
+        if let Store::Load(rest) = &store {
+            if let Some(extra) = rest.keys().next() {
+                return Err(Error::Unsupported(format!(
+                    "neural-cf model file: unexpected tensor {extra:?}"
+                )));
+            }
+        }
+        Ok(NeuralCf {
+            params: p.clone(),
+            spec,
+            net,
+            weights,
+            n_users,
+            n_items,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &NcfParams {
+        &self.params
+    }
+}
+
+impl Recommender for NeuralCf {
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let user = query.user.filter(|&u| (u as usize) < self.n_users);
+        let s = self.net.all_items(user).map_err(nn_err("scoring"))?;
+        out.copy_from_slice(&s);
+        Ok(())
+    }
+}
+
+impl Model for NeuralCf {
+    fn spec(&self) -> ModelSpec {
+        crate::family::spec_of(&self.spec)
+    }
+
+    fn state(&self) -> Result<Vec<u8>> {
+        self.to_safetensors()
+    }
+
+    fn state_file(&self) -> &'static str {
+        "model.safetensors"
+    }
+}

@@ -1,0 +1,791 @@
+//! The two-tower model: a user tower and an item tower map each side's features to a vector,
+//! L2-normalised, and the score is their dot product over a temperature.
+//!
+//! User tower input: the user's identity (optional), metadata features (categorical values,
+//! numeric fields cut into quantile bins) and the mean embedding of their most recent items.
+//! Item tower input: identity (optional), metadata features (genres, year bins) and hashed text
+//! tokens. Both go through a ReLU MLP (default 256-128-32, the lectures' content DNN).
+//!
+//! Losses:
+//! - `softmax`: in-batch sampled softmax, the other items of the batch being the negatives, with
+//!   the log-Q correction (subtracting the log of each item's sampling probability, its share of
+//!   the training interactions) that keeps popular items from being over-penalised, and
+//!   accidental hits (the same item elsewhere in the batch) masked out;
+//! - `bce`: sigmoid cross-entropy with `negatives` uniformly sampled items per positive, as in
+//!   the notebook;
+//! - `mse`: squared error of `b + s · (u · v)` against the rating, with a learned scale and
+//!   offset — the lectures' content DNN, which predicts ratings.
+//!
+//! Every user and item of the dataset gets a vector after training, including those with no
+//! training interactions (they have features), so cold users and cold items are scored from
+//! features alone; [`TwoTower::user_vector_from_features`] and
+//! [`TwoTower::item_vector_from_features`] do the same for entities the dataset never had.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor, D};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use reco_core::model::{
+    Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems,
+};
+use reco_core::topk::{top_k, Scored};
+use reco_core::{Dataset, Error, Result};
+use reco_models::featurize::FeatureRows;
+use reco_models::{Model, ModelSpec};
+
+use crate::bags::{batch, Bags};
+use crate::nn::{Init, Store, Tower};
+use crate::nn_err;
+use crate::train::{fit_loop, Optim, Validation};
+
+/// The training objective of a two-tower model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// In-batch sampled softmax with log-Q correction.
+    Softmax,
+    /// Sigmoid cross-entropy with sampled negatives.
+    Bce,
+    /// Squared error on ratings.
+    Mse,
+}
+
+/// Parameters of a two-tower model (`"model": "two-tower"`, or `"content-dnn"` for the
+/// lectures' defaults: no ids, no recent items, MSE on ratings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwoTowerParams {
+    /// Training objective.
+    pub loss: Loss,
+    /// Width of the feature embeddings (the towers' input).
+    pub embedding_dim: usize,
+    /// MLP layer sizes; the last is the vector length.
+    pub layers: Vec<usize>,
+    /// Give every user with training data an identity embedding.
+    pub user_ids: bool,
+    /// Give every item with training data an identity embedding.
+    pub item_ids: bool,
+    /// User metadata fields (`["*"]` all, `[]` none).
+    pub user_fields: Vec<String>,
+    /// Item metadata fields, text fields included (`["*"]` all, `[]` none).
+    pub item_fields: Vec<String>,
+    /// Quantile bins per numeric field.
+    pub numeric_bins: usize,
+    /// Hash buckets for the tokens of item text fields (0: no text).
+    pub text_buckets: usize,
+    /// Length of the bag of recent items in the user tower (0: none).
+    pub recent_items: usize,
+    /// Sampled negatives per positive (`bce`).
+    pub negatives: usize,
+    /// Subtract log sampling probabilities from in-batch logits (`softmax`).
+    pub logq: bool,
+    /// Logits are dot products divided by this.
+    pub temperature: f64,
+    /// Passes over the data (at most).
+    pub epochs: usize,
+    /// Interactions per batch (and in-batch negatives for `softmax`).
+    pub batch_size: usize,
+    /// Adam step size.
+    pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f64,
+    /// Early-stopping patience in epochs (with validation data).
+    pub patience: usize,
+}
+
+impl Default for TwoTowerParams {
+    fn default() -> Self {
+        TwoTowerParams {
+            loss: Loss::Softmax,
+            embedding_dim: 64,
+            layers: vec![256, 128, 32],
+            user_ids: true,
+            item_ids: true,
+            user_fields: vec!["*".into()],
+            item_fields: vec!["*".into()],
+            numeric_bins: 10,
+            text_buckets: 4096,
+            recent_items: 20,
+            negatives: 4,
+            logq: true,
+            temperature: 0.05,
+            epochs: 20,
+            batch_size: 512,
+            learning_rate: 0.002,
+            weight_decay: 0.0,
+            patience: 3,
+        }
+    }
+}
+
+impl TwoTowerParams {
+    /// The lectures' content DNN: features only, rating regression.
+    pub fn content_dnn() -> Self {
+        TwoTowerParams {
+            loss: Loss::Mse,
+            user_ids: false,
+            item_ids: false,
+            recent_items: 0,
+            temperature: 1.0,
+            epochs: 30,
+            batch_size: 256,
+            learning_rate: 0.001,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        self.optim().validate()?;
+        if self.embedding_dim == 0 {
+            return Err(Error::param("embedding_dim", "must be at least 1"));
+        }
+        if self.layers.is_empty() || self.layers.contains(&0) {
+            return Err(Error::param("layers", "needs at least one layer, none of size 0"));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(Error::param("temperature", "must be positive"));
+        }
+        if self.loss == Loss::Bce && self.negatives == 0 {
+            return Err(Error::param("negatives", "bce needs at least one negative"));
+        }
+        Ok(())
+    }
+
+    fn optim(&self) -> Optim {
+        Optim {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            patience: self.patience,
+        }
+    }
+}
+
+/// Splits the item field list into what featurize handles and the text fields.
+fn text_fields(data: &Dataset, fields: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let table = data.item_features.as_deref();
+    let text: Vec<&reco_core::features::TextField> = table.map_or(Vec::new(), |t| t.text.iter().collect());
+    let all = fields.iter().any(|f| f == "*");
+    let chosen = text
+        .iter()
+        .filter(|t| all || fields.contains(&t.name))
+        .map(|t| t.values.clone())
+        .collect();
+    let rest = fields
+        .iter()
+        .filter(|f| !text.iter().any(|t| &t.name == *f))
+        .cloned()
+        .collect();
+    (rest, chosen)
+}
+
+/// A fitted two-tower model.
+pub struct TwoTower {
+    params: TwoTowerParams,
+    spec: serde_json::Value,
+    user_tower: Tower,
+    item_tower: Tower,
+    weights: Vec<(String, Tensor)>,
+    user_rows: Bags,
+    item_rows: Bags,
+    user_names: Vec<String>,
+    item_names: Vec<String>,
+    recent: Option<Bags>,
+    dim: usize,
+    users: Vec<f32>,
+    items: Vec<f32>,
+    /// Rating head: scale, offset, lowest and highest training rating.
+    head: [f32; 4],
+}
+
+/// What the towers read: bags of both sides and the readable token names.
+struct Inputs {
+    user_rows: Bags,
+    item_rows: Bags,
+    user_names: Vec<String>,
+    item_names: Vec<String>,
+    recent: Option<Bags>,
+}
+
+impl Inputs {
+    fn of(p: &TwoTowerParams, data: &Dataset) -> Result<Inputs> {
+        let users = FeatureRows::of_users(data, p.user_ids, &p.user_fields, p.numeric_bins)?;
+        let (item_fields, texts) = text_fields(data, &p.item_fields);
+        let items = FeatureRows::of_items(data, p.item_ids, &item_fields, p.numeric_bins)?;
+        let user_names = users.names.clone();
+        let mut item_names = items.names.clone();
+        if !texts.is_empty() && p.text_buckets > 0 {
+            item_names.extend((0..p.text_buckets).map(|b| format!("text#{b}")));
+        }
+        Ok(Inputs {
+            user_rows: Bags::of_features(users, None),
+            item_rows: Bags::of_features(items, Some((&texts, p.text_buckets))),
+            user_names,
+            item_names,
+            recent: (p.recent_items > 0).then(|| Bags::recent_items(data, p.recent_items)),
+        })
+    }
+}
+
+fn towers(
+    p: &TwoTowerParams,
+    store: &mut Store,
+    n_user_tokens: usize,
+    n_item_tokens: usize,
+    n_items: Option<usize>,
+) -> Result<(Tower, Tower, Tensor)> {
+    let user = Tower::new(
+        store,
+        "user",
+        n_user_tokens,
+        n_items,
+        p.embedding_dim,
+        &p.layers,
+        true,
+    )?;
+    let item = Tower::new(store, "item", n_item_tokens, None, p.embedding_dim, &p.layers, true)?;
+    let head = store.take("head", &[2], Init::Const(0.0))?;
+    Ok((user, item, head))
+}
+
+/// Vectors of entities `0..n` through `tower`, in chunks.
+fn all_vectors(tower: &Tower, rows: &Bags, recent: Option<&Bags>, n: usize) -> Result<Vec<f32>> {
+    let dev = Device::Cpu;
+    let mut out = Vec::new();
+    for start in (0..n).step_by(4096) {
+        let ids = start as u32..(start + 4096).min(n) as u32;
+        let tok = batch(ids.clone().map(|e| (rows.row(e), None)), &dev)?;
+        let rec = match (recent, tower.has_recent()) {
+            (Some(r), true) => Some(batch(ids.clone().map(|e| (r.row(e), None)), &dev)?),
+            _ => None,
+        };
+        let v = tower
+            .forward(&tok, rec.as_ref())
+            .and_then(|t| t.detach().flatten_all()?.to_vec1::<f32>())
+            .map_err(nn_err("computing vectors"))?;
+        out.extend(v);
+    }
+    Ok(out)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl TwoTower {
+    /// Trains a two-tower model; `spec` is the specification object it was made from.
+    pub fn fit(
+        p: &TwoTowerParams,
+        spec: serde_json::Value,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<TwoTower> {
+        p.validate()?;
+        let m = &data.interactions;
+        let (n_users, n_items) = (m.n_users(), m.n_items());
+        if m.nnz() == 0 {
+            return Err(Error::param("data", "there are no training interactions"));
+        }
+        let inputs = Inputs::of(p, data)?;
+        let mut store = Store::Train {
+            vars: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        };
+        let (user_tower, item_tower, head) = towers(
+            p,
+            &mut store,
+            inputs.user_rows.n_tokens,
+            inputs.item_rows.n_tokens,
+            inputs.recent.as_ref().map(|_| n_items),
+        )?;
+        let vars = store.named();
+        // The rating head starts at the middle of the rating range, spanning half of it.
+        let (lo, hi) = m
+            .values()
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+        let mean = m.values().iter().map(|&r| f64::from(r)).sum::<f64>() / m.nnz() as f64;
+        if let Some((_, v)) = vars.iter().find(|(n, _)| n == "head") {
+            let init = Tensor::new(&[((hi - lo) / 2.0).max(1e-3), mean as f32], &Device::Cpu)
+                .map_err(nn_err("head"))?;
+            v.set(&init).map_err(nn_err("head"))?;
+        }
+        let counts = m.item_counts();
+        let logq: Vec<f32> = counts
+            .iter()
+            .map(|&c| ((f64::from(c.max(1))) / m.nnz() as f64).ln() as f32)
+            .collect();
+        let logq = Tensor::from_vec(logq, n_items, &Device::Cpu).map_err(nn_err("log q"))?;
+        let examples: Vec<(u32, u32, f32)> = m.iter().collect();
+        let validation = match p.loss {
+            Loss::Mse => opts.validation.map(|valid| Validation::Rmse { valid }),
+            _ => Validation::recall(m, opts.validation, opts.seed),
+        };
+        let dev = Device::Cpu;
+        let tau = p.temperature;
+        let mut model = TwoTower {
+            params: p.clone(),
+            spec,
+            user_tower,
+            item_tower,
+            weights: Vec::new(),
+            user_rows: inputs.user_rows,
+            item_rows: inputs.item_rows,
+            user_names: inputs.user_names,
+            item_names: inputs.item_names,
+            recent: inputs.recent,
+            dim: *p.layers.last().unwrap_or(&1),
+            users: Vec::new(),
+            items: Vec::new(),
+            head: [0.0, 0.0, lo, hi],
+        };
+        let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
+            let b = chunk.len();
+            let ub = batch(chunk.iter().map(|&(u, _, _)| (model.user_rows.row(u), None)), &dev)?;
+            let rb = match &model.recent {
+                Some(r) => Some(batch(chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))), &dev)?),
+                None => None,
+            };
+            let items: Vec<u32> = match p.loss {
+                Loss::Bce => chunk
+                    .iter()
+                    .map(|e| e.1)
+                    .chain((0..b * p.negatives).map(|_| rng.gen_range(0..n_items as u32)))
+                    .collect(),
+                _ => chunk.iter().map(|e| e.1).collect(),
+            };
+            let ib = batch(items.iter().map(|&i| (model.item_rows.row(i), None)), &dev)?;
+            let loss = (|| {
+                let u = model.user_tower.forward(&ub, rb.as_ref())?;
+                let v = model.item_tower.forward(&ib, None)?;
+                match p.loss {
+                    Loss::Softmax => {
+                        let mut logits = (u.matmul(&v.t()?)? / tau)?;
+                        let ids = Tensor::new(items.as_slice(), &dev)?;
+                        if p.logq {
+                            let lq = logq.index_select(&ids, 0)?.unsqueeze(0)?;
+                            logits = logits.broadcast_sub(&lq)?;
+                        }
+                        let mut mask = vec![0f32; b * b];
+                        for (r, &a) in items.iter().enumerate() {
+                            for (c, &x) in items.iter().enumerate() {
+                                if r != c && a == x {
+                                    mask[r * b + c] = -1e9;
+                                }
+                            }
+                        }
+                        let logits = (logits + Tensor::from_vec(mask, (b, b), &dev)?)?;
+                        let target = Tensor::arange(0u32, b as u32, &dev)?;
+                        candle_nn::loss::cross_entropy(&logits, &target)
+                    }
+                    Loss::Bce => {
+                        let k = p.negatives;
+                        let pos = v.narrow(0, 0, b)?;
+                        let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
+                        let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
+                        let ln = (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)?
+                            / tau)?;
+                        let logits = Tensor::cat(&[lp, ln], 1)?;
+                        let mut t = vec![0f32; b * (k + 1)];
+                        for r in 0..b {
+                            t[r * (k + 1)] = 1.0;
+                        }
+                        let t = Tensor::from_vec(t, (b, k + 1), &dev)?;
+                        candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
+                    }
+                    Loss::Mse => {
+                        let d = u.mul(&v)?.sum(D::Minus1)?;
+                        let s = head.narrow(0, 0, 1)?;
+                        let o = head.narrow(0, 1, 1)?;
+                        let pred = d.broadcast_mul(&s)?.broadcast_add(&o)?;
+                        let r: Vec<f32> = chunk.iter().map(|e| e.2).collect();
+                        let r = Tensor::from_vec(r, b, &dev)?;
+                        candle_nn::loss::mse(&pred, &r)
+                    }
+                }
+            })()
+            .map_err(nn_err("training step"))?;
+            Ok(loss)
+        };
+        let end_epoch = || -> Result<f64> {
+            let Some(v) = validation.as_ref() else {
+                return Ok(0.0);
+            };
+            let (users, items) = model.compute_vectors(n_users, n_items)?;
+            let h = read_head(&head)?;
+            let dim = model.dim;
+            let score_user = |u: u32, out: &mut [f32]| {
+                let uv = &users[u as usize * dim..(u as usize + 1) * dim];
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = dot(uv, &items[i * dim..(i + 1) * dim]);
+                }
+            };
+            let predict = |pairs: &[(u32, u32)]| {
+                pairs
+                    .iter()
+                    .map(|&(u, i)| {
+                        let d = dot(
+                            &users[u as usize * dim..(u as usize + 1) * dim],
+                            &items[i as usize * dim..(i as usize + 1) * dim],
+                        );
+                        (h[1] + h[0] * d).clamp(lo, hi)
+                    })
+                    .collect()
+            };
+            Ok(v.score(n_items, &score_user, &predict))
+        };
+        fit_loop(
+            &p.optim(),
+            &vars,
+            examples,
+            opts.seed,
+            opts,
+            validation.as_ref(),
+            loss_of,
+            end_epoch,
+        )?;
+        // The variables now hold the best epoch's weights (or the last epoch's).
+        let (users, items) = model.compute_vectors(n_users, n_items)?;
+        let h = read_head(&head)?;
+        model.users = users;
+        model.items = items;
+        model.head[0] = h[0];
+        model.head[1] = h[1];
+        model.weights = vars
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+            .collect();
+        Ok(model)
+    }
+
+    fn compute_vectors(&self, n_users: usize, n_items: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            all_vectors(&self.user_tower, &self.user_rows, self.recent.as_ref(), n_users)?,
+            all_vectors(&self.item_tower, &self.item_rows, None, n_items)?,
+        ))
+    }
+
+    /// The vector of a user the model has never seen, from readable feature names (as in
+    /// explanations: `gender=F`, `age#3`) and the items they interacted with, latest last.
+    /// Unknown names are an error.
+    pub fn user_vector_from_features(&self, names: &[&str], recent: &[u32]) -> Result<Vec<f32>> {
+        let toks = lookup(&self.user_names, names, "user feature")?;
+        self.vector_of(&self.user_tower, &toks, recent)
+    }
+
+    /// The vector of an item the model has never seen, from readable feature names
+    /// (`genre=Comedy`, `year#7`).
+    pub fn item_vector_from_features(&self, names: &[&str]) -> Result<Vec<f32>> {
+        let toks = lookup(&self.item_names, names, "item feature")?;
+        self.vector_of(&self.item_tower, &toks, &[])
+    }
+
+    fn vector_of(&self, tower: &Tower, toks: &[u32], recent: &[u32]) -> Result<Vec<f32>> {
+        let dev = Device::Cpu;
+        let w = vec![1.0 / toks.len().max(1) as f32; toks.len()];
+        let tb = batch(std::iter::once(((toks, w.as_slice()), None)), &dev)?;
+        let n = self.items.len() / self.dim.max(1);
+        let recent: Vec<u32> = recent
+            .iter()
+            .rev()
+            .filter(|&&i| (i as usize) < n)
+            .take(self.params.recent_items)
+            .copied()
+            .collect();
+        let rw = vec![1.0 / recent.len().max(1) as f32; recent.len()];
+        let rb = batch(std::iter::once(((recent.as_slice(), rw.as_slice()), None)), &dev)?;
+        tower
+            .forward(&tb, tower.has_recent().then_some(&rb))
+            .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+            .map_err(nn_err("computing a vector"))
+    }
+
+    fn user(&self, u: u32) -> Option<&[f32]> {
+        self.users.get(u as usize * self.dim..(u as usize + 1) * self.dim)
+    }
+
+    fn item(&self, i: u32) -> Option<&[f32]> {
+        self.items.get(i as usize * self.dim..(i as usize + 1) * self.dim)
+    }
+
+    /// Number of users with vectors.
+    pub fn n_users(&self) -> usize {
+        self.users.len() / self.dim.max(1)
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &TwoTowerParams {
+        &self.params
+    }
+
+    /// The weights, vectors and inputs as a safetensors file, the parameters in its metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let dev = Device::Cpu;
+        let err = nn_err("saving");
+        let mut t: Vec<(String, Tensor)> = self.weights.clone();
+        let n_items = self.items.len() / self.dim.max(1);
+        t.push(("user_vectors".into(), Tensor::from_slice(&self.users, (self.n_users(), self.dim), &dev).map_err(&err)?));
+        t.push(("item_vectors".into(), Tensor::from_slice(&self.items, (n_items, self.dim), &dev).map_err(&err)?));
+        t.push(("rating_head".into(), Tensor::new(&self.head, &dev).map_err(&err)?));
+        for (name, bags) in [("user_rows", Some(&self.user_rows)), ("item_rows", Some(&self.item_rows)), ("recent", self.recent.as_ref())] {
+            if let Some(b) = bags {
+                t.extend(bag_tensors(name, b)?);
+            }
+        }
+        let mut meta = HashMap::new();
+        let names = serde_json::json!({ "user": self.user_names, "item": self.item_names,
+            "user_tokens": self.user_rows.n_tokens, "item_tokens": self.item_rows.n_tokens, "recent_tokens": self.recent.as_ref().map(|r| r.n_tokens) });
+        meta.insert("names".to_string(), names.to_string());
+        meta.insert("spec".to_string(), self.spec.to_string());
+        safetensors::serialize(t, Some(meta)).map_err(|e| Error::Unsupported(format!("saving: {e}")))
+    }
+
+    /// Reads a model written by [`TwoTower::to_safetensors`].
+    pub fn from_safetensors(p: &TwoTowerParams, spec: serde_json::Value, bytes: &[u8]) -> Result<TwoTower> {
+        let bad = |m: String| Error::Unsupported(format!("two-tower model file: {m}"));
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let info = meta.metadata().as_ref().and_then(|m| m.get("names")).ok_or_else(|| bad("no metadata".into()))?;
+        let info: serde_json::Value = serde_json::from_str(info).map_err(|e| bad(e.to_string()))?;
+        let strings = |k: &str| -> Result<Vec<String>> {
+            serde_json::from_value(info[k].clone()).map_err(|e| bad(format!("{k}: {e}")))
+        };
+        let count = |k: &str| info[k].as_u64().map(|x| x as usize);
+        let mut map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(nn_err("reading"))?;
+        let user_rows = take_bags(&mut map, "user_rows", count("user_tokens"))?.ok_or_else(|| bad("no user rows".into()))?;
+        let item_rows = take_bags(&mut map, "item_rows", count("item_tokens"))?.ok_or_else(|| bad("no item rows".into()))?;
+        let recent = take_bags(&mut map, "recent", count("recent_tokens"))?;
+        let mut pop = |k: &str| -> Result<Vec<f32>> {
+            map.remove(k)
+                .ok_or_else(|| bad(format!("no tensor {k}")))?
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(nn_err("reading"))
+        };
+        let users = pop("user_vectors")?;
+        let items = pop("item_vectors")?;
+        let head: [f32; 4] = pop("rating_head")?.try_into().map_err(|_| bad("rating head".into()))?;
+        let dim = *p.layers.last().unwrap_or(&1);
+        let n_items = items.len() / dim;
+        if items.len() % dim != 0 || users.len() % dim != 0 || item_rows.len() != n_items || user_rows.len() * dim != users.len() {
+            return Err(bad("vector and input shapes disagree".into()));
+        }
+        let mut weights: Vec<(String, Tensor)> =
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut store = Store::Load(map);
+        let (user_tower, item_tower, _) = towers(
+            p,
+            &mut store,
+            user_rows.n_tokens,
+            item_rows.n_tokens,
+            recent.as_ref().map(|_| n_items),
+        )?;
+        if let Store::Load(rest) = &store {
+            if let Some(extra) = rest.keys().next() {
+                return Err(bad(format!("unexpected tensor {extra:?}")));
+            }
+        }
+        Ok(TwoTower {
+            params: p.clone(),
+            spec,
+            user_tower,
+            item_tower,
+            weights,
+            user_rows,
+            item_rows,
+            user_names: strings("user")?,
+            item_names: strings("item")?,
+            recent,
+            dim,
+            users,
+            items,
+            head,
+        })
+    }
+}
+
+fn read_head(head: &Tensor) -> Result<[f32; 2]> {
+    let v = head.to_vec1::<f32>().map_err(nn_err("rating head"))?;
+    Ok([v[0], v[1]])
+}
+
+fn lookup(names: &[String], wanted: &[&str], what: &str) -> Result<Vec<u32>> {
+    let index: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (n.as_str(), k as u32))
+        .collect();
+    wanted
+        .iter()
+        .map(|w| {
+            index
+                .get(w)
+                .copied()
+                .ok_or_else(|| Error::param("features", format!("unknown {what} {w:?}")))
+        })
+        .collect()
+}
+
+/// A bag set as three tensors (`NAME.ptr`, `NAME.tok` as u32, `NAME.w`).
+pub(crate) fn bag_tensors(name: &str, b: &Bags) -> Result<Vec<(String, Tensor)>> {
+    let dev = Device::Cpu;
+    let err = nn_err("saving inputs");
+    let ptr = b
+        .ptr
+        .iter()
+        .map(|&x| u32::try_from(x))
+        .collect::<std::result::Result<Vec<u32>, _>>()
+        .map_err(|_| Error::Unsupported(format!("{name}: more than 2^32 inputs")))?;
+    Ok(vec![
+        (
+            format!("{name}.ptr"),
+            Tensor::from_vec(ptr, b.ptr.len(), &dev).map_err(&err)?,
+        ),
+        (
+            format!("{name}.tok"),
+            Tensor::from_slice(&b.tok, b.tok.len(), &dev).map_err(&err)?,
+        ),
+        (
+            format!("{name}.w"),
+            Tensor::from_slice(&b.w, b.w.len(), &dev).map_err(&err)?,
+        ),
+    ])
+}
+
+/// Reads back what [`bag_tensors`] wrote, checking that it is consistent.
+pub(crate) fn take_bags(
+    map: &mut HashMap<String, Tensor>,
+    name: &str,
+    n_tokens: Option<usize>,
+) -> Result<Option<Bags>> {
+    let bad = |m: &str| Error::Unsupported(format!("model file: {name}: {m}"));
+    let (Some(ptr), Some(tok), Some(w)) = (
+        map.remove(&format!("{name}.ptr")),
+        map.remove(&format!("{name}.tok")),
+        map.remove(&format!("{name}.w")),
+    ) else {
+        return Ok(None);
+    };
+    let err = nn_err("reading inputs");
+    let ptr: Vec<usize> = ptr
+        .to_dtype(DType::U32)
+        .and_then(|t| t.to_vec1::<u32>())
+        .map_err(&err)?
+        .into_iter()
+        .map(|x| x as usize)
+        .collect();
+    let tok = tok.to_vec1::<u32>().map_err(&err)?;
+    let w = w.to_vec1::<f32>().map_err(&err)?;
+    let n_tokens = n_tokens.ok_or_else(|| bad("token count missing"))?;
+    if ptr.first() != Some(&0)
+        || ptr.windows(2).any(|p| p[0] > p[1])
+        || ptr.last() != Some(&tok.len())
+        || tok.len() != w.len()
+        || tok.iter().any(|&t| t as usize >= n_tokens.max(1))
+    {
+        return Err(bad("inconsistent"));
+    }
+    Ok(Some(Bags {
+        n_tokens,
+        ptr,
+        tok,
+        w,
+    }))
+}
+
+impl Recommender for TwoTower {
+    fn n_items(&self) -> usize {
+        self.items.len() / self.dim.max(1)
+    }
+
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) -> Result<()> {
+        let owned;
+        let uv: &[f32] = match query.user.and_then(|u| self.user(u)) {
+            Some(v) if query.history.is_empty() => v,
+            _ => {
+                // An anonymous user (or a known one with a new history): the user tower on
+                // the history alone.
+                let recent: Vec<u32> = query.history.iter().map(|h| h.0).collect();
+                owned = self.vector_of(&self.user_tower, &[], &recent)?;
+                &owned
+            }
+        };
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.item(i as u32).map_or(f32::NEG_INFINITY, |v| dot(uv, v));
+        }
+        Ok(())
+    }
+
+    fn as_embeddings(&self) -> Option<&dyn Embeddings> {
+        Some(self)
+    }
+
+    fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
+        Some(self)
+    }
+
+    fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        (self.params.loss == Loss::Mse).then_some(self as &dyn RatingPredictor)
+    }
+}
+
+impl Embeddings for TwoTower {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn user_vector(&self, user: u32) -> Option<&[f32]> {
+        self.user(user)
+    }
+
+    fn item_vector(&self, item: u32) -> Option<&[f32]> {
+        self.item(item)
+    }
+}
+
+impl SimilarItems for TwoTower {
+    /// The items nearest in squared Euclidean distance ‖v_k − v_i‖² between tower vectors,
+    /// scored by the negated distance.
+    fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
+        let v = self
+            .item(item)
+            .ok_or_else(|| Error::param("item", format!("item {item} is out of range")))?;
+        let scores: Vec<f32> = (0..self.n_items() as u32)
+            .map(|j| {
+                let w = self.item(j).unwrap_or(v);
+                -v.iter().zip(w).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()
+            })
+            .collect();
+        Ok(top_k(&scores, k, &[item], |_| false))
+    }
+}
+
+impl RatingPredictor for TwoTower {
+    fn predict(&self, user: u32, item: u32) -> f32 {
+        let [s, o, lo, hi] = self.head;
+        match (self.user(user), self.item(item)) {
+            (Some(u), Some(v)) => (o + s * dot(u, v)).clamp(lo, hi),
+            _ => o.clamp(lo, hi),
+        }
+    }
+}
+
+impl Model for TwoTower {
+    fn spec(&self) -> ModelSpec {
+        crate::family::spec_of(&self.spec)
+    }
+
+    fn state(&self) -> Result<Vec<u8>> {
+        self.to_safetensors()
+    }
+
+    fn state_file(&self) -> &'static str {
+        "model.safetensors"
+    }
+}
