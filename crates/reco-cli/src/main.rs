@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    keep_freed_memory();
     let cli = commands::Cli::parse();
     // The neural models live in their own crate; plug their kinds in before any spec is read.
     let ready = reco_neural::register().map_err(anyhow::Error::from);
@@ -27,5 +28,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Neural training allocates and frees the same few-megabyte buffers thousands of times a
+/// second; glibc hands blocks that large back to the kernel at every free, and the page faults
+/// of getting them again doubled the time of a two-tower epoch. Keep them in the heap instead.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
