@@ -67,6 +67,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the user and item vectors of a saved embedding model (factor models, two-tower)
+    /// as tab-separated files `users.tsv` and `items.tsv`: the external id, then the vector.
+    ExportVectors {
+        /// Artifact directory written by `reco train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Items similar to an item, from a saved model that can tell (kNN, content, co-visitation,
     /// RP3β, factor models).
     Similar {
@@ -355,6 +365,7 @@ pub fn run(cli: Cli) -> Result<()> {
             include_seen,
             json,
         } => crate::lookup::recommend(&model, &user, k, include_seen, json),
+        Command::ExportVectors { model, out } => crate::lookup::export_vectors(&model, &out),
         Command::Demo { seed, user, json } => crate::demo::demo(seed, &user, json),
     }
 }

@@ -20,6 +20,10 @@ fn demo_models() -> Result<Vec<Named>> {
         r#"{"name": "user-knn", "model": "user-knn", "similarity": "pearson", "prediction": "with-means", "k": 30, "rank_by_rating": true}"#,
         r#"{"name": "item-knn", "model": "item-knn", "similarity": "cosine", "prediction": "with-means", "k": 50, "rank_by_rating": true}"#,
         r#"{"name": "matrix-factorization", "model": "svd", "factors": 32, "epochs": 50, "lr": 0.01, "reg": 0.05}"#,
+        // The notebook's two-tower: 32-d id towers, L2-normalised, sigmoid BCE on the cosine
+        // with 3 random negatives per positive, Adam 0.01, batch 256 — for 30 epochs, not 10:
+        // with our towers' extra linear layer, 60 Adam steps leave it at random's level.
+        r#"{"name": "two-tower", "model": "two-tower", "loss": "bce", "negatives": 3, "embedding_dim": 32, "layers": [32], "user_fields": [], "item_fields": [], "recent_items": 0, "temperature": 1.0, "learning_rate": 0.01, "batch_size": 256, "epochs": 30}"#,
     ]
     .iter()
     .map(|s| models::parse_one(s))

@@ -98,3 +98,49 @@ pub(crate) fn recommend(
         json,
     )
 }
+
+/// `reco export-vectors`: every user and item vector of an embedding model, for ANN indexes and
+/// for peers that score from vectors.
+pub(crate) fn export_vectors(dir: &Path, out: &Path) -> Result<()> {
+    let m = reco_models::load(dir)?;
+    let kind = m.model.spec().kind();
+    let emb = m
+        .model
+        .as_embeddings()
+        .with_context(|| format!("a {kind} model has no user and item vectors"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let nu = write_vectors(&out.join("users.tsv"), &m.users, &|u| emb.user_vector(u))?;
+    let ni = write_vectors(&out.join("items.tsv"), &m.items, &|i| emb.item_vector(i))?;
+    eprintln!(
+        "wrote {nu} user and {ni} item vectors of dimension {} to {}",
+        emb.dim(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// One line per entity that has a vector: its external id, then the vector, tab-separated.
+fn write_vectors<'m>(
+    path: &Path,
+    ids: &reco_core::IdMap,
+    get: &dyn Fn(u32) -> Option<&'m [f32]>,
+) -> Result<usize> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut n = 0;
+    for e in 0..ids.len() as u32 {
+        if let Some(v) = get(e) {
+            write!(w, "{}", ids.id(e))?;
+            for x in v {
+                write!(w, "\t{x}")?;
+            }
+            writeln!(w)?;
+            n += 1;
+        }
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(n)
+}

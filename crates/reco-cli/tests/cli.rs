@@ -29,6 +29,7 @@ fn demo_prints_the_table_and_sample_recommendations() {
         "recall@10",
         "Item_",
         "popularity recommendations (user=2)",
+        "| two-tower |",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
@@ -368,4 +369,90 @@ fn split_train_recommend_and_eval_on_files_round_trip() {
     std::fs::write(d.path().join("model/model.bin"), b"tampered").unwrap();
     let o = reco(&["recommend", "--model", &p("model"), "--user", "u3"]);
     assert!(!o.status.success() && stderr(&o).contains("checksum mismatch"));
+}
+
+#[test]
+fn neural_models_train_save_recommend_and_export_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("tt");
+    let data = "synth:users=200,items=150,interactions=4000,seed=3";
+    let o = reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        r#"{"model":"two-tower","epochs":2,"layers":[16],"embedding_dim":8}"#,
+        "--validation",
+        "0.1",
+        "--out",
+        art.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        art.join("model.safetensors").exists(),
+        "neural state is a safetensors file"
+    );
+    let r = reco(&[
+        "recommend",
+        "--model",
+        art.to_str().unwrap(),
+        "--user",
+        "7",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["recommendations"].as_array().map(Vec::len), Some(5));
+    let out = dir.path().join("vec");
+    let e = reco(&[
+        "export-vectors",
+        "--model",
+        art.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let items = std::fs::read_to_string(out.join("items.tsv")).unwrap();
+    let first = items.lines().next().unwrap();
+    // An id, then 16 numbers (the last layer's width).
+    assert_eq!(first.split('\t').count(), 17, "{first}");
+    assert!(first.split('\t').skip(1).all(|x| x.parse::<f32>().is_ok()));
+    // Unknown parameters of a neural kind are refused with the field's name.
+    let bad = reco(&[
+        "eval",
+        "--data",
+        data,
+        "--model",
+        r#"{"model":"two-tower","towers":3}"#,
+    ]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("towers"), "{}", stderr(&bad));
+    // A model without vectors cannot be exported.
+    let pop = dir.path().join("pop");
+    assert!(reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        "popularity",
+        "--out",
+        pop.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let e = reco(&[
+        "export-vectors",
+        "--model",
+        pop.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!e.status.success());
+    assert!(
+        stderr(&e).contains("no user and item vectors"),
+        "{}",
+        stderr(&e)
+    );
 }

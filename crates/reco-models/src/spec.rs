@@ -134,7 +134,8 @@ pub fn register(family: &'static dyn Family) -> Result<()> {
     }
     for &kind in family.kinds() {
         let builtin = serde_json::from_value::<ModelSpec>(serde_json::json!({ "model": kind }));
-        let taken_by_builtin = !matches!(&builtin, Err(e) if e.to_string().starts_with("unknown variant"));
+        let taken_by_builtin =
+            !matches!(&builtin, Err(e) if e.to_string().starts_with("unknown variant"));
         if taken_by_builtin || plugin_family(&list, kind).is_some() {
             return Err(reco_core::Error::param(
                 "model",
@@ -146,13 +147,12 @@ pub fn register(family: &'static dyn Family) -> Result<()> {
     Ok(())
 }
 
-fn plugin_family(list: &[&'static dyn Family], kind: &str) -> Option<(&'static dyn Family, &'static str)> {
-    list.iter().find_map(|f| {
-        f.kinds()
-            .iter()
-            .find(|k| **k == kind)
-            .map(|k| (*f, *k))
-    })
+fn plugin_family(
+    list: &[&'static dyn Family],
+    kind: &str,
+) -> Option<(&'static dyn Family, &'static str)> {
+    list.iter()
+        .find_map(|f| f.kinds().iter().find(|k| **k == kind).map(|k| (*f, *k)))
 }
 
 impl ModelSpec {
@@ -289,7 +289,10 @@ impl ModelSpec {
     /// Parses a specification object: a registered plugin kind goes to its family (which
     /// validates it), anything else to the built-in models.
     pub fn from_value(value: serde_json::Value) -> Result<ModelSpec> {
-        let kind = value.get("model").and_then(|k| k.as_str()).map(str::to_string);
+        let kind = value
+            .get("model")
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
         let found = kind.as_deref().and_then(|k| {
             let list = FAMILIES.read().unwrap_or_else(|e| e.into_inner());
             plugin_family(&list, k)
@@ -309,7 +312,9 @@ impl ModelSpec {
     pub fn to_value(&self) -> Result<serde_json::Value> {
         match self {
             ModelSpec::Plugin(p) => Ok(p.value.clone()),
-            s => serde_json::to_value(s).map_err(|e| reco_core::Error::param("model", e.to_string())),
+            s => {
+                serde_json::to_value(s).map_err(|e| reco_core::Error::param("model", e.to_string()))
+            }
         }
     }
 }

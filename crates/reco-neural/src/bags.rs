@@ -131,7 +131,12 @@ pub(crate) fn batch<'a>(
     dev: &Device,
 ) -> Result<Batch> {
     let n = rows.len();
-    let width = rows.clone().map(|((t, _), _)| t.len()).max().unwrap_or(0).max(1);
+    let width = rows
+        .clone()
+        .map(|((t, _), _)| t.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut tok = vec![0u32; n * width];
     let mut w = vec![0f32; n * width];
     for (r, ((ts, ws), drop)) in rows.enumerate() {

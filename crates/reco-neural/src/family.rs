@@ -32,7 +32,8 @@ enum Parsed {
 /// Reads `value` over `defaults`, so that a kind's own defaults apply to the keys not given and
 /// unknown keys are still refused.
 fn over<T: Serialize + DeserializeOwned>(defaults: T, value: &serde_json::Value) -> Result<T> {
-    let mut base = serde_json::to_value(defaults).map_err(|e| Error::param("model", e.to_string()))?;
+    let mut base =
+        serde_json::to_value(defaults).map_err(|e| Error::param("model", e.to_string()))?;
     if let (Some(b), Some(v)) = (base.as_object_mut(), value.as_object()) {
         for (k, x) in v {
             if k != "model" {

@@ -20,7 +20,7 @@ use reco_models::{Model, ModelSpec};
 
 use crate::nn::{Init, Mlp, Store};
 use crate::nn_err;
-use crate::train::{fit_loop, Optim, Validation};
+use crate::train::{fit_loop, optim_of, Validation};
 
 /// Parameters of neural collaborative filtering (`"model": "neural-cf"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,11 +63,11 @@ impl Default for NcfParams {
 impl NcfParams {
     /// Checks the parameters.
     pub fn validate(&self) -> Result<()> {
-        self.optim().validate()?;
+        optim_of!(self).validate()?;
         if self.factors == 0 {
             return Err(Error::param("factors", "must be at least 1"));
         }
-        if self.layers.is_empty() || self.layers.contains(&0) || self.layers[0] % 2 != 0 {
+        if self.layers.is_empty() || self.layers.contains(&0) || !self.layers[0].is_multiple_of(2) {
             return Err(Error::param(
                 "layers",
                 "needs at least one layer, none of size 0, the first even",
@@ -77,16 +77,6 @@ impl NcfParams {
             return Err(Error::param("negatives", "must be at least 1"));
         }
         Ok(())
-    }
-
-    fn optim(&self) -> Optim {
-        Optim {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            patience: self.patience,
-        }
     }
 }
 
@@ -197,7 +187,7 @@ impl NeuralCf {
         let (n_users, n_items) = (m.n_users(), m.n_items());
         let mut store = Store::Train {
             vars: Vec::new(),
-            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            rng: Box::new(ChaCha8Rng::seed_from_u64(opts.seed)),
         };
         let net = Net::new(p, &mut store, n_users, n_items)?;
         let vars = store.named();
@@ -238,10 +228,9 @@ impl NeuralCf {
             Ok(v.score(n_items, &score_user, &|_| Vec::new()))
         };
         fit_loop(
-            &p.optim(),
+            &optim_of!(p),
             &vars,
             examples,
-            opts.seed,
             opts,
             validation.as_ref(),
             loss_of,
@@ -289,13 +278,7 @@ impl NeuralCf {
         weights.sort_by(|a, b| a.0.cmp(&b.0));
         let mut store = Store::Load(map);
         let net = Net::new(p, &mut store, n_users, n_items)?;
-        if let Store::Load(rest) = &store {
-            if let Some(extra) = rest.keys().next() {
-                return Err(Error::Unsupported(format!(
-                    "neural-cf model file: unexpected tensor {extra:?}"
-                )));
-            }
-        }
+        store.finish("neural-cf")?;
         Ok(NeuralCf {
             params: p.clone(),
             spec,

@@ -29,7 +29,7 @@ pub(crate) enum Store {
     /// Creating variables with a seeded generator.
     Train {
         vars: Vec<(String, Var)>,
-        rng: ChaCha8Rng,
+        rng: Box<ChaCha8Rng>,
     },
     /// Reading tensors by name.
     Load(HashMap<String, Tensor>),
@@ -46,8 +46,7 @@ impl Store {
                         .map(|_| {
                             // Box–Muller keeps us off another dependency.
                             let (a, b): (f64, f64) = (rng.gen::<f64>().max(1e-12), rng.gen());
-                            ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos() * sd)
-                                as f32
+                            ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos() * sd) as f32
                         })
                         .collect(),
                     Init::Uniform(bound) => (0..n)
@@ -74,6 +73,20 @@ impl Store {
                 }
                 Ok(t)
             }
+        }
+    }
+
+    /// Refuses a loaded file that holds tensors the network did not take (a file of another
+    /// architecture or version).
+    pub fn finish(&self, what: &str) -> Result<()> {
+        match self {
+            Store::Load(rest) => match rest.keys().min() {
+                Some(extra) => Err(Error::Unsupported(format!(
+                    "{what} model file: unexpected tensor {extra:?}"
+                ))),
+                None => Ok(()),
+            },
+            Store::Train { .. } => Ok(()),
         }
     }
 
@@ -120,7 +133,11 @@ impl Mlp {
                 &[out, fan_in],
                 Init::Uniform(bound),
             )?;
-            let b = store.take(&format!("{prefix}.mlp{k}.bias"), &[out], Init::Uniform(bound))?;
+            let b = store.take(
+                &format!("{prefix}.mlp{k}.bias"),
+                &[out],
+                Init::Uniform(bound),
+            )?;
             layers.push((w, b));
             fan_in = out;
         }
@@ -161,11 +178,7 @@ impl Tower {
         normalize: bool,
     ) -> Result<Tower> {
         let init = Init::Normal(1.0 / (dim as f64).sqrt());
-        let tokens = store.take(
-            &format!("{prefix}.tokens"),
-            &[n_tokens.max(1), dim],
-            init,
-        )?;
+        let tokens = store.take(&format!("{prefix}.tokens"), &[n_tokens.max(1), dim], init)?;
         let recent = n_recent
             .map(|n| store.take(&format!("{prefix}.recent"), &[n.max(1), dim], init))
             .transpose()?;
@@ -227,9 +240,18 @@ mod tests {
     fn mlp_matches_a_hand_computed_forward_pass() {
         let mut map = HashMap::new();
         let dev = Device::Cpu;
-        map.insert("m.mlp0.weight".into(), Tensor::new(&[[1f32, -1.], [2., 0.]], &dev).unwrap());
-        map.insert("m.mlp0.bias".into(), Tensor::new(&[0f32, -5.], &dev).unwrap());
-        map.insert("m.mlp1.weight".into(), Tensor::new(&[[1f32, 1.]], &dev).unwrap());
+        map.insert(
+            "m.mlp0.weight".into(),
+            Tensor::new(&[[1f32, -1.], [2., 0.]], &dev).unwrap(),
+        );
+        map.insert(
+            "m.mlp0.bias".into(),
+            Tensor::new(&[0f32, -5.], &dev).unwrap(),
+        );
+        map.insert(
+            "m.mlp1.weight".into(),
+            Tensor::new(&[[1f32, 1.]], &dev).unwrap(),
+        );
         map.insert("m.mlp1.bias".into(), Tensor::new(&[0.5f32], &dev).unwrap());
         let mut store = Store::Load(map);
         let mlp = Mlp::new(&mut store, "m", 2, &[2, 1]).unwrap();
@@ -239,7 +261,10 @@ mod tests {
         assert_eq!(y, vec![vec![3.5]]);
         // A wrong shape in a file is an error, not a panic.
         let mut bad = HashMap::new();
-        bad.insert("m.mlp0.weight".into(), Tensor::zeros((3, 3), DType::F32, &dev).unwrap());
+        bad.insert(
+            "m.mlp0.weight".into(),
+            Tensor::zeros((3, 3), DType::F32, &dev).unwrap(),
+        );
         assert!(Mlp::new(&mut Store::Load(bad), "m", 2, &[2]).is_err());
     }
 
@@ -248,7 +273,7 @@ mod tests {
         let draw = |seed| {
             let mut s = Store::Train {
                 vars: Vec::new(),
-                rng: ChaCha8Rng::seed_from_u64(seed),
+                rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
             };
             let t = s.take("x", &[4, 3], Init::Normal(1.0)).unwrap();
             t.flatten_all().unwrap().to_vec1::<f32>().unwrap()

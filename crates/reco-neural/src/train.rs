@@ -8,12 +8,11 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::FitOptions;
-use reco_core::topk::top_k;
 use reco_core::{Error, Interactions, Result};
+use reco_models::mf::validation_recall;
 
 use crate::nn_err;
 
@@ -34,6 +33,21 @@ pub struct Optim {
     pub patience: usize,
 }
 
+/// The [`Optim`] of a parameter struct that has its fields (parameter structs keep them at top
+/// level, as serde cannot flatten into a struct that refuses unknown fields).
+macro_rules! optim_of {
+    ($p:expr) => {
+        $crate::train::Optim {
+            epochs: $p.epochs,
+            batch_size: $p.batch_size,
+            learning_rate: $p.learning_rate,
+            weight_decay: $p.weight_decay,
+            patience: $p.patience,
+        }
+    };
+}
+pub(crate) use optim_of;
+
 impl Optim {
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
@@ -52,6 +66,12 @@ impl Optim {
         Ok(())
     }
 }
+
+/// Rating predictions for (user, item) pairs.
+pub(crate) type Predict<'a> = dyn Fn(&[(u32, u32)]) -> Vec<f32> + 'a;
+
+/// Weights by name.
+type Snapshot = Vec<(String, Tensor)>;
 
 /// How an epoch is judged on the validation split.
 pub(crate) enum Validation<'a> {
@@ -96,32 +116,14 @@ impl<'a> Validation<'a> {
         &self,
         n_items: usize,
         score_user: &(dyn Fn(u32, &mut [f32]) + Sync),
-        predict: &dyn Fn(&[(u32, u32)]) -> Vec<f32>,
+        predict: &Predict<'_>,
     ) -> f64 {
         match self {
             Validation::Recall {
                 train,
                 valid,
                 users,
-            } => {
-                let total: f64 = users
-                    .par_iter()
-                    .map_init(
-                        || vec![0f32; n_items],
-                        |scores, &u| {
-                            score_user(u, scores);
-                            let top = top_k(scores, 10, train.user_items(u), |_| false);
-                            let rel = valid.user_items(u);
-                            let hits = top
-                                .iter()
-                                .filter(|s| rel.binary_search(&s.item).is_ok())
-                                .count();
-                            hits as f64 / rel.len().clamp(1, 10) as f64
-                        },
-                    )
-                    .sum();
-                total / users.len().max(1) as f64
-            }
+            } => validation_recall(train, valid, users, n_items, score_user),
             Validation::Rmse { valid } => {
                 let pairs: Vec<(u32, u32)> = valid
                     .iter()
@@ -145,7 +147,7 @@ impl<'a> Validation<'a> {
 pub(crate) struct Best {
     higher: bool,
     patience: usize,
-    best: Option<(f64, usize, Vec<(String, Tensor)>)>,
+    best: Option<(f64, usize, Snapshot)>,
 }
 
 impl Best {
@@ -190,12 +192,12 @@ impl Best {
 }
 
 /// Runs the loop: `loss_of` builds the loss of a batch of training examples, `end_epoch`
-/// returns the validation score (when validating). Returns the number of epochs run.
+/// returns the validation score (when validating); shuffling and sampling follow `opts.seed`.
+/// Returns the number of epochs run.
 pub(crate) fn fit_loop<E: Copy + Send + Sync>(
     optim: &Optim,
     vars: &[(String, Var)],
     mut examples: Vec<E>,
-    seed: u64,
     opts: &FitOptions<'_>,
     validation: Option<&Validation<'_>>,
     mut loss_of: impl FnMut(&[E], &mut ChaCha8Rng) -> Result<Tensor>,
@@ -213,7 +215,8 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
         },
     )
     .map_err(nn_err("optimiser"))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Its own stream: the parameter store draws the initial weights from `opts.seed`.
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut best = validation.map(|v| Best::new(v.higher_is_better(), optim.patience));
     let total = examples.len() as u64;
     let mut epochs = 0;
@@ -256,7 +259,11 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
             "epoch",
             epochs as u64,
             optim.epochs as u64,
-            Some(if validation.is_some() { score } else { mean_loss }),
+            Some(if validation.is_some() {
+                score
+            } else {
+                mean_loss
+            }),
         );
         if stop {
             break;

@@ -25,13 +25,11 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, D};
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{
-    Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems,
-};
+use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommender, SimilarItems};
 use reco_core::topk::{top_k, Scored};
 use reco_core::{Dataset, Error, Result};
 use reco_models::featurize::FeatureRows;
@@ -40,7 +38,7 @@ use reco_models::{Model, ModelSpec};
 use crate::bags::{batch, Bags};
 use crate::nn::{Init, Store, Tower};
 use crate::nn_err;
-use crate::train::{fit_loop, Optim, Validation};
+use crate::train::{fit_loop, optim_of, Validation};
 
 /// The training objective of a two-tower model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,12 +138,15 @@ impl TwoTowerParams {
 
     /// Checks the parameters.
     pub fn validate(&self) -> Result<()> {
-        self.optim().validate()?;
+        optim_of!(self).validate()?;
         if self.embedding_dim == 0 {
             return Err(Error::param("embedding_dim", "must be at least 1"));
         }
         if self.layers.is_empty() || self.layers.contains(&0) {
-            return Err(Error::param("layers", "needs at least one layer, none of size 0"));
+            return Err(Error::param(
+                "layers",
+                "needs at least one layer, none of size 0",
+            ));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(Error::param("temperature", "must be positive"));
@@ -155,22 +156,13 @@ impl TwoTowerParams {
         }
         Ok(())
     }
-
-    fn optim(&self) -> Optim {
-        Optim {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            patience: self.patience,
-        }
-    }
 }
 
 /// Splits the item field list into what featurize handles and the text fields.
 fn text_fields(data: &Dataset, fields: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
     let table = data.item_features.as_deref();
-    let text: Vec<&reco_core::features::TextField> = table.map_or(Vec::new(), |t| t.text.iter().collect());
+    let text: Vec<&reco_core::features::TextField> =
+        table.map_or(Vec::new(), |t| t.text.iter().collect());
     let all = fields.iter().any(|f| f == "*");
     let chosen = text
         .iter()
@@ -249,7 +241,15 @@ fn towers(
         &p.layers,
         true,
     )?;
-    let item = Tower::new(store, "item", n_item_tokens, None, p.embedding_dim, &p.layers, true)?;
+    let item = Tower::new(
+        store,
+        "item",
+        n_item_tokens,
+        None,
+        p.embedding_dim,
+        &p.layers,
+        true,
+    )?;
     let head = store.take("head", &[2], Init::Const(0.0))?;
     Ok((user, item, head))
 }
@@ -295,7 +295,7 @@ impl TwoTower {
         let inputs = Inputs::of(p, data)?;
         let mut store = Store::Train {
             vars: Vec::new(),
-            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            rng: Box::new(ChaCha8Rng::seed_from_u64(opts.seed)),
         };
         let (user_tower, item_tower, head) = towers(
             p,
@@ -309,7 +309,9 @@ impl TwoTower {
         let (lo, hi) = m
             .values()
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| {
+                (a.min(r), b.max(r))
+            });
         let mean = m.values().iter().map(|&r| f64::from(r)).sum::<f64>() / m.nnz() as f64;
         if let Some((_, v)) = vars.iter().find(|(n, _)| n == "head") {
             let init = Tensor::new(&[((hi - lo) / 2.0).max(1e-3), mean as f32], &Device::Cpu)
@@ -347,9 +349,17 @@ impl TwoTower {
         };
         let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
             let b = chunk.len();
-            let ub = batch(chunk.iter().map(|&(u, _, _)| (model.user_rows.row(u), None)), &dev)?;
+            let ub = batch(
+                chunk
+                    .iter()
+                    .map(|&(u, _, _)| (model.user_rows.row(u), None)),
+                &dev,
+            )?;
             let rb = match &model.recent {
-                Some(r) => Some(batch(chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))), &dev)?),
+                Some(r) => Some(batch(
+                    chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))),
+                    &dev,
+                )?),
                 None => None,
             };
             let items: Vec<u32> = match p.loss {
@@ -365,32 +375,14 @@ impl TwoTower {
                 let u = model.user_tower.forward(&ub, rb.as_ref())?;
                 let v = model.item_tower.forward(&ib, None)?;
                 match p.loss {
-                    Loss::Softmax => {
-                        let mut logits = (u.matmul(&v.t()?)? / tau)?;
-                        let ids = Tensor::new(items.as_slice(), &dev)?;
-                        if p.logq {
-                            let lq = logq.index_select(&ids, 0)?.unsqueeze(0)?;
-                            logits = logits.broadcast_sub(&lq)?;
-                        }
-                        let mut mask = vec![0f32; b * b];
-                        for (r, &a) in items.iter().enumerate() {
-                            for (c, &x) in items.iter().enumerate() {
-                                if r != c && a == x {
-                                    mask[r * b + c] = -1e9;
-                                }
-                            }
-                        }
-                        let logits = (logits + Tensor::from_vec(mask, (b, b), &dev)?)?;
-                        let target = Tensor::arange(0u32, b as u32, &dev)?;
-                        candle_nn::loss::cross_entropy(&logits, &target)
-                    }
+                    Loss::Softmax => in_batch_softmax(&u, &v, &items, p.logq.then_some(&logq), tau),
                     Loss::Bce => {
                         let k = p.negatives;
                         let pos = v.narrow(0, 0, b)?;
                         let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
                         let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
-                        let ln = (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)?
-                            / tau)?;
+                        let ln =
+                            (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)? / tau)?;
                         let logits = Tensor::cat(&[lp, ln], 1)?;
                         let mut t = vec![0f32; b * (k + 1)];
                         for r in 0..b {
@@ -441,10 +433,9 @@ impl TwoTower {
             Ok(v.score(n_items, &score_user, &predict))
         };
         fit_loop(
-            &p.optim(),
+            &optim_of!(p),
             &vars,
             examples,
-            opts.seed,
             opts,
             validation.as_ref(),
             loss_of,
@@ -466,7 +457,12 @@ impl TwoTower {
 
     fn compute_vectors(&self, n_users: usize, n_items: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         Ok((
-            all_vectors(&self.user_tower, &self.user_rows, self.recent.as_ref(), n_users)?,
+            all_vectors(
+                &self.user_tower,
+                &self.user_rows,
+                self.recent.as_ref(),
+                n_users,
+            )?,
             all_vectors(&self.item_tower, &self.item_rows, None, n_items)?,
         ))
     }
@@ -476,19 +472,28 @@ impl TwoTower {
     /// Unknown names are an error.
     pub fn user_vector_from_features(&self, names: &[&str], recent: &[u32]) -> Result<Vec<f32>> {
         let toks = lookup(&self.user_names, names, "user feature")?;
-        self.vector_of(&self.user_tower, &toks, recent)
+        self.vector_of(&self.user_tower, &toks, self.params.user_ids, recent)
     }
 
     /// The vector of an item the model has never seen, from readable feature names
     /// (`genre=Comedy`, `year#7`).
     pub fn item_vector_from_features(&self, names: &[&str]) -> Result<Vec<f32>> {
         let toks = lookup(&self.item_names, names, "item feature")?;
-        self.vector_of(&self.item_tower, &toks, &[])
+        self.vector_of(&self.item_tower, &toks, self.params.item_ids, &[])
     }
 
-    fn vector_of(&self, tower: &Tower, toks: &[u32], recent: &[u32]) -> Result<Vec<f32>> {
+    /// The vector of an entity outside the training data: `slot` says whether its side has
+    /// identity features, whose share of the weight an entity without one still leaves empty
+    /// (as the feature rows of cold entities do, see `FeatureRows::build_with_slot`).
+    fn vector_of(
+        &self,
+        tower: &Tower,
+        toks: &[u32],
+        slot: bool,
+        recent: &[u32],
+    ) -> Result<Vec<f32>> {
         let dev = Device::Cpu;
-        let w = vec![1.0 / toks.len().max(1) as f32; toks.len()];
+        let w = vec![1.0 / (toks.len() + usize::from(slot)).max(1) as f32; toks.len()];
         let tb = batch(std::iter::once(((toks, w.as_slice()), None)), &dev)?;
         let n = self.items.len() / self.dim.max(1);
         let recent: Vec<u32> = recent
@@ -499,7 +504,10 @@ impl TwoTower {
             .copied()
             .collect();
         let rw = vec![1.0 / recent.len().max(1) as f32; recent.len()];
-        let rb = batch(std::iter::once(((recent.as_slice(), rw.as_slice()), None)), &dev)?;
+        let rb = batch(
+            std::iter::once(((recent.as_slice(), rw.as_slice()), None)),
+            &dev,
+        )?;
         tower
             .forward(&tb, tower.has_recent().then_some(&rb))
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
@@ -507,11 +515,13 @@ impl TwoTower {
     }
 
     fn user(&self, u: u32) -> Option<&[f32]> {
-        self.users.get(u as usize * self.dim..(u as usize + 1) * self.dim)
+        self.users
+            .get(u as usize * self.dim..(u as usize + 1) * self.dim)
     }
 
     fn item(&self, i: u32) -> Option<&[f32]> {
-        self.items.get(i as usize * self.dim..(i as usize + 1) * self.dim)
+        self.items
+            .get(i as usize * self.dim..(i as usize + 1) * self.dim)
     }
 
     /// Number of users with vectors.
@@ -530,10 +540,23 @@ impl TwoTower {
         let err = nn_err("saving");
         let mut t: Vec<(String, Tensor)> = self.weights.clone();
         let n_items = self.items.len() / self.dim.max(1);
-        t.push(("user_vectors".into(), Tensor::from_slice(&self.users, (self.n_users(), self.dim), &dev).map_err(&err)?));
-        t.push(("item_vectors".into(), Tensor::from_slice(&self.items, (n_items, self.dim), &dev).map_err(&err)?));
-        t.push(("rating_head".into(), Tensor::new(&self.head, &dev).map_err(&err)?));
-        for (name, bags) in [("user_rows", Some(&self.user_rows)), ("item_rows", Some(&self.item_rows)), ("recent", self.recent.as_ref())] {
+        t.push((
+            "user_vectors".into(),
+            Tensor::from_slice(&self.users, (self.n_users(), self.dim), &dev).map_err(&err)?,
+        ));
+        t.push((
+            "item_vectors".into(),
+            Tensor::from_slice(&self.items, (n_items, self.dim), &dev).map_err(&err)?,
+        ));
+        t.push((
+            "rating_head".into(),
+            Tensor::new(&self.head, &dev).map_err(&err)?,
+        ));
+        for (name, bags) in [
+            ("user_rows", Some(&self.user_rows)),
+            ("item_rows", Some(&self.item_rows)),
+            ("recent", self.recent.as_ref()),
+        ] {
             if let Some(b) = bags {
                 t.extend(bag_tensors(name, b)?);
             }
@@ -543,22 +566,35 @@ impl TwoTower {
             "user_tokens": self.user_rows.n_tokens, "item_tokens": self.item_rows.n_tokens, "recent_tokens": self.recent.as_ref().map(|r| r.n_tokens) });
         meta.insert("names".to_string(), names.to_string());
         meta.insert("spec".to_string(), self.spec.to_string());
-        safetensors::serialize(t, Some(meta)).map_err(|e| Error::Unsupported(format!("saving: {e}")))
+        safetensors::serialize(t, Some(meta))
+            .map_err(|e| Error::Unsupported(format!("saving: {e}")))
     }
 
     /// Reads a model written by [`TwoTower::to_safetensors`].
-    pub fn from_safetensors(p: &TwoTowerParams, spec: serde_json::Value, bytes: &[u8]) -> Result<TwoTower> {
+    pub fn from_safetensors(
+        p: &TwoTowerParams,
+        spec: serde_json::Value,
+        bytes: &[u8],
+    ) -> Result<TwoTower> {
         let bad = |m: String| Error::Unsupported(format!("two-tower model file: {m}"));
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let info = meta.metadata().as_ref().and_then(|m| m.get("names")).ok_or_else(|| bad("no metadata".into()))?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let info = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("names"))
+            .ok_or_else(|| bad("no metadata".into()))?;
         let info: serde_json::Value = serde_json::from_str(info).map_err(|e| bad(e.to_string()))?;
         let strings = |k: &str| -> Result<Vec<String>> {
             serde_json::from_value(info[k].clone()).map_err(|e| bad(format!("{k}: {e}")))
         };
         let count = |k: &str| info[k].as_u64().map(|x| x as usize);
-        let mut map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(nn_err("reading"))?;
-        let user_rows = take_bags(&mut map, "user_rows", count("user_tokens"))?.ok_or_else(|| bad("no user rows".into()))?;
-        let item_rows = take_bags(&mut map, "item_rows", count("item_tokens"))?.ok_or_else(|| bad("no item rows".into()))?;
+        let mut map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(nn_err("reading"))?;
+        let user_rows = take_bags(&mut map, "user_rows", count("user_tokens"))?
+            .ok_or_else(|| bad("no user rows".into()))?;
+        let item_rows = take_bags(&mut map, "item_rows", count("item_tokens"))?
+            .ok_or_else(|| bad("no item rows".into()))?;
         let recent = take_bags(&mut map, "recent", count("recent_tokens"))?;
         let mut pop = |k: &str| -> Result<Vec<f32>> {
             map.remove(k)
@@ -569,10 +605,16 @@ impl TwoTower {
         };
         let users = pop("user_vectors")?;
         let items = pop("item_vectors")?;
-        let head: [f32; 4] = pop("rating_head")?.try_into().map_err(|_| bad("rating head".into()))?;
+        let head: [f32; 4] = pop("rating_head")?
+            .try_into()
+            .map_err(|_| bad("rating head".into()))?;
         let dim = *p.layers.last().unwrap_or(&1);
         let n_items = items.len() / dim;
-        if items.len() % dim != 0 || users.len() % dim != 0 || item_rows.len() != n_items || user_rows.len() * dim != users.len() {
+        if items.len() % dim != 0
+            || users.len() % dim != 0
+            || item_rows.len() != n_items
+            || user_rows.len() * dim != users.len()
+        {
             return Err(bad("vector and input shapes disagree".into()));
         }
         let mut weights: Vec<(String, Tensor)> =
@@ -586,11 +628,7 @@ impl TwoTower {
             item_rows.n_tokens,
             recent.as_ref().map(|_| n_items),
         )?;
-        if let Store::Load(rest) = &store {
-            if let Some(extra) = rest.keys().next() {
-                return Err(bad(format!("unexpected tensor {extra:?}")));
-            }
-        }
+        store.finish("two-tower")?;
         Ok(TwoTower {
             params: p.clone(),
             spec,
@@ -608,6 +646,36 @@ impl TwoTower {
             head,
         })
     }
+}
+
+/// The in-batch sampled softmax loss: row r's positive is column r, the other columns are its
+/// negatives; logits are u·v/τ minus log Q of the column's item (when given), and a column
+/// holding the row's own item elsewhere in the batch is masked out.
+pub(crate) fn in_batch_softmax(
+    u: &Tensor,
+    v: &Tensor,
+    items: &[u32],
+    logq: Option<&Tensor>,
+    tau: f64,
+) -> candle_core::Result<Tensor> {
+    let dev = u.device();
+    let b = items.len();
+    let mut logits = (u.matmul(&v.t()?)? / tau)?;
+    if let Some(logq) = logq {
+        let ids = Tensor::new(items, dev)?;
+        logits = logits.broadcast_sub(&logq.index_select(&ids, 0)?.unsqueeze(0)?)?;
+    }
+    let mut mask = vec![0f32; b * b];
+    for (r, &a) in items.iter().enumerate() {
+        for (c, &x) in items.iter().enumerate() {
+            if r != c && a == x {
+                mask[r * b + c] = -1e9;
+            }
+        }
+    }
+    let logits = (logits + Tensor::from_vec(mask, (b, b), dev)?)?;
+    let target = Tensor::arange(0u32, b as u32, dev)?;
+    candle_nn::loss::cross_entropy(&logits, &target)
 }
 
 fn read_head(head: &Tensor) -> Result<[f32; 2]> {
@@ -712,12 +780,14 @@ impl Recommender for TwoTower {
                 // An anonymous user (or a known one with a new history): the user tower on
                 // the history alone.
                 let recent: Vec<u32> = query.history.iter().map(|h| h.0).collect();
-                owned = self.vector_of(&self.user_tower, &[], &recent)?;
+                owned = self.vector_of(&self.user_tower, &[], self.params.user_ids, &recent)?;
                 &owned
             }
         };
         for (i, o) in out.iter_mut().enumerate() {
-            *o = self.item(i as u32).map_or(f32::NEG_INFINITY, |v| dot(uv, v));
+            *o = self
+                .item(i as u32)
+                .map_or(f32::NEG_INFINITY, |v| dot(uv, v));
         }
         Ok(())
     }
@@ -787,5 +857,151 @@ impl Model for TwoTower {
 
     fn state_file(&self) -> &'static str {
         "model.safetensors"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reco_models::testing::structured_data;
+
+    fn ln_sum_exp(xs: &[f64]) -> f64 {
+        let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    }
+
+    #[test]
+    fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
+        let dev = Device::Cpu;
+        let u = Tensor::new(&[[1f32, 0.], [0., 1.]], &dev).unwrap();
+        let v = Tensor::new(&[[1f32, 0.], [0.6, 0.8]], &dev).unwrap();
+        let (q0, q1) = (0.5f64, 0.25f64);
+        let logq = Tensor::new(&[q0.ln() as f32, q1.ln() as f32], &dev).unwrap();
+        let tau = 0.5;
+        let got = in_batch_softmax(&u, &v, &[0, 1], Some(&logq), tau)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // logits[r][c] = u_r·v_c / τ − ln Q(c); loss = mean over rows of −log softmax(row)[r].
+        let l = [
+            [1.0 / tau - q0.ln(), 0.6 / tau - q1.ln()],
+            [0.0 / tau - q0.ln(), 0.8 / tau - q1.ln()],
+        ];
+        let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
+        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+        // Without the correction the popular item is no longer favoured as a negative.
+        let plain = in_batch_softmax(&u, &v, &[0, 1], None, tau)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let l = [[1.0 / tau, 0.6 / tau], [0.0, 0.8 / tau]];
+        let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
+        assert!((f64::from(plain) - want).abs() < 1e-5);
+        // The same item twice: each row's other column is its own item, masked, so loss 0.
+        let same = in_batch_softmax(&u, &v, &[3, 3], None, tau)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(same.abs() < 1e-6, "{same}");
+    }
+
+    fn fit(data: &Dataset, json: serde_json::Value) -> TwoTower {
+        let p: TwoTowerParams = serde_json::from_value(json.clone()).unwrap();
+        let opts = FitOptions {
+            seed: 5,
+            ..Default::default()
+        };
+        TwoTower::fit(&p, json, data, &opts).unwrap()
+    }
+
+    #[test]
+    fn a_cold_user_is_placed_by_features_the_same_way_in_and_out_of_the_dataset() {
+        let data = structured_data();
+        assert!(
+            data.user_features.is_some(),
+            "structured data has user features"
+        );
+        // User 0 loses every interaction: a cold user the dataset still describes.
+        let keep: Vec<bool> = (0..data.n_users() as u32)
+            .flat_map(|u| std::iter::repeat_n(u != 0, data.interactions.user_len(u)))
+            .collect();
+        let cold = data.with_interactions(data.interactions.select(&keep));
+        let m = fit(
+            &cold,
+            serde_json::json!({"epochs": 1, "layers": [16], "embedding_dim": 8}),
+        );
+        let (toks, _) = m.user_rows.row(0);
+        assert!(!toks.is_empty(), "the cold user has features");
+        assert!(
+            toks.iter().all(|&t| t as usize >= cold.n_users()),
+            "but no identity"
+        );
+        let names: Vec<&str> = toks
+            .iter()
+            .map(|&t| m.user_names[t as usize].as_str())
+            .collect();
+        let outside = m.user_vector_from_features(&names, &[]).unwrap();
+        let inside = m.user_vector(0).unwrap();
+        for (a, b) in outside.iter().zip(inside) {
+            assert!((a - b).abs() < 1e-5, "{outside:?} vs {inside:?}");
+        }
+        assert!(m
+            .user_vector_from_features(&["no-such=feature"], &[])
+            .is_err());
+    }
+
+    #[test]
+    fn cold_items_score_higher_for_users_who_like_their_category() {
+        let data = structured_data();
+        let m = fit(
+            &data,
+            serde_json::json!({"epochs": 6, "layers": [32], "embedding_dim": 16, "recent_items": 0}),
+        );
+        let cat = data
+            .item_features
+            .as_ref()
+            .and_then(|f| f.primary_category())
+            .expect("structured data has item categories")
+            .clone();
+        let top_category = |u: u32| {
+            let mut counts = std::collections::HashMap::<u32, usize>::new();
+            for &i in data.interactions.user_items(u) {
+                for &c in cat.of(i) {
+                    *counts.entry(c).or_default() += 1;
+                }
+            }
+            counts
+                .into_iter()
+                .max_by_key(|&(c, n)| (n, c))
+                .map(|(c, _)| c)
+        };
+        let tops: Vec<Option<u32>> = (0..data.n_users() as u32).map(top_category).collect();
+        let cold: Vec<u32> = (0..data.n_items() as u32)
+            .filter(|&i| data.interactions.item_len(i) == 0)
+            .collect();
+        assert_eq!(cold.len(), 5);
+        let mut wins = 0;
+        for &i in &cold {
+            let c = cat.of(i)[0];
+            let v = m.item_vector(i).unwrap();
+            let (mut fan, mut nf, mut other, mut no) = (0.0, 0, 0.0, 0);
+            for u in 0..data.n_users() as u32 {
+                let s = dot(m.user_vector(u).unwrap(), v);
+                if tops[u as usize] == Some(c) {
+                    fan += s;
+                    nf += 1;
+                } else {
+                    other += s;
+                    no += 1;
+                }
+            }
+            if nf > 0 && fan / nf as f32 > other / no.max(1) as f32 {
+                wins += 1;
+            }
+        }
+        assert!(
+            wins >= 4,
+            "only {wins} of 5 cold items favour their category's fans"
+        );
     }
 }

@@ -10,7 +10,9 @@ fn spec(json: &str) -> ModelSpec {
 
 #[test]
 fn two_tower_softmax_behaves() {
-    check_behaviour(&spec(r#"{"model":"two-tower","epochs":4,"layers":[64,32],"batch_size":256}"#));
+    check_behaviour(&spec(
+        r#"{"model":"two-tower","epochs":4,"layers":[64,32],"batch_size":256}"#,
+    ));
 }
 
 #[test]
@@ -22,7 +24,9 @@ fn two_tower_bce_behaves() {
 
 #[test]
 fn content_dnn_behaves() {
-    check_behaviour(&spec(r#"{"model":"content-dnn","epochs":3,"layers":[64,32]}"#));
+    check_behaviour(&spec(
+        r#"{"model":"content-dnn","epochs":3,"layers":[64,32]}"#,
+    ));
 }
 
 #[test]

@@ -97,23 +97,9 @@ impl<'a> EarlyStop<'a> {
     pub(crate) fn score(&self, f: &Factors) -> f64 {
         match &self.metric {
             Metric::Recall { train, users } => {
-                let total: f64 = users
-                    .par_iter()
-                    .map_init(
-                        || vec![0f32; f.n_items()],
-                        |scores, &u| {
-                            f.score_vector(f.user(u), false, scores);
-                            let top = top_k(scores, 10, train.user_items(u), |_| false);
-                            let rel = self.valid.user_items(u);
-                            let hits = top
-                                .iter()
-                                .filter(|s| rel.binary_search(&s.item).is_ok())
-                                .count();
-                            hits as f64 / rel.len().clamp(1, 10) as f64
-                        },
-                    )
-                    .sum();
-                total / users.len().max(1) as f64
+                validation_recall(train, self.valid, users, f.n_items(), &|u, scores| {
+                    f.score_vector(f.user(u), false, scores)
+                })
             }
             Metric::Rmse { seen } => {
                 let (mut se, mut n) = (0f64, 0usize);
@@ -159,6 +145,36 @@ impl<'a> EarlyStop<'a> {
     pub(crate) fn into_best(self) -> Option<Factors> {
         self.best.map(|b| b.2)
     }
+}
+
+/// Mean recall@10 of `valid`'s items over `users`, training items excluded, each user ranked
+/// by `score_user` over `n_items` items; the per-user denominator is capped at 10. This is the
+/// one validation-recall definition of every iterative model (the factor models here and the
+/// neural networks of reco-neural).
+pub fn validation_recall(
+    train: &Interactions,
+    valid: &Interactions,
+    users: &[u32],
+    n_items: usize,
+    score_user: &(dyn Fn(u32, &mut [f32]) + Sync),
+) -> f64 {
+    let total: f64 = users
+        .par_iter()
+        .map_init(
+            || vec![0f32; n_items],
+            |scores, &u| {
+                score_user(u, scores);
+                let top = top_k(scores, 10, train.user_items(u), |_| false);
+                let rel = valid.user_items(u);
+                let hits = top
+                    .iter()
+                    .filter(|s| rel.binary_search(&s.item).is_ok())
+                    .count();
+                hits as f64 / rel.len().clamp(1, 10) as f64
+            },
+        )
+        .sum();
+    total / users.len().max(1) as f64
 }
 
 /// Ends a pass of a model with optional early stopping: scores the factors `f()` (built only

@@ -10,6 +10,7 @@ pub mod als;
 pub mod bpr;
 pub mod dp;
 mod early;
+pub use early::validation_recall;
 pub mod hybrid;
 pub mod ials;
 pub mod lmf;
