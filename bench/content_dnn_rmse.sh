@@ -16,10 +16,18 @@ mkdir -p "$W"
 [ -f "$W/holdout-0.2/train.csv" ] || $R data split --data data/ml-100k --protocol holdout:0.2 --seed 42 --out "$W/holdout-0.2" > /dev/null
 F=(--items "$W/items.csv" --title-col title --text-col title --category-col 'genres:|' --numeric-col year
    --users "$W/users.csv" --user-numeric-col age --user-category-col gender --user-category-col occupation)
-$R eval --splits "$W/holdout-0.2" "${F[@]}" --ratings-only \
-  --model '{"model":"content-dnn","name":"content-dnn (features only)"}' \
-  --model '{"model":"content-dnn","name":"content-dnn + ids","user_ids":true,"item_ids":true}' \
-  --model '{"model":"two-tower","name":"two-tower mse, ids only","loss":"mse","user_fields":[],"item_fields":[],"recent_items":0,"temperature":1.0,"epochs":30,"batch_size":256,"learning_rate":0.001}' \
-  --model '{"model":"fm","name":"fm + features"}' \
+$R eval --splits "$W/holdout-0.2" "${F[@]}" --ratings-only --json \
+  --model '{"model":"content-dnn","name":"content-dnn"}' \
+  --model '{"model":"content-dnn","name":"content-dnn+ids","user_ids":true,"item_ids":true}' \
+  --model '{"model":"two-tower","name":"two-tower-mse-ids-only","loss":"mse","user_fields":[],"item_fields":[],"recent_items":0,"temperature":1.0,"epochs":30,"batch_size":256,"learning_rate":0.001}' \
+  --model '{"model":"fm","name":"fm+features"}' \
   --model '{"model":"svd","name":"svd"}' \
-  --model '{"model":"baseline","name":"baseline (μ + b_u + b_i)"}' 2>/dev/null | sed -n '1,20p'
+  --model '{"model":"baseline","name":"baseline"}' > "$W/rmse.json"
+"$PY" - "$W/rmse.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("| model | RMSE | MAE | fit s |\n|---|---|---|---|")
+for m in r["models"]:
+    x = m["metrics"]
+    print(f"| {m['name']} | {x['rmse']['mean']:.4f} | {x['mae']['mean']:.4f} | {sum(m['fit_seconds']):.1f} |")
+PY

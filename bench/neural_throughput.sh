@@ -37,6 +37,17 @@ run "two-tower, ids only (softmax)" 1 1 '{"model":"two-tower","epochs":1,"user_f
 run "two-tower, features, sampled BCE (4 negatives)" 1 1 '{"model":"two-tower","epochs":1,"loss":"bce"}'
 run "content-dnn (features, MSE)" 1 1 '{"model":"content-dnn","epochs":1}'
 run "neural-cf (4 negatives)" 1 1 '{"model":"neural-cf","epochs":1}'
+# Cost per example at MovieLens-20M's id space (140k users, 27k items): 1M interactions over that
+# catalogue, one epoch; an epoch of 20M interactions costs 20× this (dense Adam over the whole
+# embedding tables runs at every step, so the cost per step grows with the tables).
+if [ ! -f "$W/s1m-wide/s1m-wide.inter" ]; then
+  $R data synth --preset scalable --users 140000 --items 27000 --interactions 1000000 --out "$W/s1m-wide" --name s1m-wide > /dev/null
+fi
+wide_load=$(secs $R data inspect --data "$W/s1m-wide")
+for spec in '{"model":"two-tower","epochs":1}' '{"model":"two-tower","epochs":1,"user_ids":false}'; do
+  t=$(RAYON_NUM_THREADS=1 secs $R train --data "$W/s1m-wide" --model "$spec" --out "$W/model")
+  printf '140k users × 27k items, 1M interactions, %s, 1 thread: %.1f s per epoch → %.0f examples/s\n' "$spec" "$(echo "$t - $wide_load" | bc -l)" "$(echo "1000000 / ($t - $wide_load)" | bc -l)"
+done
 echo
 echo "full training: two-tower with features, up to 20 epochs, early stopping (patience 3) on 5% validation, 1 thread"
 t=$(RAYON_NUM_THREADS=1 secs $R train --data "$D" --model '{"model":"two-tower"}' --validation 0.05 --out "$W/model")
