@@ -39,7 +39,7 @@ impl Bags {
 
     /// Feature rows as bags, with `text` hashed into `buckets` extra tokens per entity when given
     /// (the text tokens of an entity share a total weight of 1, as its features do).
-    pub fn of_features(rows: FeatureRows, text: Option<(&[Vec<String>], usize)>) -> Bags {
+    pub fn of_features(rows: FeatureRows, text: Option<(&[&[String]], usize)>) -> Bags {
         let FeatureRows {
             n_features,
             ptr,
@@ -196,7 +196,8 @@ mod tests {
             val: vec![1.0],
             names: vec!["a".into(), "b".into()],
         };
-        let texts = vec![vec!["Star wars, star".to_string(), String::new()]];
+        let field = vec!["Star wars, star".to_string(), String::new()];
+        let texts = [field.as_slice()];
         let b = Bags::of_features(rows, Some((&texts, 8)));
         assert_eq!(b.n_tokens, 10);
         let (t, w) = b.row(0);

@@ -10,6 +10,26 @@
 //! binary plugs them in with [`register`], after which `two-tower`, `content-dnn` and
 //! `neural-cf` parse, fit, evaluate, save (safetensors) and load like every other model.
 
+/// `Model` for a network that keeps the JSON object it was made from in `spec` and writes its
+/// state with `to_safetensors`.
+macro_rules! impl_neural_model {
+    ($ty:ty) => {
+        impl reco_models::Model for $ty {
+            fn spec(&self) -> reco_models::ModelSpec {
+                crate::family::spec_of(&self.spec)
+            }
+
+            fn state(&self) -> reco_core::Result<Vec<u8>> {
+                self.to_safetensors()
+            }
+
+            fn state_file(&self) -> &'static str {
+                "model.safetensors"
+            }
+        }
+    };
+}
+
 mod bags;
 mod family;
 pub mod ncf;

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
-use reco_models::{Model, ModelSpec};
 
 use crate::nn::{Init, Mlp, Store};
 use crate::nn_err;
@@ -308,16 +307,4 @@ impl Recommender for NeuralCf {
     }
 }
 
-impl Model for NeuralCf {
-    fn spec(&self) -> ModelSpec {
-        crate::family::spec_of(&self.spec)
-    }
-
-    fn state(&self) -> Result<Vec<u8>> {
-        self.to_safetensors()
-    }
-
-    fn state_file(&self) -> &'static str {
-        "model.safetensors"
-    }
-}
+impl_neural_model!(NeuralCf);

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -33,12 +33,13 @@ use reco_core::model::{Embeddings, FitOptions, Query, RatingPredictor, Recommend
 use reco_core::topk::{top_k, Scored};
 use reco_core::{Dataset, Error, Result};
 use reco_models::featurize::FeatureRows;
-use reco_models::{Model, ModelSpec};
 
 use crate::bags::{batch, Bags};
 use crate::nn::{Init, Store, Tower};
 use crate::nn_err;
 use crate::train::{fit_loop, optim_of, Validation};
+
+mod state;
 
 /// The training objective of a two-tower model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +160,7 @@ impl TwoTowerParams {
 }
 
 /// Splits the item field list into what featurize handles and the text fields.
-fn text_fields(data: &Dataset, fields: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+fn text_fields<'d>(data: &'d Dataset, fields: &[String]) -> (Vec<String>, Vec<&'d [String]>) {
     let table = data.item_features.as_deref();
     let text: Vec<&reco_core::features::TextField> =
         table.map_or(Vec::new(), |t| t.text.iter().collect());
@@ -167,7 +168,7 @@ fn text_fields(data: &Dataset, fields: &[String]) -> (Vec<String>, Vec<Vec<Strin
     let chosen = text
         .iter()
         .filter(|t| all || fields.contains(&t.name))
-        .map(|t| t.values.clone())
+        .map(|t| t.values.as_slice())
         .collect();
     let rest = fields
         .iter()
@@ -207,11 +208,11 @@ struct Inputs {
 
 impl Inputs {
     fn of(p: &TwoTowerParams, data: &Dataset) -> Result<Inputs> {
-        let users = FeatureRows::of_users(data, p.user_ids, &p.user_fields, p.numeric_bins)?;
+        let mut users = FeatureRows::of_users(data, p.user_ids, &p.user_fields, p.numeric_bins)?;
         let (item_fields, texts) = text_fields(data, &p.item_fields);
-        let items = FeatureRows::of_items(data, p.item_ids, &item_fields, p.numeric_bins)?;
-        let user_names = users.names.clone();
-        let mut item_names = items.names.clone();
+        let mut items = FeatureRows::of_items(data, p.item_ids, &item_fields, p.numeric_bins)?;
+        let user_names = std::mem::take(&mut users.names);
+        let mut item_names = std::mem::take(&mut items.names);
         if !texts.is_empty() && p.text_buckets > 0 {
             item_names.extend((0..p.text_buckets).map(|b| format!("text#{b}")));
         }
@@ -533,119 +534,6 @@ impl TwoTower {
     pub fn params(&self) -> &TwoTowerParams {
         &self.params
     }
-
-    /// The weights, vectors and inputs as a safetensors file, the parameters in its metadata.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let dev = Device::Cpu;
-        let err = nn_err("saving");
-        let mut t: Vec<(String, Tensor)> = self.weights.clone();
-        let n_items = self.items.len() / self.dim.max(1);
-        t.push((
-            "user_vectors".into(),
-            Tensor::from_slice(&self.users, (self.n_users(), self.dim), &dev).map_err(&err)?,
-        ));
-        t.push((
-            "item_vectors".into(),
-            Tensor::from_slice(&self.items, (n_items, self.dim), &dev).map_err(&err)?,
-        ));
-        t.push((
-            "rating_head".into(),
-            Tensor::new(&self.head, &dev).map_err(&err)?,
-        ));
-        for (name, bags) in [
-            ("user_rows", Some(&self.user_rows)),
-            ("item_rows", Some(&self.item_rows)),
-            ("recent", self.recent.as_ref()),
-        ] {
-            if let Some(b) = bags {
-                t.extend(bag_tensors(name, b)?);
-            }
-        }
-        let mut meta = HashMap::new();
-        let names = serde_json::json!({ "user": self.user_names, "item": self.item_names,
-            "user_tokens": self.user_rows.n_tokens, "item_tokens": self.item_rows.n_tokens, "recent_tokens": self.recent.as_ref().map(|r| r.n_tokens) });
-        meta.insert("names".to_string(), names.to_string());
-        meta.insert("spec".to_string(), self.spec.to_string());
-        safetensors::serialize(t, Some(meta))
-            .map_err(|e| Error::Unsupported(format!("saving: {e}")))
-    }
-
-    /// Reads a model written by [`TwoTower::to_safetensors`].
-    pub fn from_safetensors(
-        p: &TwoTowerParams,
-        spec: serde_json::Value,
-        bytes: &[u8],
-    ) -> Result<TwoTower> {
-        let bad = |m: String| Error::Unsupported(format!("two-tower model file: {m}"));
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let info = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("names"))
-            .ok_or_else(|| bad("no metadata".into()))?;
-        let info: serde_json::Value = serde_json::from_str(info).map_err(|e| bad(e.to_string()))?;
-        let strings = |k: &str| -> Result<Vec<String>> {
-            serde_json::from_value(info[k].clone()).map_err(|e| bad(format!("{k}: {e}")))
-        };
-        let count = |k: &str| info[k].as_u64().map(|x| x as usize);
-        let mut map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(nn_err("reading"))?;
-        let user_rows = take_bags(&mut map, "user_rows", count("user_tokens"))?
-            .ok_or_else(|| bad("no user rows".into()))?;
-        let item_rows = take_bags(&mut map, "item_rows", count("item_tokens"))?
-            .ok_or_else(|| bad("no item rows".into()))?;
-        let recent = take_bags(&mut map, "recent", count("recent_tokens"))?;
-        let mut pop = |k: &str| -> Result<Vec<f32>> {
-            map.remove(k)
-                .ok_or_else(|| bad(format!("no tensor {k}")))?
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(nn_err("reading"))
-        };
-        let users = pop("user_vectors")?;
-        let items = pop("item_vectors")?;
-        let head: [f32; 4] = pop("rating_head")?
-            .try_into()
-            .map_err(|_| bad("rating head".into()))?;
-        let dim = *p.layers.last().unwrap_or(&1);
-        let n_items = items.len() / dim;
-        if items.len() % dim != 0
-            || users.len() % dim != 0
-            || item_rows.len() != n_items
-            || user_rows.len() * dim != users.len()
-        {
-            return Err(bad("vector and input shapes disagree".into()));
-        }
-        let mut weights: Vec<(String, Tensor)> =
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        weights.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut store = Store::Load(map);
-        let (user_tower, item_tower, _) = towers(
-            p,
-            &mut store,
-            user_rows.n_tokens,
-            item_rows.n_tokens,
-            recent.as_ref().map(|_| n_items),
-        )?;
-        store.finish("two-tower")?;
-        Ok(TwoTower {
-            params: p.clone(),
-            spec,
-            user_tower,
-            item_tower,
-            weights,
-            user_rows,
-            item_rows,
-            user_names: strings("user")?,
-            item_names: strings("item")?,
-            recent,
-            dim,
-            users,
-            items,
-            head,
-        })
-    }
 }
 
 /// The in-batch sampled softmax loss: row r's positive is column r, the other columns are its
@@ -698,73 +586,6 @@ fn lookup(names: &[String], wanted: &[&str], what: &str) -> Result<Vec<u32>> {
                 .ok_or_else(|| Error::param("features", format!("unknown {what} {w:?}")))
         })
         .collect()
-}
-
-/// A bag set as three tensors (`NAME.ptr`, `NAME.tok` as u32, `NAME.w`).
-pub(crate) fn bag_tensors(name: &str, b: &Bags) -> Result<Vec<(String, Tensor)>> {
-    let dev = Device::Cpu;
-    let err = nn_err("saving inputs");
-    let ptr = b
-        .ptr
-        .iter()
-        .map(|&x| u32::try_from(x))
-        .collect::<std::result::Result<Vec<u32>, _>>()
-        .map_err(|_| Error::Unsupported(format!("{name}: more than 2^32 inputs")))?;
-    Ok(vec![
-        (
-            format!("{name}.ptr"),
-            Tensor::from_vec(ptr, b.ptr.len(), &dev).map_err(&err)?,
-        ),
-        (
-            format!("{name}.tok"),
-            Tensor::from_slice(&b.tok, b.tok.len(), &dev).map_err(&err)?,
-        ),
-        (
-            format!("{name}.w"),
-            Tensor::from_slice(&b.w, b.w.len(), &dev).map_err(&err)?,
-        ),
-    ])
-}
-
-/// Reads back what [`bag_tensors`] wrote, checking that it is consistent.
-pub(crate) fn take_bags(
-    map: &mut HashMap<String, Tensor>,
-    name: &str,
-    n_tokens: Option<usize>,
-) -> Result<Option<Bags>> {
-    let bad = |m: &str| Error::Unsupported(format!("model file: {name}: {m}"));
-    let (Some(ptr), Some(tok), Some(w)) = (
-        map.remove(&format!("{name}.ptr")),
-        map.remove(&format!("{name}.tok")),
-        map.remove(&format!("{name}.w")),
-    ) else {
-        return Ok(None);
-    };
-    let err = nn_err("reading inputs");
-    let ptr: Vec<usize> = ptr
-        .to_dtype(DType::U32)
-        .and_then(|t| t.to_vec1::<u32>())
-        .map_err(&err)?
-        .into_iter()
-        .map(|x| x as usize)
-        .collect();
-    let tok = tok.to_vec1::<u32>().map_err(&err)?;
-    let w = w.to_vec1::<f32>().map_err(&err)?;
-    let n_tokens = n_tokens.ok_or_else(|| bad("token count missing"))?;
-    if ptr.first() != Some(&0)
-        || ptr.windows(2).any(|p| p[0] > p[1])
-        || ptr.last() != Some(&tok.len())
-        || tok.len() != w.len()
-        || tok.iter().any(|&t| t as usize >= n_tokens.max(1))
-    {
-        return Err(bad("inconsistent"));
-    }
-    Ok(Some(Bags {
-        n_tokens,
-        ptr,
-        tok,
-        w,
-    }))
 }
 
 impl Recommender for TwoTower {
@@ -846,162 +667,7 @@ impl RatingPredictor for TwoTower {
     }
 }
 
-impl Model for TwoTower {
-    fn spec(&self) -> ModelSpec {
-        crate::family::spec_of(&self.spec)
-    }
-
-    fn state(&self) -> Result<Vec<u8>> {
-        self.to_safetensors()
-    }
-
-    fn state_file(&self) -> &'static str {
-        "model.safetensors"
-    }
-}
+impl_neural_model!(TwoTower);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use reco_models::testing::structured_data;
-
-    fn ln_sum_exp(xs: &[f64]) -> f64 {
-        let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
-    }
-
-    #[test]
-    fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
-        let dev = Device::Cpu;
-        let u = Tensor::new(&[[1f32, 0.], [0., 1.]], &dev).unwrap();
-        let v = Tensor::new(&[[1f32, 0.], [0.6, 0.8]], &dev).unwrap();
-        let (q0, q1) = (0.5f64, 0.25f64);
-        let logq = Tensor::new(&[q0.ln() as f32, q1.ln() as f32], &dev).unwrap();
-        let tau = 0.5;
-        let got = in_batch_softmax(&u, &v, &[0, 1], Some(&logq), tau)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        // logits[r][c] = u_r·v_c / τ − ln Q(c); loss = mean over rows of −log softmax(row)[r].
-        let l = [
-            [1.0 / tau - q0.ln(), 0.6 / tau - q1.ln()],
-            [0.0 / tau - q0.ln(), 0.8 / tau - q1.ln()],
-        ];
-        let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
-        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
-        // Without the correction the popular item is no longer favoured as a negative.
-        let plain = in_batch_softmax(&u, &v, &[0, 1], None, tau)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let l = [[1.0 / tau, 0.6 / tau], [0.0, 0.8 / tau]];
-        let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
-        assert!((f64::from(plain) - want).abs() < 1e-5);
-        // The same item twice: each row's other column is its own item, masked, so loss 0.
-        let same = in_batch_softmax(&u, &v, &[3, 3], None, tau)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(same.abs() < 1e-6, "{same}");
-    }
-
-    fn fit(data: &Dataset, json: serde_json::Value) -> TwoTower {
-        let p: TwoTowerParams = serde_json::from_value(json.clone()).unwrap();
-        let opts = FitOptions {
-            seed: 5,
-            ..Default::default()
-        };
-        TwoTower::fit(&p, json, data, &opts).unwrap()
-    }
-
-    #[test]
-    fn a_cold_user_is_placed_by_features_the_same_way_in_and_out_of_the_dataset() {
-        let data = structured_data();
-        assert!(
-            data.user_features.is_some(),
-            "structured data has user features"
-        );
-        // User 0 loses every interaction: a cold user the dataset still describes.
-        let keep: Vec<bool> = (0..data.n_users() as u32)
-            .flat_map(|u| std::iter::repeat_n(u != 0, data.interactions.user_len(u)))
-            .collect();
-        let cold = data.with_interactions(data.interactions.select(&keep));
-        let m = fit(
-            &cold,
-            serde_json::json!({"epochs": 1, "layers": [16], "embedding_dim": 8}),
-        );
-        let (toks, _) = m.user_rows.row(0);
-        assert!(!toks.is_empty(), "the cold user has features");
-        assert!(
-            toks.iter().all(|&t| t as usize >= cold.n_users()),
-            "but no identity"
-        );
-        let names: Vec<&str> = toks
-            .iter()
-            .map(|&t| m.user_names[t as usize].as_str())
-            .collect();
-        let outside = m.user_vector_from_features(&names, &[]).unwrap();
-        let inside = m.user_vector(0).unwrap();
-        for (a, b) in outside.iter().zip(inside) {
-            assert!((a - b).abs() < 1e-5, "{outside:?} vs {inside:?}");
-        }
-        assert!(m
-            .user_vector_from_features(&["no-such=feature"], &[])
-            .is_err());
-    }
-
-    #[test]
-    fn cold_items_score_higher_for_users_who_like_their_category() {
-        let data = structured_data();
-        let m = fit(
-            &data,
-            serde_json::json!({"epochs": 6, "layers": [32], "embedding_dim": 16, "recent_items": 0}),
-        );
-        let cat = data
-            .item_features
-            .as_ref()
-            .and_then(|f| f.primary_category())
-            .expect("structured data has item categories")
-            .clone();
-        let top_category = |u: u32| {
-            let mut counts = std::collections::HashMap::<u32, usize>::new();
-            for &i in data.interactions.user_items(u) {
-                for &c in cat.of(i) {
-                    *counts.entry(c).or_default() += 1;
-                }
-            }
-            counts
-                .into_iter()
-                .max_by_key(|&(c, n)| (n, c))
-                .map(|(c, _)| c)
-        };
-        let tops: Vec<Option<u32>> = (0..data.n_users() as u32).map(top_category).collect();
-        let cold: Vec<u32> = (0..data.n_items() as u32)
-            .filter(|&i| data.interactions.item_len(i) == 0)
-            .collect();
-        assert_eq!(cold.len(), 5);
-        let mut wins = 0;
-        for &i in &cold {
-            let c = cat.of(i)[0];
-            let v = m.item_vector(i).unwrap();
-            let (mut fan, mut nf, mut other, mut no) = (0.0, 0, 0.0, 0);
-            for u in 0..data.n_users() as u32 {
-                let s = dot(m.user_vector(u).unwrap(), v);
-                if tops[u as usize] == Some(c) {
-                    fan += s;
-                    nf += 1;
-                } else {
-                    other += s;
-                    no += 1;
-                }
-            }
-            if nf > 0 && fan / nf as f32 > other / no.max(1) as f32 {
-                wins += 1;
-            }
-        }
-        assert!(
-            wins >= 4,
-            "only {wins} of 5 cold items favour their category's fans"
-        );
-    }
-}
+mod tests;

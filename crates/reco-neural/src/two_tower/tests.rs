@@ -1,0 +1,144 @@
+//! Hand-computed losses and cold-start behaviour of the two-tower model.
+
+use super::*;
+use reco_models::testing::structured_data;
+
+fn ln_sum_exp(xs: &[f64]) -> f64 {
+    let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+#[test]
+fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
+    let dev = Device::Cpu;
+    let u = Tensor::new(&[[1f32, 0.], [0., 1.]], &dev).unwrap();
+    let v = Tensor::new(&[[1f32, 0.], [0.6, 0.8]], &dev).unwrap();
+    let (q0, q1) = (0.5f64, 0.25f64);
+    let logq = Tensor::new(&[q0.ln() as f32, q1.ln() as f32], &dev).unwrap();
+    let tau = 0.5;
+    let got = in_batch_softmax(&u, &v, &[0, 1], Some(&logq), tau)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    // logits[r][c] = u_r·v_c / τ − ln Q(c); loss = mean over rows of −log softmax(row)[r].
+    let l = [
+        [1.0 / tau - q0.ln(), 0.6 / tau - q1.ln()],
+        [0.0 / tau - q0.ln(), 0.8 / tau - q1.ln()],
+    ];
+    let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
+    assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+    // Without the correction the popular item is no longer favoured as a negative.
+    let plain = in_batch_softmax(&u, &v, &[0, 1], None, tau)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let l = [[1.0 / tau, 0.6 / tau], [0.0, 0.8 / tau]];
+    let want = ((ln_sum_exp(&l[0]) - l[0][0]) + (ln_sum_exp(&l[1]) - l[1][1])) / 2.0;
+    assert!((f64::from(plain) - want).abs() < 1e-5);
+    // The same item twice: each row's other column is its own item, masked, so loss 0.
+    let same = in_batch_softmax(&u, &v, &[3, 3], None, tau)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(same.abs() < 1e-6, "{same}");
+}
+
+fn fit(data: &Dataset, json: serde_json::Value) -> TwoTower {
+    let p: TwoTowerParams = serde_json::from_value(json.clone()).unwrap();
+    let opts = FitOptions {
+        seed: 5,
+        ..Default::default()
+    };
+    TwoTower::fit(&p, json, data, &opts).unwrap()
+}
+
+#[test]
+fn a_cold_user_is_placed_by_features_the_same_way_in_and_out_of_the_dataset() {
+    let data = structured_data();
+    assert!(
+        data.user_features.is_some(),
+        "structured data has user features"
+    );
+    // User 0 loses every interaction: a cold user the dataset still describes.
+    let keep: Vec<bool> = (0..data.n_users() as u32)
+        .flat_map(|u| std::iter::repeat_n(u != 0, data.interactions.user_len(u)))
+        .collect();
+    let cold = data.with_interactions(data.interactions.select(&keep));
+    let m = fit(
+        &cold,
+        serde_json::json!({"epochs": 1, "layers": [16], "embedding_dim": 8}),
+    );
+    let (toks, _) = m.user_rows.row(0);
+    assert!(!toks.is_empty(), "the cold user has features");
+    assert!(
+        toks.iter().all(|&t| t as usize >= cold.n_users()),
+        "but no identity"
+    );
+    let names: Vec<&str> = toks
+        .iter()
+        .map(|&t| m.user_names[t as usize].as_str())
+        .collect();
+    let outside = m.user_vector_from_features(&names, &[]).unwrap();
+    let inside = m.user_vector(0).unwrap();
+    for (a, b) in outside.iter().zip(inside) {
+        assert!((a - b).abs() < 1e-5, "{outside:?} vs {inside:?}");
+    }
+    assert!(m
+        .user_vector_from_features(&["no-such=feature"], &[])
+        .is_err());
+}
+
+#[test]
+fn cold_items_score_higher_for_users_who_like_their_category() {
+    let data = structured_data();
+    let m = fit(
+        &data,
+        serde_json::json!({"epochs": 6, "layers": [32], "embedding_dim": 16, "recent_items": 0}),
+    );
+    let cat = data
+        .item_features
+        .as_ref()
+        .and_then(|f| f.primary_category())
+        .expect("structured data has item categories")
+        .clone();
+    let top_category = |u: u32| {
+        let mut counts = std::collections::HashMap::<u32, usize>::new();
+        for &i in data.interactions.user_items(u) {
+            for &c in cat.of(i) {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|&(c, n)| (n, c))
+            .map(|(c, _)| c)
+    };
+    let tops: Vec<Option<u32>> = (0..data.n_users() as u32).map(top_category).collect();
+    let cold: Vec<u32> = (0..data.n_items() as u32)
+        .filter(|&i| data.interactions.item_len(i) == 0)
+        .collect();
+    assert_eq!(cold.len(), 5);
+    let mut wins = 0;
+    for &i in &cold {
+        let c = cat.of(i)[0];
+        let v = m.item_vector(i).unwrap();
+        let (mut fan, mut nf, mut other, mut no) = (0.0, 0, 0.0, 0);
+        for u in 0..data.n_users() as u32 {
+            let s = dot(m.user_vector(u).unwrap(), v);
+            if tops[u as usize] == Some(c) {
+                fan += s;
+                nf += 1;
+            } else {
+                other += s;
+                no += 1;
+            }
+        }
+        if nf > 0 && fan / nf as f32 > other / no.max(1) as f32 {
+            wins += 1;
+        }
+    }
+    assert!(
+        wins >= 4,
+        "only {wins} of 5 cold items favour their category's fans"
+    );
+}
