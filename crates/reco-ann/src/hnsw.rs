@@ -56,7 +56,7 @@ impl HnswParams {
 }
 
 /// What is saved next to usearch's own file, so that a load can check it reads what was written.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct Header {
     format: u32,
     dim: usize,
@@ -209,16 +209,60 @@ impl Hnsw {
             .collect()
     }
 
-    /// Writes the graph to `dir` (`hnsw.usearch` and `hnsw.json`).
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| reco_core::Error::io(dir, e))?;
-        let header = Header {
+    /// The graph as bytes (header and usearch's serialisation), for embedding in an artifact.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.index.serialized_length()];
+        self.index.save_to_buffer(&mut buf).map_err(native)?;
+        reco_core::artifact::encode(&(self.header(), buf))
+    }
+
+    /// Reads a graph written by [`Hnsw::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (header, buf): (Header, Vec<u8>) = reco_core::artifact::decode(bytes, "hnsw")?;
+        let index = Hnsw::new(header.dim, header.metric, header.params)?;
+        index
+            .index
+            .load_from_buffer(&buf)
+            .map_err(|e| reco_core::Error::Artifact {
+                path: "hnsw".into(),
+                message: e.to_string(),
+            })?;
+        index.check(&header, Path::new("hnsw"))?;
+        Ok(index)
+    }
+
+    fn header(&self) -> Header {
+        Header {
             format: FORMAT,
             dim: self.dim,
             metric: self.metric,
             params: self.params,
             len: self.index.size(),
-        };
+        }
+    }
+
+    fn check(&self, header: &Header, dir: &Path) -> Result<()> {
+        if self.index.size() != header.len || self.index.dimensions() != header.dim {
+            return Err(reco_core::Error::Artifact {
+                path: dir.into(),
+                message: format!(
+                    "the graph holds {} vectors of {} dimensions, its header says {} of {}",
+                    self.index.size(),
+                    self.index.dimensions(),
+                    header.len,
+                    header.dim
+                ),
+            });
+        }
+        self.index.change_expansion_search(header.params.ef_search);
+        let cap = self.index.capacity().max(header.len);
+        self.reserve(cap)
+    }
+
+    /// Writes the graph to `dir` (`hnsw.usearch` and `hnsw.json`).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| reco_core::Error::io(dir, e))?;
+        let header = self.header();
         let json = dir.join("hnsw.json");
         let text = serde_json::to_string_pretty(&header).map_err(native)?;
         std::fs::write(&json, text).map_err(|e| reco_core::Error::io(&json, e))?;
@@ -253,18 +297,7 @@ impl Hnsw {
             .index
             .load(&graph.to_string_lossy())
             .map_err(|e| bad(format!("hnsw.usearch: {e}")))?;
-        if index.index.size() != header.len || index.index.dimensions() != header.dim {
-            return Err(bad(format!(
-                "hnsw.usearch holds {} vectors of {} dimensions, hnsw.json says {} of {}",
-                index.index.size(),
-                index.index.dimensions(),
-                header.len,
-                header.dim
-            )));
-        }
-        index.index.change_expansion_search(header.params.ef_search);
-        let cap = index.index.capacity().max(header.len);
-        index.reserve(cap)?;
+        index.check(&header, dir)?;
         Ok(index)
     }
 }

@@ -204,6 +204,12 @@ fn incremental_insert_save_and_load() {
         back.search(q, 10, &Filter::default()).unwrap(),
         hnsw.search(q, 10, &Filter::default()).unwrap()
     );
+    let from_bytes = Hnsw::from_bytes(&hnsw.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        from_bytes.search(q, 10, &Filter::default()).unwrap(),
+        hnsw.search(q, 10, &Filter::default()).unwrap()
+    );
+    assert!(Hnsw::from_bytes(b"garbage").is_err());
     // A loaded graph keeps growing.
     back.add(100_000, &[50.0; 8]).unwrap();
     assert_eq!(

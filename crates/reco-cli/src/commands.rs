@@ -49,6 +49,42 @@ enum Command {
     },
     /// Evaluate models under a protocol, or on a ready-made train/test pair.
     Eval(Box<EvalArgs>),
+    /// Evaluate a retrieval + ranking pipeline described in a TOML file (sources and budgets,
+    /// models, ranker, re-rankers; see docs/pipeline.md), beside any --model given.
+    Pipeline {
+        /// The pipeline file.
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        eval: Box<EvalArgs>,
+    },
+    /// Fairness and popularity-bias audit of models on the first fold of a protocol: exposure by
+    /// item-popularity group, popularity lift, accuracy by user group.
+    Audit {
+        #[command(flatten)]
+        data: DataArgs,
+        /// kfold:K, holdout:R, loo, temporal:F, timecut:Q|T, cold-users:F, cold-items:F.
+        #[arg(long, default_value = "temporal:0.2")]
+        protocol: String,
+        /// A model (repeatable): a name or a JSON spec.
+        #[arg(long)]
+        model: Vec<String>,
+        /// User fields to break accuracy down by (categorical, or numeric in quartile bands).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// Cutoff.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Also audit each model trained on popularity-re-weighted data: values × count^−α.
+        #[arg(long)]
+        reweight: Option<f64>,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recommend for a user from a saved model.
     Recommend {
         /// Artifact directory written by `reco train`.
@@ -63,6 +99,9 @@ enum Command {
         /// Also recommend items the user already has.
         #[arg(long)]
         include_seen: bool,
+        /// Say why each item is recommended.
+        #[arg(long)]
+        explain: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -351,7 +390,35 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("saved {} to {}", named.name, out.display());
             Ok(())
         }
-        Command::Eval(args) => eval(*args),
+        Command::Eval(args) => eval(*args, Vec::new()),
+        Command::Pipeline { config, eval: args } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let value = reco_pipeline::spec_from_toml(&text)
+                .with_context(|| format!("{}", config.display()))?;
+            let name = value
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+                .or_else(|| config.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "pipeline".into());
+            let mut value = value;
+            if let Some(o) = value.as_object_mut() {
+                o.remove("name");
+            }
+            let spec = reco_models::ModelSpec::from_value(value)?;
+            eval(*args, vec![Named { name, spec }])
+        }
+        Command::Audit {
+            data,
+            protocol,
+            model,
+            by,
+            k,
+            reweight,
+            seed,
+            json,
+        } => crate::audit::audit(&data, &protocol, &model, &by, k, reweight, seed, json),
         Command::Similar {
             model,
             item,
@@ -363,8 +430,9 @@ pub fn run(cli: Cli) -> Result<()> {
             user,
             k,
             include_seen,
+            explain,
             json,
-        } => crate::lookup::recommend(&model, &user, k, include_seen, json),
+        } => crate::lookup::recommend(&model, &user, k, include_seen, explain, json),
         Command::ExportVectors { model, out } => crate::lookup::export_vectors(&model, &out),
         Command::Demo { seed, user, json } => crate::demo::demo(seed, &user, json),
     }
@@ -538,7 +606,8 @@ pub(crate) fn eval_progress() -> (indicatif::ProgressBar, impl Fn(&str, Progress
     })
 }
 
-fn eval(a: EvalArgs) -> Result<()> {
+fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
+    let pipeline_only = !extra.is_empty() && a.models.is_none() && a.model.is_empty();
     let mut list = match &a.models {
         Some(path) => models::read_file(path)?,
         None => a
@@ -547,12 +616,13 @@ fn eval(a: EvalArgs) -> Result<()> {
             .map(|m| models::parse_one(m))
             .collect::<Result<Vec<_>>>()?,
     };
-    if list.is_empty() {
+    if list.is_empty() && !pipeline_only {
         list = vec![
             models::parse_one("popularity")?,
             models::parse_one("random")?,
         ];
     }
+    list.extend(extra);
     let list = models::unique(list)?;
     let (folds, protocol, name): (Vec<Fold>, String, String) = match (&a.train, &a.test, &a.splits)
     {

@@ -56,6 +56,9 @@ fn print_rows(doc: &serde_json::Value, rows: &[serde_json::Value], json: bool) -
                 r["title"].as_str().unwrap_or(""),
                 r["category"].as_str().unwrap_or("")
             );
+            for why in r["why"].as_array().into_iter().flatten() {
+                println!("{:>18}{}", "", why.as_str().unwrap_or(""));
+            }
         }
     }
     Ok(())
@@ -66,6 +69,7 @@ pub(crate) fn recommend(
     user: &str,
     k: usize,
     include_seen: bool,
+    explain: bool,
     json: bool,
 ) -> Result<()> {
     let m = reco_models::load(dir)?;
@@ -91,12 +95,75 @@ pub(crate) fn recommend(
             allow: None,
         },
     )?;
-    let rows = scored_rows(&m, &recs);
+    let mut rows = scored_rows(&m, &recs);
+    if explain {
+        // The artifact keeps which items a user had, not their values: each counts once.
+        let history: Vec<(u32, f32)> = u.map_or(Vec::new(), |u| {
+            m.seen(u).iter().map(|&i| (i, 1.0)).collect()
+        });
+        let labels = |i: u32| -> Vec<String> {
+            m.catalog.as_ref().map_or(Vec::new(), |c| {
+                c.categories[i as usize]
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+        };
+        let q = reco_core::model::Query {
+            user: u,
+            history: &history,
+        };
+        for (row, s) in rows.iter_mut().zip(&recs) {
+            let e =
+                reco_pipeline::explain_with(m.model.as_ref(), &q, s.item, 3, "category", &labels)?;
+            let why: Vec<String> = e.reasons.iter().map(|r| describe(&m, r)).collect();
+            row["why"] = serde_json::json!(why);
+            row["reasons"] = serde_json::to_value(&e.reasons)?;
+        }
+    }
     print_rows(
         &serde_json::json!({ "user": user, "known_user": u.is_some(), "recommendations": rows }),
         &rows,
         json,
     )
+}
+
+/// A reason in words, with external ids and titles.
+fn describe(m: &reco_models::LoadedModel, r: &reco_core::explain::Reason) -> String {
+    use reco_core::explain::Reason;
+    let item = |i: u32| {
+        let t = m
+            .catalog
+            .as_ref()
+            .map_or("", |c| c.titles[i as usize].as_str());
+        if t.is_empty() {
+            m.items.id(i).to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    match r {
+        Reason::Item { item: i, weight } => format!("because you liked {} ({weight:.3})", item(*i)),
+        Reason::Users { users, weight } => format!(
+            "{} similar users have it ({weight:.3}): {}",
+            users.len(),
+            users
+                .iter()
+                .take(3)
+                .map(|&u| m.users.id(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Reason::Feature {
+            field,
+            value,
+            weight,
+        } => format!("{field} {value} ({weight:.2} of your history)"),
+        Reason::Source { source, rank } => format!("proposed by {source} (rank {})", rank + 1),
+        Reason::Signal { name, weight } => format!("{name} {weight:+.3}"),
+        Reason::Popular { count } => format!("popular ({count} interactions)"),
+    }
 }
 
 /// `reco export-vectors`: every user and item vector of an embedding model, for ANN indexes and

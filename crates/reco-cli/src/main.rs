@@ -1,5 +1,6 @@
 //! `reco`: load data, split it, train, evaluate and recommend from the command line.
 
+mod audit;
 mod commands;
 mod demo;
 mod lookup;
@@ -20,8 +21,11 @@ fn main() -> ExitCode {
     }
     keep_freed_memory();
     let cli = commands::Cli::parse();
-    // The neural models live in their own crate; plug their kinds in before any spec is read.
-    let ready = reco_neural::register().map_err(anyhow::Error::from);
+    // The neural and composite models live in their own crates; plug their kinds in before
+    // any spec is read.
+    let ready = reco_neural::register()
+        .and_then(|()| reco_pipeline::register())
+        .map_err(anyhow::Error::from);
     match ready.and_then(|()| commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod dataset;
 pub mod error;
+pub mod explain;
 pub mod features;
 pub mod ids;
 pub mod interactions;

@@ -113,6 +113,11 @@ pub trait Recommender: Send + Sync {
     fn as_embeddings(&self) -> Option<&dyn Embeddings> {
         None
     }
+
+    /// The explanation capability, if the model can say why it scores an item.
+    fn as_explain(&self) -> Option<&dyn crate::explain::Explain> {
+        None
+    }
 }
 
 /// Models whose scores are inner products of user and item vectors (matrix factorisation,

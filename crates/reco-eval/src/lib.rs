@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod evaluator;
+pub mod fairness;
 pub mod metrics;
 pub mod report;
 pub mod stats;

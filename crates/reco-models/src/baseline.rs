@@ -163,6 +163,10 @@ impl Recommender for Popularity {
         out.copy_from_slice(&self.scores);
         Ok(())
     }
+
+    fn as_explain(&self) -> Option<&dyn reco_core::explain::Explain> {
+        Some(self)
+    }
 }
 
 impl_model!(Popularity, Popularity);

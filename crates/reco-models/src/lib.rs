@@ -12,6 +12,7 @@ pub mod bias;
 pub mod content;
 pub mod covisit;
 pub mod ease;
+mod explain;
 pub mod featurize;
 pub mod fm;
 pub mod knn;

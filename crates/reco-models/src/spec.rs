@@ -262,7 +262,7 @@ impl ModelSpec {
     }
 
     /// Rebuilds a fitted model from the state written by [`Model::state`].
-    pub(crate) fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
+    pub fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
         match self {
             ModelSpec::Random(_) => restore::<RandomModel>(state),
             ModelSpec::Popularity(_) => restore::<Popularity>(state),

@@ -365,6 +365,10 @@ impl Recommender for Content {
         Ok(())
     }
 
+    fn as_explain(&self) -> Option<&dyn reco_core::explain::Explain> {
+        Some(self)
+    }
+
     fn as_similar_items(&self) -> Option<&dyn SimilarItems> {
         Some(self)
     }

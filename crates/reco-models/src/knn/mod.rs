@@ -157,7 +157,7 @@ fn oriented(m: &Interactions, side: Side) -> Interactions {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Knn {
     params: KnnParams,
-    side: Side,
+    pub(crate) side: Side,
     /// Raw ratings, rows = compared entities.
     rows: Interactions,
     /// Transformed matrix and norms for the similarity.
@@ -270,6 +270,23 @@ impl Knn {
             .row(m.user_items(x), m.user_values(x), Some(x), acc, keep);
         l.retain(|p| p.1 >= self.params.threshold);
         l
+    }
+
+    /// User-kNN: the query user's `k`-nearest neighbours who have `item`, most similar first,
+    /// and their summed similarity.
+    pub(crate) fn neighbours_with(&self, q: &Query<'_>, item: u32, k: usize) -> (Vec<u32>, f32) {
+        let Some(u) = q.user.filter(|&u| (u as usize) < self.rows.n_users()) else {
+            return (Vec::new(), 0.0);
+        };
+        let mut l = self.neighbours_of_row(u, &mut Accumulator::new(self.rows.n_users()), 0);
+        l.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        l.truncate(self.params.k);
+        let with: Vec<(u32, f32)> = l
+            .into_iter()
+            .filter(|&(n, _)| self.rows.get(n, item).is_some())
+            .collect();
+        let weight = with.iter().map(|p| p.1).sum();
+        (with.into_iter().take(k).map(|p| p.0).collect(), weight)
     }
 
     /// Item-kNN neighbour list of item `i`.
@@ -499,6 +516,10 @@ impl Recommender for Knn {
     }
 
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
+        Some(self)
+    }
+
+    fn as_explain(&self) -> Option<&dyn reco_core::explain::Explain> {
         Some(self)
     }
 

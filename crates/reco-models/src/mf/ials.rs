@@ -407,6 +407,10 @@ impl Recommender for Ials {
         Ok(())
     }
 
+    fn as_explain(&self) -> Option<&dyn reco_core::explain::Explain> {
+        Some(self)
+    }
+
     factor_capabilities!();
 }
 

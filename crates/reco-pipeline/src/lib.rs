@@ -1,0 +1,74 @@
+//! # reco-pipeline
+//!
+//! The production shape of a recommender, as models like any other:
+//!
+//! - `pipeline`: candidate sources with budgets (ANN over an embedding model's user vector,
+//!   items related to the last items seen, the user's top categories, popular overall and in a
+//!   user segment, any model's top items) → merge and de-duplicate, seen items dropped, each
+//!   source's rank and score kept as features → a learned ranker (logistic regression or
+//!   gradient-boosted trees, trained on each user's later interactions with sampled negatives;
+//!   model scores as features make it a stacking hybrid) → re-rankers (MMR, long-tail
+//!   exploration, per-category caps).
+//! - `blend`: a weighted sum of models' standardised scores, weights tuned on held-out data.
+//! - `switch`: one model for cold users and items, another for the rest.
+//! - [`explain`]: one [`Explanation`](reco_core::explain::Explanation) for any model.
+//!
+//! [`register`] plugs the three kinds into [`reco_models::ModelSpec`].
+#![warn(missing_docs)]
+
+pub mod blend;
+mod catalog;
+pub mod explain;
+mod family;
+mod pipeline;
+pub mod ranker;
+pub mod rerank;
+pub mod spec;
+
+pub use blend::{Blend, BlendSpec, Switch, SwitchSpec};
+pub use explain::{explain, explain_with};
+pub use pipeline::{Pipeline, Trace};
+pub use spec::PipelineSpec;
+
+/// Makes `pipeline`, `blend` and `switch` model kinds; call once at start-up (repeating is
+/// harmless).
+pub fn register() -> reco_core::Result<()> {
+    reco_models::register(&family::COMPOSITE)
+}
+
+/// Holds out each user's latest `share` of interactions (a random share without timestamps):
+/// what rankers and blend weights are trained on, the models having been fitted on the rest.
+fn latest_share(
+    data: &reco_core::Dataset,
+    share: f64,
+    seed: u64,
+) -> reco_core::Result<reco_core::split::Fold> {
+    use reco_core::split::{split, Protocol};
+    let protocol = if data.interactions.has_timestamps() {
+        Protocol::Temporal { fraction: share }
+    } else {
+        Protocol::Holdout { ratio: share }
+    };
+    split(data, &protocol, seed)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            reco_core::Error::param("data", "too small to hold out its latest interactions")
+        })
+}
+
+/// Reads a pipeline from TOML text (the format of `reco pipeline --config`), as the JSON
+/// object a model specification is.
+pub fn spec_from_toml(text: &str) -> reco_core::Result<serde_json::Value> {
+    let doc: toml::Value =
+        toml::from_str(text).map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
+    let mut value = serde_json::to_value(doc)
+        .map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
+    if let Some(o) = value.as_object_mut() {
+        o.entry("model").or_insert_with(|| "pipeline".into());
+    }
+    let spec: PipelineSpec = serde_json::from_value(value.clone())
+        .map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
+    spec.validate()?;
+    Ok(value)
+}
