@@ -126,9 +126,8 @@ fn main() {
     let mut index = Hnsw::from_rows(dim, metric, params, &base, &|_| {}).expect("hnsw build");
     let build = t0.elapsed().as_secs_f64();
     println!(
-        "{{\"index\":\"reco-hnsw\",\"build_s\":{build:.1},\"memory_mb\":{:.0},\"simd\":\"{}\",\"threads\":{}}}",
+        "{{\"index\":\"reco-hnsw\",\"build_s\":{build:.1},\"memory_mb\":{:.0},\"threads\":{}}}",
         index.memory_bytes() as f64 / 1e6,
-        index.acceleration(),
         rayon::current_num_threads()
     );
     for ef in [16, 32, 64, 128, 256, 512] {

@@ -5,8 +5,8 @@
 //!
 //! - [`Exact`]: brute force, blocked over items and parallel over queries; the oracle every
 //!   approximate index is tested against, and the right choice up to ~10⁵ items.
-//! - [`Hnsw`]: a hierarchical navigable small-world graph (the usearch library's C++ core,
-//!   chosen over hnsw_rs and instant-distance by measurement: see `docs/ann.md`).
+//! - [`Hnsw`]: a hierarchical navigable small-world graph, our own: the crates measured were
+//!   2–4× slower than hnswlib (see `docs/pipeline.md` and BENCHMARKS.md).
 //!
 //! Both answer [`VectorIndex::search`] with [`Scored`] hits where a higher score is closer: the
 //! inner product, the cosine, or minus the squared Euclidean distance. Both take a
@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod exact;
+mod graph;
 mod hnsw;
 mod kernel;
 

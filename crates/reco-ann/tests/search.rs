@@ -80,9 +80,9 @@ fn hnsw_recall_at_10_against_exact_for_every_metric() {
             .map(|(a, b)| recall(a, b))
             .sum::<f64>()
             / 200.0;
-        // Unequal norms make inner-product search the hardest of the three (measured at
-        // ef 200: 0.96 native, 0.97 through the MIPS-to-L2 transformation; see docs/ann.md);
-        // insertion is parallel, so recall varies a little from build to build.
+        // Unequal norms make inner-product search the hardest of the three (the MIPS-to-L2
+        // transformation measured no better; see docs/pipeline.md); insertion is parallel, so
+        // recall varies a little from build to build.
         let bar = if metric == Metric::InnerProduct {
             0.92
         } else {

@@ -76,16 +76,8 @@ fn needs(spec: &PipelineSpec) -> (Vec<Option<String>>, Vec<(String, usize)>) {
     // The primary category comes first: the category-overlap feature and MMR use it.
     let mut fields: Vec<Option<String>> = Vec::new();
     let mut segments = Vec::new();
-    let want_primary = spec
-        .sources
-        .iter()
-        .any(|s| matches!(s, SourceSpec::TopCategories { field: None, .. }))
-        || spec.rerank.iter().any(|r| {
-            matches!(
-                r,
-                RerankSpec::Mmr { model: None, .. } | RerankSpec::CategoryCap { field: None, .. }
-            )
-        });
+    // Always: the category-overlap feature reads it (dropped when items have no metadata).
+    let want_primary = true;
     if want_primary {
         fields.push(None);
     }

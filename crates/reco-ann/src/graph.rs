@@ -1,0 +1,629 @@
+//! Our HNSW graph (Malkov & Yashunin 2018), laid out for search speed: level-0 links of every
+//! node in one flat array, vectors in another, our f32 SIMD kernels called directly, the next
+//! neighbour's vector prefetched, and a per-thread visited list stamped by generation.
+//!
+//! Parallel construction follows hnswlib: each node's link list has a lock that writers hold;
+//! links are atomics, so readers (other insertions walking the graph) never block. Node levels
+//! are drawn up front from the seed, so the level structure is reproducible; the links depend on
+//! the order threads finish, as in every parallel HNSW.
+
+use std::cell::RefCell;
+use std::cmp::Ordering as Cmp;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use reco_core::model::Filter;
+use reco_core::topk::{rank_cmp, Scored};
+use reco_core::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::{check_dim, passes, HnswParams, Metric};
+
+/// A (distance, node) pair ordered by distance, then node.
+#[derive(Clone, Copy, PartialEq)]
+struct Near(f32, u32);
+impl Eq for Near {}
+impl PartialOrd for Near {
+    fn partial_cmp(&self, o: &Self) -> Option<Cmp> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Near {
+    fn cmp(&self, o: &Self) -> Cmp {
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+    }
+}
+
+/// Nodes visited by one search: a node is visited when its stamp equals the current one.
+struct Visited {
+    stamp: u32,
+    marks: Vec<u32>,
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { stamp: 0, marks: Vec::new() }) };
+}
+
+impl Visited {
+    /// Starts a new search over `n` nodes.
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.stamp = 1;
+        }
+    }
+
+    /// True the first time `node` is seen in this search.
+    #[inline(always)]
+    fn first(&mut self, node: u32) -> bool {
+        let m = &mut self.marks[node as usize];
+        if *m == self.stamp {
+            false
+        } else {
+            *m = self.stamp;
+            true
+        }
+    }
+}
+
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; any address is allowed.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The graph's serialisable form.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Frozen {
+    dim: usize,
+    metric: Metric,
+    params: HnswParams,
+    ids: Vec<u32>,
+    levels: Vec<u8>,
+    vectors: Vec<f32>,
+    level0: Vec<u32>,
+    upper: Vec<Vec<u32>>,
+    entry: Option<(u32, u8)>,
+}
+
+/// The graph. Internal node numbers are insertion order; `ids` maps them to the caller's ids.
+pub(crate) struct Graph {
+    pub dim: usize,
+    pub metric: Metric,
+    pub params: HnswParams,
+    ids: Vec<u32>,
+    by_id: HashMap<u32, u32>,
+    levels: Vec<u8>,
+    vectors: Vec<f32>,
+    /// Per node: a count, then `2m` links.
+    level0: Vec<AtomicU32>,
+    /// Per node with level ≥ 1: for each level 1..=L, a count then `m` links.
+    upper: Vec<Vec<AtomicU32>>,
+    locks: Vec<Mutex<()>>,
+    entry: Mutex<Option<(u32, u8)>>,
+    /// Nodes linked into the graph (nodes are reserved before they are linked).
+    linked: usize,
+    /// Whether the CPU runs AVX2 and FMA (the search and insertion loops are compiled twice).
+    avx2: bool,
+}
+
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+fn level_of(rng: &mut rand_chacha::ChaCha8Rng, m: usize) -> u8 {
+    let mult = 1.0 / (m as f64).ln();
+    let r: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    ((-r.ln() * mult) as usize).min(31) as u8
+}
+
+impl Graph {
+    pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Graph {
+        Graph {
+            dim,
+            metric,
+            params,
+            ids: Vec::new(),
+            by_id: HashMap::new(),
+            levels: Vec::new(),
+            vectors: Vec::new(),
+            level0: Vec::new(),
+            upper: Vec::new(),
+            locks: Vec::new(),
+            entry: Mutex::new(None),
+            linked: 0,
+            avx2: avx2(),
+        }
+    }
+
+    fn m0(&self) -> usize {
+        2 * self.params.m
+    }
+
+    pub fn len(&self) -> usize {
+        self.linked
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Distance, smaller is closer: −u·v for inner product and cosine, ‖u − v‖² for L2. Plain
+    /// Rust, inlined into the AVX2 copies of the loops below, where the compiler vectorises it.
+    #[inline(always)]
+    fn dist(&self, q: &[f32], node: u32) -> f32 {
+        let v = self.vector(node);
+        if self.metric == Metric::L2 {
+            crate::kernel::l2_squared(q, v)
+        } else {
+            -crate::kernel::dot(q, v)
+        }
+    }
+
+    #[inline(always)]
+    fn vector_ptr(&self, node: u32) -> *const f32 {
+        // SAFETY: node < number of reserved nodes, each with `dim` floats.
+        unsafe { self.vectors.as_ptr().add(node as usize * self.dim) }
+    }
+
+    #[inline(always)]
+    fn vector(&self, node: u32) -> &[f32] {
+        &self.vectors[node as usize * self.dim..(node as usize + 1) * self.dim]
+    }
+
+    /// The link list of `node` at `level`: (count cell, link cells).
+    #[inline(always)]
+    fn links(&self, node: u32, level: u8) -> (&AtomicU32, &[AtomicU32]) {
+        if level == 0 {
+            let s = node as usize * (1 + self.m0());
+            (&self.level0[s], &self.level0[s + 1..s + 1 + self.m0()])
+        } else {
+            let m = self.params.m;
+            let s = (level as usize - 1) * (1 + m);
+            let u = &self.upper[node as usize];
+            (&u[s], &u[s + 1..s + 1 + m])
+        }
+    }
+
+    #[inline(always)]
+    fn read_links(&self, node: u32, level: u8, out: &mut Vec<u32>) {
+        let (count, cells) = self.links(node, level);
+        let n = (count.load(Ordering::Acquire) as usize).min(cells.len());
+        out.clear();
+        out.extend(cells[..n].iter().map(|c| c.load(Ordering::Relaxed)));
+    }
+
+    fn write_links(&self, node: u32, level: u8, links: &[u32]) {
+        let (count, cells) = self.links(node, level);
+        for (c, &l) in cells.iter().zip(links) {
+            c.store(l, Ordering::Relaxed);
+        }
+        count.store(links.len().min(cells.len()) as u32, Ordering::Release);
+    }
+
+    /// Appends `n` nodes (vectors, levels drawn from `seed`), not yet linked.
+    pub fn reserve_nodes(&mut self, ids: &[u32], vectors: &[f32], seed: u64) -> Result<()> {
+        for (k, &id) in ids.iter().enumerate() {
+            if self.by_id.insert(id, (self.ids.len() + k) as u32).is_some() {
+                return Err(reco_core::Error::param(
+                    "id",
+                    format!("{id} is already in the index"),
+                ));
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ self.ids.len() as u64);
+        let m = self.params.m;
+        for (k, &id) in ids.iter().enumerate() {
+            let v = &vectors[k * self.dim..(k + 1) * self.dim];
+            let level = level_of(&mut rng, m);
+            self.ids.push(id);
+            self.levels.push(level);
+            self.level0
+                .extend((0..1 + self.m0()).map(|_| AtomicU32::new(0)));
+            if self.metric == Metric::Cosine {
+                self.vectors.extend(crate::normalized(v));
+            } else {
+                self.vectors.extend_from_slice(v);
+            }
+            self.upper.push(
+                (0..level as usize * (1 + m))
+                    .map(|_| AtomicU32::new(0))
+                    .collect(),
+            );
+            self.locks.push(Mutex::new(()));
+        }
+        Ok(())
+    }
+
+    /// Links the reserved nodes `from..` into the graph, in parallel when `parallel`.
+    pub fn link_reserved(&mut self, parallel: bool, progress: &(dyn Fn(usize) + Sync)) {
+        let (from, to) = (self.linked, self.ids.len());
+        if from == to {
+            return;
+        }
+        let mut start = from;
+        if self
+            .entry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            *self.entry.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((from as u32, self.levels[from]));
+            start += 1;
+        }
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let this = &*self;
+        let work = |node: usize| {
+            this.insert(node as u32);
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if d % 16384 == 0 {
+                progress(d);
+            }
+        };
+        if parallel {
+            (start..to).into_par_iter().for_each(work);
+        } else {
+            (start..to).for_each(work);
+        }
+        self.linked = to;
+    }
+
+    #[inline(always)]
+    fn greedy(
+        &self,
+        q: &[f32],
+        mut cur: u32,
+        mut d: f32,
+        level: u8,
+        buf: &mut Vec<u32>,
+    ) -> (u32, f32) {
+        loop {
+            let mut moved = false;
+            self.read_links(cur, level, buf);
+            for &n in buf.iter() {
+                let dn = self.dist(q, n);
+                if dn < d {
+                    d = dn;
+                    cur = n;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return (cur, d);
+            }
+        }
+    }
+
+    /// The `ef` nearest nodes to `q` at `level` reachable from `start`, nearest last when popped
+    /// from the returned max-heap. Only nodes for which `keep` holds enter the result, but every
+    /// node is walked through.
+    #[inline(always)]
+    fn search_layer<F: Fn(u32) -> bool>(
+        &self,
+        q: &[f32],
+        start: Near,
+        ef: usize,
+        level: u8,
+        keep: F,
+        buf: &mut Vec<u32>,
+    ) -> BinaryHeap<Near> {
+        VISITED.with(|v| {
+            let mut visited = v.borrow_mut();
+            visited.reset(self.ids.len());
+            let mut candidates: BinaryHeap<std::cmp::Reverse<Near>> =
+                BinaryHeap::with_capacity(ef * 2);
+            let mut found: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
+            visited.first(start.1);
+            candidates.push(std::cmp::Reverse(start));
+            if keep(start.1) {
+                found.push(start);
+            }
+            while let Some(std::cmp::Reverse(c)) = candidates.pop() {
+                if found.len() >= ef && found.peek().is_some_and(|w| c.0 > w.0) {
+                    break;
+                }
+                self.read_links(c.1, level, buf);
+                if let Some(&first) = buf.first() {
+                    prefetch(self.vector_ptr(first));
+                }
+                for (k, &nb) in buf.iter().enumerate() {
+                    if let Some(&next) = buf.get(k + 1) {
+                        prefetch(self.vector_ptr(next));
+                    }
+                    if !visited.first(nb) {
+                        continue;
+                    }
+                    let d = self.dist(q, nb);
+                    if found.len() < ef || found.peek().is_some_and(|w| d < w.0) {
+                        candidates.push(std::cmp::Reverse(Near(d, nb)));
+                        if keep(nb) {
+                            found.push(Near(d, nb));
+                            if found.len() > ef {
+                                found.pop();
+                            }
+                        }
+                    }
+                }
+            }
+            found
+        })
+    }
+
+    /// hnswlib's neighbour heuristic: nearest first, keep a candidate only if it is nearer to
+    /// the base than to every neighbour kept so far (so links spread in all directions).
+    #[inline(always)]
+    fn select(&self, mut cands: Vec<Near>, m: usize) -> Vec<u32> {
+        cands.sort();
+        let mut kept: Vec<Near> = Vec::with_capacity(m);
+        for c in cands {
+            if kept.len() == m {
+                break;
+            }
+            let v = self.vector(c.1);
+            if kept.iter().all(|k| self.dist(v, k.1) > c.0) {
+                kept.push(c);
+            }
+        }
+        kept.into_iter().map(|c| c.1).collect()
+    }
+
+    fn insert(&self, node: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 and FMA (checked when the graph was made).
+            return unsafe { self.insert_avx2(node) };
+        }
+        self.insert_impl(node)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn insert_avx2(&self, node: u32) {
+        self.insert_impl(node)
+    }
+
+    #[inline(always)]
+    fn insert_impl(&self, node: u32) {
+        let q = self.vector(node).to_vec();
+        let level = self.levels[node as usize];
+        let Some((ep, top)) = *self.entry.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(self.m0());
+        let mut cur = ep;
+        let mut d = self.dist(&q, ep);
+        for l in (level.saturating_add(1)..=top).rev() {
+            (cur, d) = self.greedy(&q, cur, d, l, &mut buf);
+        }
+        for l in (0..=level.min(top)).rev() {
+            let found = self.search_layer(
+                &q,
+                Near(d, cur),
+                self.params.ef_construction,
+                l,
+                |_| true,
+                &mut buf,
+            );
+            let cands: Vec<Near> = found.into_vec();
+            let best = cands.iter().min().copied();
+            let cap = if l == 0 { self.m0() } else { self.params.m };
+            let links = self.select(cands, self.params.m);
+            {
+                let _g = self.locks[node as usize]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                self.write_links(node, l, &links);
+            }
+            for &nb in &links {
+                let _g = self.locks[nb as usize]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut mine = Vec::with_capacity(cap + 1);
+                self.read_links(nb, l, &mut mine);
+                if mine.contains(&node) {
+                    continue;
+                }
+                if mine.len() < cap {
+                    mine.push(node);
+                    self.write_links(nb, l, &mine);
+                } else {
+                    let base = self.vector(nb);
+                    let mut cands: Vec<Near> =
+                        mine.iter().map(|&x| Near(self.dist(base, x), x)).collect();
+                    cands.push(Near(self.dist(base, node), node));
+                    let pruned = self.select(cands, cap);
+                    self.write_links(nb, l, &pruned);
+                }
+            }
+            if let Some(b) = best {
+                (d, cur) = (b.0, b.1);
+            }
+        }
+        if level > top {
+            let mut e = self.entry.lock().unwrap_or_else(|e| e.into_inner());
+            if e.map_or(true, |(_, t)| level > t) {
+                *e = Some((node, level));
+            }
+        }
+    }
+
+    /// The `k` nodes nearest to `query` (already normalised for cosine) that pass `filter`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Scored>> {
+        check_dim("query", query.len(), self.dim)?;
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 and FMA (checked when the graph was made).
+            return Ok(unsafe { self.search_avx2(query, k, ef, filter) });
+        }
+        Ok(self.search_impl(query, k, ef, filter))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn search_avx2(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+    ) -> Vec<Scored> {
+        self.search_impl(query, k, ef, filter)
+    }
+
+    #[inline(always)]
+    fn search_impl(&self, query: &[f32], k: usize, ef: usize, filter: &Filter<'_>) -> Vec<Scored> {
+        let Some((ep, top)) = *self.entry.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return Vec::new();
+        };
+        let mut buf = Vec::with_capacity(self.m0());
+        let mut cur = ep;
+        let mut d = self.dist(query, ep);
+        for l in (1..=top).rev() {
+            (cur, d) = self.greedy(query, cur, d, l, &mut buf);
+        }
+        let plain = filter.exclude.is_empty() && filter.allow.is_none();
+        let start = Near(d, cur);
+        let found = if plain {
+            self.search_layer(query, start, ef.max(k), 0, |_| true, &mut buf)
+        } else {
+            let keep = |n: u32| passes(filter, self.ids[n as usize]);
+            self.search_layer(query, start, ef.max(k), 0, keep, &mut buf)
+        };
+        let mut out: Vec<Scored> = found
+            .into_vec()
+            .into_iter()
+            .map(|n| Scored {
+                item: self.ids[n.1 as usize],
+                score: -n.0,
+            })
+            .collect();
+        out.sort_by(rank_cmp);
+        out.truncate(k);
+        out
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.vectors.len() * 4
+            + self.level0.len() * 4
+            + self.upper.iter().map(|u| u.len() * 4 + 24).sum::<usize>()
+            + self.ids.len() * (4 + 1 + 16 + 8)
+    }
+
+    pub fn freeze(&self) -> Frozen {
+        let plain = |v: &[AtomicU32]| {
+            v.iter()
+                .map(|x| x.load(Ordering::Relaxed))
+                .collect::<Vec<u32>>()
+        };
+        Frozen {
+            dim: self.dim,
+            metric: self.metric,
+            params: self.params,
+            ids: self.ids[..self.linked].to_vec(),
+            levels: self.levels[..self.linked].to_vec(),
+            vectors: self.vectors[..self.linked * self.dim].to_vec(),
+            level0: plain(&self.level0[..self.linked * (1 + self.m0())]),
+            upper: self.upper[..self.linked].iter().map(|u| plain(u)).collect(),
+            entry: *self.entry.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    pub fn thaw(f: Frozen) -> Result<Graph> {
+        let bad = |m: &str| reco_core::Error::Artifact {
+            path: "hnsw".into(),
+            message: m.into(),
+        };
+        f.params.validate()?;
+        let n = f.ids.len();
+        let m = f.params.m;
+        if f.dim == 0
+            || f.levels.len() != n
+            || f.vectors.len() != n * f.dim
+            || f.level0.len() != n * (1 + 2 * m)
+            || f.upper.len() != n
+            || f.upper
+                .iter()
+                .zip(&f.levels)
+                .any(|(u, &l)| u.len() != l as usize * (1 + m))
+            || f.level0
+                .iter()
+                .chain(f.upper.iter().flatten())
+                .any(|&x| x as usize > n.max(2 * m + 1))
+            || f.entry
+                .is_some_and(|(e, l)| e as usize >= n || f.levels[e as usize] != l)
+            || (n > 0) != f.entry.is_some()
+        {
+            return Err(bad("the graph's arrays do not fit together"));
+        }
+        let mut g = Graph::new(f.dim, f.metric, f.params);
+        g.by_id = f
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| (id, k as u32))
+            .collect();
+        if g.by_id.len() != n {
+            return Err(bad("an id appears twice"));
+        }
+        // Links must name nodes; counts must fit their lists.
+        let stride0 = 1 + 2 * m;
+        for node in 0..n {
+            let c = f.level0[node * stride0] as usize;
+            if c > 2 * m
+                || f.level0[node * stride0 + 1..node * stride0 + 1 + c]
+                    .iter()
+                    .any(|&x| x as usize >= n)
+            {
+                return Err(bad("a link names no node"));
+            }
+            for l in 0..f.levels[node] as usize {
+                let s = l * (1 + m);
+                let c = f.upper[node][s] as usize;
+                if c > m
+                    || f.upper[node][s + 1..s + 1 + c]
+                        .iter()
+                        .any(|&x| x as usize >= n)
+                {
+                    return Err(bad("a link names no node"));
+                }
+            }
+        }
+        g.ids = f.ids;
+        g.levels = f.levels;
+        g.vectors = f.vectors;
+        g.level0 = f.level0.into_iter().map(AtomicU32::new).collect();
+        g.upper = f
+            .upper
+            .into_iter()
+            .map(|u| u.into_iter().map(AtomicU32::new).collect())
+            .collect();
+        g.locks = (0..n).map(|_| Mutex::new(())).collect();
+        *g.entry.lock().unwrap_or_else(|e| e.into_inner()) = f.entry;
+        g.linked = n;
+        Ok(g)
+    }
+}
