@@ -105,12 +105,24 @@ impl Hnsw {
                 format!("{} values are not rows of {dim}", vectors.len()),
             ));
         }
-        check_finite(vectors)?;
-        let n = vectors.len() / dim;
-        let ids: Vec<u32> = (0..n as u32).collect();
-        index.graph.reserve_nodes(&ids, vectors, LEVEL_SEED)?;
-        index.graph.link_reserved(true, progress);
+        let ids: Vec<u32> = (0..(vectors.len() / dim) as u32).collect();
+        index.insert_rows(&ids, vectors, progress)?;
         Ok(index)
+    }
+
+    /// Adds the rows of `vectors` under `ids` (one id per row), linked in parallel.
+    pub fn insert_rows(
+        &mut self,
+        ids: &[u32],
+        vectors: &[f32],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
+        let dim = self.graph.dim;
+        crate::check_rows(ids, vectors, dim)?;
+        check_finite(vectors)?;
+        self.graph.reserve_nodes(ids, vectors, LEVEL_SEED)?;
+        self.graph.link_reserved(true, progress);
+        Ok(())
     }
 
     /// Adds one vector; an id already present is an error.

@@ -18,10 +18,12 @@ mod exact;
 mod graph;
 mod hnsw;
 mod kernel;
+mod mips;
 
 pub use exact::Exact;
 pub use hnsw::{Hnsw, HnswParams};
 pub use kernel::{dot, l2_squared};
+pub use mips::Mips;
 
 use reco_core::model::Filter;
 use reco_core::topk::Scored;
@@ -76,6 +78,21 @@ fn check_dim(what: &str, got: usize, want: usize) -> Result<()> {
         return Err(reco_core::Error::param(
             "vector",
             format!("{what} has {got} dimensions, the index {want}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `vectors` holds one row of `dim` values per id.
+fn check_rows(ids: &[u32], vectors: &[f32], dim: usize) -> Result<()> {
+    if dim == 0 || vectors.len() != ids.len() * dim {
+        return Err(reco_core::Error::param(
+            "vectors",
+            format!(
+                "{} values are not {} rows of {dim}",
+                vectors.len(),
+                ids.len()
+            ),
         ));
     }
     Ok(())

@@ -101,6 +101,52 @@ fn hnsw_recall_at_10_against_exact_for_every_metric() {
 }
 
 #[test]
+fn mips_transformation_finds_the_largest_inner_products() {
+    let data = clustered(5000, DIM, 9);
+    let queries = clustered(100, DIM, 10);
+    let ids: Vec<u32> = (0..5000).map(|i| i * 2).collect();
+    let exact = Exact::from_rows(DIM, Metric::InnerProduct, &data).unwrap();
+    let params = HnswParams {
+        ef_search: 200,
+        ..HnswParams::default()
+    };
+    let mut mips = reco_ann::Mips::build(DIM, params, &ids, &data).unwrap();
+    let truth = exact
+        .search_many(&queries, 10, |_| Filter::default())
+        .unwrap();
+    let mut r = 0.0;
+    for (q, t) in queries.chunks_exact(DIM).zip(&truth) {
+        let got = mips.search(q, 10, &Filter::default()).unwrap();
+        // Ids are the caller's; scores are inner products again.
+        let want: Vec<Scored> = t
+            .iter()
+            .map(|s| Scored {
+                item: s.item * 2,
+                score: s.score,
+            })
+            .collect();
+        r += recall(&got, &want);
+        if let (Some(a), Some(b)) = (got.first(), want.first()) {
+            if a.item == b.item {
+                assert!(
+                    (a.score - b.score).abs() < 1e-2 * (1.0 + b.score.abs()),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+    assert!(r / 100.0 >= 0.9, "recall {}", r / 100.0);
+    assert!(mips.add(1, &[100.0; DIM]).is_err(), "longer than the bound");
+    mips.add(1, &data[..DIM]).unwrap();
+    let back = reco_ann::Mips::from_bytes(&mips.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.len(), 5001);
+    assert_eq!(
+        back.search(&queries[..DIM], 5, &Filter::default()).unwrap(),
+        mips.search(&queries[..DIM], 5, &Filter::default()).unwrap()
+    );
+}
+
+#[test]
 fn inner_product_is_not_cosine_on_unnormalised_vectors() {
     // The long vector wins on inner product, the aligned one on cosine.
     let data = [10.0, 0.0, 1.0, 1.0];

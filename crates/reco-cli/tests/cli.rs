@@ -456,3 +456,91 @@ fn neural_models_train_save_recommend_and_export_through_the_cli() {
         stderr(&e)
     );
 }
+
+#[test]
+fn pipelines_audits_and_explanations_through_the_cli() {
+    let data = "synth:users=200,items=150,interactions=4000,seed=3";
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipeline.toml");
+    let o = reco(&[
+        "pipeline",
+        "--config",
+        config,
+        "--data",
+        data,
+        "--protocol",
+        "temporal:0.2",
+        "--k",
+        "10",
+        "--no-auc",
+        "--model",
+        "popularity",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, ["popularity", "pipeline"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("knn");
+    let t = reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        r#"{"model":"ials","factors":8,"iterations":3}"#,
+        "--out",
+        art.to_str().unwrap(),
+    ]);
+    assert!(t.status.success(), "{}", stderr(&t));
+    let r = reco(&[
+        "recommend",
+        "--model",
+        art.to_str().unwrap(),
+        "--user",
+        "u7",
+        "-k",
+        "3",
+        "--explain",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let first = &v["recommendations"][0];
+    assert!(
+        first["why"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|x| x.as_str().unwrap_or("").starts_with("because you liked"))),
+        "{first}"
+    );
+
+    let a = reco(&[
+        "audit",
+        "--data",
+        data,
+        "--model",
+        "popularity",
+        "--by",
+        "country",
+        "--reweight",
+        "0.5",
+        "--json",
+    ]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let slots: f64 = v["popularity"]["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["slots"].as_f64().unwrap())
+        .sum();
+    assert!((slots - 1.0).abs() < 1e-9);
+    assert!(!v["popularity"]["by_group"].as_array().unwrap().is_empty());
+    let bad = reco(&["audit", "--data", data, "--by", "shoe_size"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("shoe_size"));
+}

@@ -97,6 +97,21 @@ fn user_groups(train: &Dataset, field: &str) -> Result<Vec<Option<String>>> {
         .ok_or_else(|| reco_core::Error::param("by", "the data has no user features"))?;
     let n = train.n_users();
     if let Some(f) = table.categorical(field) {
+        // Numbers stored as tokens (MovieLens-100K's age) are banded like a numeric field.
+        let numbers: Option<Vec<f64>> = (0..f.vocab.len() as u32)
+            .map(|v| f.vocab.id(v).trim().parse::<f64>().ok())
+            .collect();
+        if let Some(numbers) = numbers.filter(|v| v.len() > 8) {
+            let values: Vec<f32> = (0..n as u32)
+                .map(|u| {
+                    ((u as usize) < table.len)
+                        .then(|| f.of(u).first().map(|&v| numbers[v as usize] as f32))
+                        .flatten()
+                        .unwrap_or(f32::NAN)
+                })
+                .collect();
+            return Ok(bands(&values, n));
+        }
         return Ok((0..n as u32)
             .map(|u| {
                 ((u as usize) < table.len)
@@ -110,16 +125,21 @@ fn user_groups(train: &Dataset, field: &str) -> Result<Vec<Option<String>>> {
         .iter()
         .find(|f| f.name == field)
         .ok_or_else(|| reco_core::Error::param("by", format!("users have no field {field:?}")))?;
-    let mut v: Vec<f32> = f.values.iter().copied().filter(|x| x.is_finite()).collect();
+    Ok(bands(&f.values, n))
+}
+
+/// Quartile bands of a numeric field, labelled with their bounds.
+fn bands(values: &[f32], n: usize) -> Vec<Option<String>> {
+    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
-        return Ok(vec![None; n]);
+        return vec![None; n];
     }
     let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
     let cuts = [q(0.25), q(0.5), q(0.75)];
-    Ok((0..n)
+    (0..n)
         .map(|u| {
-            let x = *f.values.get(u)?;
+            let x = *values.get(u)?;
             if !x.is_finite() {
                 return None;
             }
@@ -128,7 +148,7 @@ fn user_groups(train: &Dataset, field: &str) -> Result<Vec<Option<String>>> {
             let hi = if b == 3 { v[v.len() - 1] } else { cuts[b] };
             Some(format!("q{} ({lo}–{hi}]", b + 1))
         })
-        .collect())
+        .collect()
 }
 
 /// Audits `model` (fitted on `fold.train`) on the fold's test users.

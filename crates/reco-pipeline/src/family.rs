@@ -138,8 +138,8 @@ fn corrupt(m: &str) -> reco_core::Error {
 struct PipelineState {
     seed: u64,
     models: Vec<Vec<u8>>,
-    /// Per source: (is HNSW, bytes).
-    indexes: Vec<Option<(bool, Vec<u8>)>>,
+    /// Per source: (0 exact, 1 HNSW, 2 MIPS graph; bytes).
+    indexes: Vec<Option<(u8, Vec<u8>)>>,
     catalog: Catalog,
     ranker: Ranker,
 }
@@ -179,11 +179,12 @@ fn restore_pipeline(
         .indexes
         .into_iter()
         .map(|ix| {
-            ix.map(|(hnsw, b)| -> Result<AnyIndex> {
-                Ok(if hnsw {
-                    AnyIndex::Hnsw(reco_ann::Hnsw::from_bytes(&b)?)
-                } else {
-                    AnyIndex::Exact(decode(&b, "exact index")?)
+            ix.map(|(kind, b)| -> Result<AnyIndex> {
+                Ok(match kind {
+                    0 => AnyIndex::Exact(decode(&b, "exact index")?),
+                    1 => AnyIndex::Hnsw(reco_ann::Hnsw::from_bytes(&b)?),
+                    2 => AnyIndex::Mips(reco_ann::Mips::from_bytes(&b)?),
+                    k => return Err(corrupt(&format!("unknown index kind {k}"))),
                 })
             })
             .transpose()
@@ -222,10 +223,11 @@ impl Model for Pipeline {
             .iter()
             .map(|ix| {
                 ix.as_ref()
-                    .map(|ix| -> Result<(bool, Vec<u8>)> {
+                    .map(|ix| -> Result<(u8, Vec<u8>)> {
                         Ok(match ix {
-                            AnyIndex::Hnsw(h) => (true, h.to_bytes()?),
-                            AnyIndex::Exact(e) => (false, encode(e)?),
+                            AnyIndex::Exact(e) => (0, encode(e)?),
+                            AnyIndex::Hnsw(h) => (1, h.to_bytes()?),
+                            AnyIndex::Mips(m) => (2, m.to_bytes()?),
                         })
                     })
                     .transpose()
