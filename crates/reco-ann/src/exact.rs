@@ -8,7 +8,7 @@ use reco_core::topk::{rank_cmp, ranks_before, top_k_of, Scored};
 use reco_core::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::{check_dim, normalized, passes, Metric, VectorIndex};
+use crate::{check_dim, check_finite, normalized, passes, Metric, VectorIndex};
 
 /// Items scored per block: 1024 × 64-d × 4 bytes = 256 KiB, which stays in L2 while a group
 /// of queries runs over it.
@@ -99,12 +99,7 @@ impl Exact {
     /// both copies, so callers own uniqueness (as they do for dataset indices).
     pub fn add(&mut self, id: u32, vector: &[f32]) -> Result<()> {
         check_dim("vector", vector.len(), self.dim)?;
-        if vector.iter().any(|x| !x.is_finite()) {
-            return Err(reco_core::Error::param(
-                "vector",
-                format!("vector {id} has a NaN or infinite value"),
-            ));
-        }
+        check_finite(vector)?;
         match self.metric {
             Metric::Cosine => self.data.extend(normalized(vector)),
             _ => self.data.extend_from_slice(vector),

@@ -17,7 +17,7 @@ use reco_core::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::{Frozen, Graph};
-use crate::{check_dim, Metric, VectorIndex};
+use crate::{check_dim, check_finite, Metric, VectorIndex};
 
 /// Build and search parameters of an HNSW graph.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,16 +231,6 @@ impl Hnsw {
         index.set_ef_search(header.params.ef_search);
         Ok(index)
     }
-}
-
-fn check_finite(v: &[f32]) -> Result<()> {
-    if v.iter().any(|x| !x.is_finite()) {
-        return Err(reco_core::Error::param(
-            "vector",
-            "has a NaN or infinite value",
-        ));
-    }
-    Ok(())
 }
 
 impl VectorIndex for Hnsw {

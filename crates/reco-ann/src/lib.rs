@@ -83,6 +83,17 @@ fn check_dim(what: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses NaN and infinite components.
+fn check_finite(v: &[f32]) -> Result<()> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(reco_core::Error::param(
+            "vector",
+            "has a NaN or infinite value",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `vectors` holds one row of `dim` values per id.
 fn check_rows(ids: &[u32], vectors: &[f32], dim: usize) -> Result<()> {
     if dim == 0 || vectors.len() != ids.len() * dim {

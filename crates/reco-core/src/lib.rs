@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod split;
 pub mod synth;
 pub mod topk;
+pub mod vector;
 
 pub use dataset::{Dataset, DatasetStats, Feedback, LoadReport};
 pub use error::{Error, Result};

@@ -23,6 +23,7 @@ mod family;
 mod pipeline;
 pub mod ranker;
 pub mod rerank;
+mod sources;
 pub mod spec;
 
 pub use blend::{Blend, BlendSpec, Switch, SwitchSpec};

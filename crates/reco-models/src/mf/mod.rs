@@ -31,27 +31,8 @@ use reco_core::model::{Embeddings, Query, SimilarItems};
 use reco_core::topk::{top_k, Scored};
 use reco_core::{Error, Interactions, Result};
 
-/// Dot product with eight independent partial sums, so the compiler can vectorise it (a single
-/// running sum is a chain of dependent additions). The order of additions is fixed, so results
-/// are deterministic.
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    let mut acc = [0f32; 8];
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
+/// The shared dot-product kernel (eight partial sums, fixed order).
+pub(crate) use reco_core::vector::dot;
 
 /// Defines `$name`, which runs `$generic` compiled with AVX2 and FMA where the processor has
 /// them and as plain code elsewhere. The kernels use `mul_add`, exactly rounded in hardware and
