@@ -40,8 +40,8 @@ impl Ord for Near {
 /// Nodes visited by one search: a node is visited when its stamp equals the current one.
 #[derive(Default)]
 struct Visited {
-    stamp: u32,
-    marks: Vec<u32>,
+    stamp: u16,
+    marks: Vec<u16>,
 }
 
 thread_local! {
@@ -52,6 +52,8 @@ impl Visited {
     /// Starts a new search over `n` nodes.
     fn reset(&mut self, n: usize) {
         if self.marks.len() < n {
+            let extra = n - self.marks.len();
+            reserve_huge(&mut self.marks, extra);
             self.marks.resize(n, 0);
         }
         self.stamp = self.stamp.wrapping_add(1);
@@ -59,6 +61,16 @@ impl Visited {
             self.marks.iter_mut().for_each(|m| *m = 0);
             self.stamp = 1;
         }
+    }
+
+    /// Marks `node` seen; true if it was not seen before in this search. Branch-free, so a run
+    /// of calls issues all its loads at once.
+    #[inline(always)]
+    fn mark(&mut self, node: u32) -> bool {
+        let m = &mut self.marks[node as usize];
+        let new = *m != self.stamp;
+        *m = self.stamp;
+        new
     }
 
     /// True the first time `node` is seen in this search.
@@ -71,6 +83,40 @@ impl Visited {
             *m = self.stamp;
             true
         }
+    }
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A vector with room for `cap` elements whose buffer Linux is asked to back with 2 MiB pages.
+/// The walk touches vectors, link lists and visited marks at random over hundreds of
+/// megabytes; with 4 KiB pages nearly every step also misses the TLB. The advice only helps
+/// pages not yet written, so it is given before the buffer is filled (hence our own growth).
+fn huge_vec<T>(cap: usize) -> Vec<T> {
+    let v = Vec::with_capacity(cap);
+    #[cfg(target_os = "linux")]
+    if cap * std::mem::size_of::<T>() >= HUGE_PAGE {
+        const PAGE: usize = 4096;
+        let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
+        let end = (v.as_ptr() as usize + cap * std::mem::size_of::<T>()) & !(PAGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the allocation just made; MADV_HUGEPAGE is advice
+            // and changes no contents. A refusal (e.g. huge pages disabled) is harmless.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
+}
+
+/// Makes room for `extra` more elements in `v`, moving it into a [`huge_vec`] when it grows.
+fn reserve_huge<T>(v: &mut Vec<T>, extra: usize) {
+    let need = v.len() + extra;
+    if need > v.capacity() {
+        let mut grown = huge_vec(need.max(v.capacity() + v.capacity() / 2));
+        grown.append(v);
+        *v = grown;
     }
 }
 
@@ -166,11 +212,26 @@ impl Graph {
         self.by_id.contains_key(&id)
     }
 
-    /// Distance, smaller is closer: −u·v for inner product and cosine, ‖u − v‖² for L2. Plain
-    /// Rust, inlined into the AVX2 copies of the loops below, where the compiler vectorises it.
+    /// Distance, smaller is closer: −u·v for inner product and cosine, ‖u − v‖² for L2. `A`
+    /// selects the AVX2 kernels; it is true only inside the loops compiled for AVX2 and FMA.
     #[inline(always)]
-    fn dist(&self, q: &[f32], node: u32) -> f32 {
-        let v = self.vector(node);
+    fn dist<const A: bool>(&self, q: &[f32], node: u32) -> f32 {
+        self.between::<A>(q, self.vector(node))
+    }
+
+    #[inline(always)]
+    fn between<const A: bool>(&self, q: &[f32], v: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if A {
+            // SAFETY: `A` is true only in code reached after the CPU check in `insert`/`search`.
+            return unsafe {
+                if self.metric == Metric::L2 {
+                    crate::kernel::l2_squared_avx2(q, v)
+                } else {
+                    -crate::kernel::dot_avx2(q, v)
+                }
+            };
+        }
         if self.metric == Metric::L2 {
             crate::kernel::l2_squared(q, v)
         } else {
@@ -187,6 +248,12 @@ impl Graph {
     #[inline(always)]
     fn vector(&self, node: u32) -> &[f32] {
         &self.vectors[node as usize * self.dim..(node as usize + 1) * self.dim]
+    }
+
+    #[inline(always)]
+    fn level0_ptr(&self, node: u32) -> *const f32 {
+        // SAFETY: node < number of reserved nodes, each with `1 + m0` cells at level 0.
+        unsafe { self.level0.as_ptr().add(node as usize * (1 + self.m0())) as *const f32 }
     }
 
     /// The link list of `node` at `level`: (count cell, link cells).
@@ -231,6 +298,9 @@ impl Graph {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ self.ids.len() as u64);
         let m = self.params.m;
+        reserve_huge(&mut self.vectors, ids.len() * self.dim);
+        let stride = 1 + self.m0();
+        reserve_huge(&mut self.level0, ids.len() * stride);
         for (k, &id) in ids.iter().enumerate() {
             let v = &vectors[k * self.dim..(k + 1) * self.dim];
             let level = level_of(&mut rng, m);
@@ -288,7 +358,7 @@ impl Graph {
     }
 
     #[inline(always)]
-    fn greedy(
+    fn greedy<const A: bool>(
         &self,
         q: &[f32],
         mut cur: u32,
@@ -300,7 +370,7 @@ impl Graph {
             let mut moved = false;
             self.read_links(cur, level, buf);
             for &n in buf.iter() {
-                let dn = self.dist(q, n);
+                let dn = self.dist::<A>(q, n);
                 if dn < d {
                     d = dn;
                     cur = n;
@@ -316,8 +386,14 @@ impl Graph {
     /// The `ef` nearest nodes to `q` at `level` reachable from `start`, nearest last when popped
     /// from the returned max-heap. Only nodes for which `keep` holds enter the result, but every
     /// node is walked through.
+    ///
+    /// The walk is bound by memory latency (each step touches a link list, visited marks and
+    /// vectors scattered over the whole index), so each expansion first sorts out the
+    /// neighbours not seen yet without branching, letting the CPU load all their marks at
+    /// once, then prefetches their vectors and the next candidate's links before computing
+    /// distances.
     #[inline(always)]
-    fn search_layer<F: Fn(u32) -> bool>(
+    fn search_layer<const A: bool, F: Fn(u32) -> bool>(
         &self,
         q: &[f32],
         start: Near,
@@ -340,22 +416,30 @@ impl Graph {
             if keep(start.1) {
                 found.push(start);
             }
+            buf.clear();
+            buf.resize(self.m0(), 0);
             while let Some(std::cmp::Reverse(c)) = candidates.pop() {
                 if found.len() >= ef && found.peek().is_some_and(|w| c.0 > w.0) {
                     break;
                 }
-                self.read_links(c.1, level, buf);
-                if let Some(&first) = buf.first() {
-                    prefetch(self.vector_ptr(first));
+                let (count, cells) = self.links(c.1, level);
+                let n = (count.load(Ordering::Acquire) as usize).min(cells.len());
+                let mut fresh = 0;
+                for cell in &cells[..n] {
+                    let nb = cell.load(Ordering::Relaxed);
+                    buf[fresh] = nb;
+                    fresh += visited.mark(nb) as usize;
                 }
-                for (k, &nb) in buf.iter().enumerate() {
-                    if let Some(&next) = buf.get(k + 1) {
-                        prefetch(self.vector_ptr(next));
+                for &nb in &buf[..fresh] {
+                    prefetch(self.vector_ptr(nb));
+                }
+                if level == 0 {
+                    if let Some(std::cmp::Reverse(next)) = candidates.peek() {
+                        prefetch(self.level0_ptr(next.1));
                     }
-                    if !visited.first(nb) {
-                        continue;
-                    }
-                    let d = self.dist(q, nb);
+                }
+                for &nb in &buf[..fresh] {
+                    let d = self.dist::<A>(q, nb);
                     if found.len() < ef || found.peek().is_some_and(|w| d < w.0) {
                         candidates.push(std::cmp::Reverse(Near(d, nb)));
                         if keep(nb) {
@@ -375,7 +459,7 @@ impl Graph {
     /// hnswlib's neighbour heuristic: nearest first, keep a candidate only if it is nearer to
     /// the base than to every neighbour kept so far (so links spread in all directions).
     #[inline(always)]
-    fn select(&self, mut cands: Vec<Near>, m: usize) -> Vec<u32> {
+    fn select<const A: bool>(&self, mut cands: Vec<Near>, m: usize) -> Vec<u32> {
         cands.sort();
         let mut kept: Vec<Near> = Vec::with_capacity(m);
         for c in cands {
@@ -385,7 +469,7 @@ impl Graph {
             let v = self.vector(c.1);
             let mut diverse = true;
             for k in &kept {
-                if self.dist(v, k.1) <= c.0 {
+                if self.dist::<A>(v, k.1) <= c.0 {
                     diverse = false;
                     break;
                 }
@@ -403,17 +487,17 @@ impl Graph {
             // SAFETY: the CPU has AVX2 and FMA (checked when the graph was made).
             return unsafe { self.insert_avx2(node) };
         }
-        self.insert_impl(node)
+        self.insert_impl::<false>(node)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn insert_avx2(&self, node: u32) {
-        self.insert_impl(node)
+        self.insert_impl::<true>(node)
     }
 
     #[inline(always)]
-    fn insert_impl(&self, node: u32) {
+    fn insert_impl<const A: bool>(&self, node: u32) {
         let q = self.vector(node).to_vec();
         let level = self.levels[node as usize];
         let Some((ep, top)) = *self.entry.lock().unwrap_or_else(|e| e.into_inner()) else {
@@ -421,12 +505,12 @@ impl Graph {
         };
         let mut buf = Vec::with_capacity(self.m0());
         let mut cur = ep;
-        let mut d = self.dist(&q, ep);
+        let mut d = self.dist::<A>(&q, ep);
         for l in (level.saturating_add(1)..=top).rev() {
-            (cur, d) = self.greedy(&q, cur, d, l, &mut buf);
+            (cur, d) = self.greedy::<A>(&q, cur, d, l, &mut buf);
         }
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_layer(
+            let found = self.search_layer::<A, _>(
                 &q,
                 Near(d, cur),
                 self.params.ef_construction,
@@ -437,7 +521,7 @@ impl Graph {
             let cands: Vec<Near> = found.into_vec();
             let best = cands.iter().min().copied();
             let cap = if l == 0 { self.m0() } else { self.params.m };
-            let links = self.select(cands, self.params.m);
+            let links = self.select::<A>(cands, self.params.m);
             {
                 let _g = self.locks[node as usize]
                     .lock()
@@ -459,9 +543,9 @@ impl Graph {
                 } else {
                     let base = self.vector(nb);
                     let mut cands: Vec<Near> =
-                        mine.iter().map(|&x| Near(self.dist(base, x), x)).collect();
-                    cands.push(Near(self.dist(base, node), node));
-                    let pruned = self.select(cands, cap);
+                        mine.iter().map(|&x| Near(self.dist::<A>(base, x), x)).collect();
+                    cands.push(Near(self.dist::<A>(base, node), node));
+                    let pruned = self.select::<A>(cands, cap);
                     self.write_links(nb, l, &pruned);
                 }
             }
@@ -491,7 +575,7 @@ impl Graph {
             // SAFETY: the CPU has AVX2 and FMA (checked when the graph was made).
             return Ok(unsafe { self.search_avx2(query, k, ef, filter) });
         }
-        Ok(self.search_impl(query, k, ef, filter))
+        Ok(self.search_impl::<false>(query, k, ef, filter))
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -503,27 +587,33 @@ impl Graph {
         ef: usize,
         filter: &Filter<'_>,
     ) -> Vec<Scored> {
-        self.search_impl(query, k, ef, filter)
+        self.search_impl::<true>(query, k, ef, filter)
     }
 
     #[inline(always)]
-    fn search_impl(&self, query: &[f32], k: usize, ef: usize, filter: &Filter<'_>) -> Vec<Scored> {
+    fn search_impl<const A: bool>(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: &Filter<'_>,
+    ) -> Vec<Scored> {
         let Some((ep, top)) = *self.entry.lock().unwrap_or_else(|e| e.into_inner()) else {
             return Vec::new();
         };
         let mut buf = Vec::with_capacity(self.m0());
         let mut cur = ep;
-        let mut d = self.dist(query, ep);
+        let mut d = self.dist::<A>(query, ep);
         for l in (1..=top).rev() {
-            (cur, d) = self.greedy(query, cur, d, l, &mut buf);
+            (cur, d) = self.greedy::<A>(query, cur, d, l, &mut buf);
         }
         let plain = filter.exclude.is_empty() && filter.allow.is_none();
         let start = Near(d, cur);
         let found = if plain {
-            self.search_layer(query, start, ef.max(k), 0, |_| true, &mut buf)
+            self.search_layer::<A, _>(query, start, ef.max(k), 0, |_| true, &mut buf)
         } else {
             let keep = |n: u32| passes(filter, self.ids[n as usize]);
-            self.search_layer(query, start, ef.max(k), 0, keep, &mut buf)
+            self.search_layer::<A, _>(query, start, ef.max(k), 0, keep, &mut buf)
         };
         let mut out: Vec<Scored> = found
             .into_vec()
@@ -626,8 +716,10 @@ impl Graph {
         }
         g.ids = f.ids;
         g.levels = f.levels;
-        g.vectors = f.vectors;
-        g.level0 = f.level0.into_iter().map(AtomicU32::new).collect();
+        g.vectors = huge_vec(f.vectors.len());
+        g.vectors.extend_from_slice(&f.vectors);
+        g.level0 = huge_vec(f.level0.len());
+        g.level0.extend(f.level0.into_iter().map(AtomicU32::new));
         g.upper = f
             .upper
             .into_iter()
