@@ -66,7 +66,10 @@ pub(crate) unsafe fn l2_squared_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY (all loads): i + 8 ≤ n or i + 16 ≤ n, within both slices.
     while i + 16 <= n {
         let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        let d1 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)));
+        let d1 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+        );
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         i += 16;
