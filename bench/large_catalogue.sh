@@ -34,6 +34,5 @@ $reco audit --data data/ml-100k --threshold 1 --protocol temporal:0.2 --by gende
 $x catalogue 1000000 > "$out/catalogue.md"
 $x mips 1000000 > "$out/mips.md"
 WARM_ONLY=1 $x mips 1000000 > "$out/mips-warm.md"
-./target/release/examples/ann_bench /tmp/reco-ann 1000000 64 ip > "$out/ann-reco.jsonl"
-"$py" bench/peers/compare_hnswlib.py /tmp/reco-ann 64 ip > "$out/ann-hnswlib.jsonl"
+bench/ann_pairs.sh 5 /tmp/reco-ann 1000000 > "$out/ann.md"
 echo "wrote $out"

@@ -1,6 +1,8 @@
 //! Our HNSW graph (Malkov & Yashunin 2018), laid out for search speed: level-0 links of every
-//! node in one flat array, vectors in another, our f32 SIMD kernels called directly, the next
-//! neighbour's vector prefetched, and a per-thread visited list stamped by generation.
+//! node in one flat array, vectors in another, both on 2 MiB pages where Linux allows; AVX2/FMA
+//! distance kernels; a per-thread visited list stamped by generation; and a walk that sorts out
+//! unseen neighbours without branching, then prefetches their vectors and the next candidate's
+//! links before computing distances (the walk waits on memory, not arithmetic).
 //!
 //! Parallel construction follows hnswlib: each node's link list has a lock that writers hold;
 //! links are atomics, so readers (other insertions walking the graph) never block. Node levels
