@@ -224,7 +224,7 @@ fn multi_source(
         "model": "pipeline",
         "models": [
             named("mf", ials),
-            {"name": "knn", "model": "item-knn", "similarity": "cosine", "k": 50}
+            {"name": "knn", "model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 50}
         ],
         "sources": [
             {"kind": "ann", "model": "mf", "budget": budget},

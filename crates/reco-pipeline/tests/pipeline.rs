@@ -39,7 +39,7 @@ fn pipeline(rerank: serde_json::Value, ranker: &str) -> serde_json::Value {
         "model": "pipeline",
         "models": [
             {"name": "mf", "model": "ials", "factors": 16, "iterations": 6},
-            {"name": "knn", "model": "item-knn", "similarity": "cosine", "k": 30}
+            {"name": "knn", "model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 30}
         ],
         "sources": [
             {"kind": "ann", "model": "mf", "budget": 60, "index": "exact"},
