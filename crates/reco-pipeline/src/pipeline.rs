@@ -241,18 +241,7 @@ impl Pipeline {
         let (ranker, early) = match spec.ranker.kind {
             RankerKind::Sources => (Ranker::Sources, None),
             kind => {
-                let fold = crate::latest_share(data, spec.ranker.window, opts.seed ^ 0x5eed)?;
-                let stage = Stage::build(&spec, &fold.train, opts)?;
-                let partial = Pipeline {
-                    spec: spec.clone(),
-                    value: value.clone(),
-                    seed: opts.seed,
-                    stage,
-                    ranker: Ranker::Sources,
-                    feature_names: names.clone(),
-                };
-                opts.report("ranker rows", 0, 1, None);
-                let rows = partial.training_rows(&fold.test, opts.seed)?;
+                let (partial, rows) = Self::labelled(spec.clone(), value.clone(), data, opts)?;
                 opts.report("ranker", 0, 1, None);
                 let r = &spec.ranker;
                 let ranker = match kind {
@@ -276,6 +265,42 @@ impl Pipeline {
             ranker,
             feature_names: names,
         })
+    }
+
+    /// The labelled rows `spec`'s ranker is trained on, and their feature names: the models are
+    /// fitted on all but each user's latest `ranker.window` share of `data`, and the candidates
+    /// of up to 20,000 sampled users are labelled by that share. For studying or training a
+    /// ranker outside reco.
+    pub fn ranker_rows(
+        spec: PipelineSpec,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<(Rows, Vec<String>)> {
+        spec.validate()?;
+        let (p, rows) = Self::labelled(spec, serde_json::Value::Null, data, opts)?;
+        Ok((rows, p.feature_names))
+    }
+
+    /// A pipeline without a ranker fitted on the earlier share of `data`, and its labelled rows.
+    fn labelled(
+        spec: PipelineSpec,
+        value: serde_json::Value,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<(Pipeline, Rows)> {
+        let fold = crate::latest_share(data, spec.ranker.window, opts.seed ^ 0x5eed)?;
+        let stage = Stage::build(&spec, &fold.train, opts)?;
+        let partial = Pipeline {
+            feature_names: feature_names(&spec),
+            spec,
+            value,
+            seed: opts.seed,
+            stage,
+            ranker: Ranker::Sources,
+        };
+        opts.report("ranker rows", 0, 1, None);
+        let rows = partial.training_rows(&fold.test, opts.seed)?;
+        Ok((partial, rows))
     }
 
     /// Labelled feature rows: each sampled user's candidates that are in `later` are positives,

@@ -1,12 +1,18 @@
 //! Learned rankers over candidate features: logistic regression and gradient-boosted trees.
 
+use rayon::prelude::*;
 use reco_core::Result;
 use serde::{Deserialize, Serialize};
 
-/// Training rows: `x` is row-major with `dim` columns, `y` is 0 or 1.
-pub(crate) struct Rows {
+/// Labelled feature rows a ranker is trained on ([`crate::Pipeline::ranker_rows`] makes them
+/// from a pipeline's candidates).
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    /// Features per row.
     pub dim: usize,
+    /// Row-major features, `dim` per row.
     pub x: Vec<f32>,
+    /// Labels: 1 for a candidate the user went on to interact with, 0 for a sampled negative.
     pub y: Vec<f32>,
 }
 
@@ -38,7 +44,7 @@ impl Logistic {
     /// Fits by Newton's method (iteratively reweighted least squares) with an L2 penalty on the
     /// weights (not the intercept): the problem is small (tens of features) and convex, so a
     /// few exact steps beat any step-size tuning.
-    pub(crate) fn fit(rows: &Rows, l2: f64) -> Result<Self> {
+    pub fn fit(rows: &Rows, l2: f64) -> Result<Self> {
         let (d, n) = (rows.dim, rows.y.len());
         if n == 0 {
             return Err(reco_core::Error::param(
@@ -219,12 +225,7 @@ pub struct Gbdt {
 
 impl Gbdt {
     /// Fits `trees` trees of depth `max_depth`, each shrunk by `learning_rate`.
-    pub(crate) fn fit(
-        rows: &Rows,
-        trees: usize,
-        max_depth: usize,
-        learning_rate: f64,
-    ) -> Result<Self> {
+    pub fn fit(rows: &Rows, trees: usize, max_depth: usize, learning_rate: f64) -> Result<Self> {
         let (d, n) = (rows.dim, rows.y.len());
         if n == 0 {
             return Err(reco_core::Error::param(
@@ -279,9 +280,9 @@ impl Gbdt {
                 &h,
                 learning_rate,
             );
-            for (r, fr) in f.iter_mut().enumerate() {
+            f.par_iter_mut().enumerate().for_each(|(r, fr)| {
                 *fr += predict_tree(&nodes, &rows.x[r * d..(r + 1) * d]) as f64;
-            }
+            });
             out.push(nodes);
         }
         Ok(Gbdt {
@@ -316,6 +317,40 @@ fn predict_tree(nodes: &[Node], x: &[f32]) -> f32 {
     }
 }
 
+/// Rows per histogram chunk: chunks are summed in parallel, then added in chunk order, so the
+/// sums (and the trees) do not depend on the number of threads.
+const HIST_CHUNK: usize = 8192;
+
+/// Gradient and hessian sums per (feature, bin) over `rows`, `BINS` bins per feature. One pass
+/// over each row's contiguous bins for every feature at once.
+fn histograms(rows: &[u32], bins: &[u8], d: usize, g: &[f64], h: &[f64]) -> Vec<(f64, f64)> {
+    let chunk = |part: &[u32]| {
+        let mut hist = vec![(0f64, 0f64); d * BINS];
+        for &r in part {
+            let (gr, hr) = (g[r as usize], h[r as usize]);
+            let row = &bins[r as usize * d..(r as usize + 1) * d];
+            for (j, &b) in row.iter().enumerate() {
+                let cell = &mut hist[j * BINS + b as usize];
+                cell.0 += gr;
+                cell.1 += hr;
+            }
+        }
+        hist
+    };
+    if rows.len() <= HIST_CHUNK {
+        return chunk(rows);
+    }
+    let parts: Vec<Vec<(f64, f64)>> = rows.par_chunks(HIST_CHUNK).map(chunk).collect();
+    let mut total = vec![(0f64, 0f64); d * BINS];
+    for p in parts {
+        for (t, x) in total.iter_mut().zip(p) {
+            t.0 += x.0;
+            t.1 += x.1;
+        }
+    }
+    total
+}
+
 #[allow(clippy::too_many_arguments)]
 fn grow(
     nodes: &mut Vec<Node>,
@@ -344,17 +379,15 @@ fn grow(
         return me;
     }
     let parent = gs * gs / (hs + LAMBDA);
+    let hist = histograms(&rows, bins, d, g, h);
     let mut best: Option<(f64, usize, usize)> = None;
-    let mut hist = vec![(0f64, 0f64); BINS];
     for j in 0..d {
-        hist.iter_mut().for_each(|x| *x = (0.0, 0.0));
-        for &r in &rows {
-            let b = bins[r as usize * d + j] as usize;
-            hist[b].0 += g[r as usize];
-            hist[b].1 += h[r as usize];
-        }
         let (mut gl, mut hl) = (0.0, 0.0);
-        for (b, (gb, hb)) in hist.iter().enumerate().take(edges[j].len()) {
+        for (b, (gb, hb)) in hist[j * BINS..(j + 1) * BINS]
+            .iter()
+            .enumerate()
+            .take(edges[j].len())
+        {
             gl += gb;
             hl += hb;
             let (gr, hr) = (gs - gl, hs - hl);
@@ -398,6 +431,36 @@ impl Ranker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_match_a_naive_sum_and_do_not_depend_on_threads() {
+        // 20,000 rows, so the parallel chunked path runs; against a per-cell sum.
+        let (n, d) = (20_000usize, 3usize);
+        let bins: Vec<u8> = (0..n * d).map(|k| ((k * 7 + k / 5) % BINS) as u8).collect();
+        let g: Vec<f64> = (0..n).map(|r| (r as f64 * 0.37).sin()).collect();
+        let h: Vec<f64> = (0..n).map(|r| 0.1 + (r % 13) as f64 / 13.0).collect();
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 3 != 1).collect();
+        let hist = histograms(&rows, &bins, d, &g, &h);
+        for j in 0..d {
+            for b in 0..BINS {
+                let (mut gs, mut hs) = (0.0, 0.0);
+                for &r in &rows {
+                    if bins[r as usize * d + j] as usize == b {
+                        gs += g[r as usize];
+                        hs += h[r as usize];
+                    }
+                }
+                let (cg, ch) = hist[j * BINS + b];
+                assert!((cg - gs).abs() < 1e-9 && (ch - hs).abs() < 1e-9, "feature {j} bin {b}");
+            }
+        }
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| histograms(&rows, &bins, d, &g, &h));
+        assert_eq!(one, hist, "the sums depend on the number of threads");
+    }
 
     #[test]
     fn cholesky_solves_a_hand_computed_system() {
