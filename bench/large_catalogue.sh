@@ -2,7 +2,8 @@
 # bench/large_catalogue.sh - every figure of the large-catalogue section of BENCHMARKS.md:
 # MovieLens-100K retrieval + ranking (the lectures' exercise, budget sweep, MMR sweep with a
 # plot, blend vs its best component, fairness audit), the 1M-item synthetic catalogue
-# (pipeline latency, HNSW on ALS vectors), and the 1M x 64 ANN comparison with hnswlib.
+# (pipeline latency, HNSW on ALS vectors), our boosted trees against forust-ml, and the 1M x 64
+# ANN comparison with hnswlib (bench/ann_pairs.sh).
 #
 # Usage: bench/large_catalogue.sh [OUT_DIR]   (default /tmp/reco-large-catalogue)
 # Needs data/ml-100k (scripts/fetch-movielens-100k.sh) and the peers venv (bench/peers/setup.sh).
@@ -31,6 +32,7 @@ $reco eval --data data/ml-100k --threshold 1 --protocol temporal:0.2 --k 10,50 -
   > "$out/blend.md"
 $reco audit --data data/ml-100k --threshold 1 --protocol temporal:0.2 --by gender,age \
   --model popularity --model '{"name":"ials","model":"ials","factors":32,"iterations":15}' --reweight 0.5 > "$out/audit.md"
+cargo run --release --manifest-path bench/gbdt-crates/Cargo.toml -- data/ml-100k examples/pipeline.toml > "$out/gbdt-crates.md"
 $x catalogue 1000000 > "$out/catalogue.md"
 $x mips 1000000 > "$out/mips.md"
 WARM_ONLY=1 $x mips 1000000 > "$out/mips-warm.md"

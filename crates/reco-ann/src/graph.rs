@@ -90,8 +90,6 @@ impl Visited {
     }
 }
 
-const HUGE_PAGE: usize = 2 << 20;
-
 /// A vector with room for `cap` elements whose buffer Linux is asked to back with 2 MiB pages.
 /// The walk touches vectors, link lists and visited marks at random over hundreds of
 /// megabytes; with 4 KiB pages nearly every step also misses the TLB. The advice only helps
@@ -99,7 +97,8 @@ const HUGE_PAGE: usize = 2 << 20;
 fn huge_vec<T>(cap: usize) -> Vec<T> {
     let v = Vec::with_capacity(cap);
     #[cfg(target_os = "linux")]
-    if cap * std::mem::size_of::<T>() >= HUGE_PAGE {
+    // A buffer smaller than one 2 MiB page cannot use one.
+    if cap * std::mem::size_of::<T>() >= 2 << 20 {
         const PAGE: usize = 4096;
         let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
         let end = (v.as_ptr() as usize + cap * std::mem::size_of::<T>()) & !(PAGE - 1);
@@ -743,6 +742,16 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growing_a_huge_page_buffer_keeps_its_contents() {
+        let mut v: Vec<u32> = (0..1000).collect();
+        reserve_huge(&mut v, 3 << 20);
+        assert!(v.capacity() >= 1000 + (3 << 20));
+        assert_eq!(v, (0..1000).collect::<Vec<u32>>());
+        v.extend(1000..2000);
+        assert_eq!(v[1500], 1500);
+    }
 
     /// The portable loops (run on CPUs without AVX2) find what the AVX2 loops find: both
     /// graphs are built one row at a time from the same seed, so they differ only where

@@ -451,7 +451,10 @@ mod tests {
                     }
                 }
                 let (cg, ch) = hist[j * BINS + b];
-                assert!((cg - gs).abs() < 1e-9 && (ch - hs).abs() < 1e-9, "feature {j} bin {b}");
+                assert!(
+                    (cg - gs).abs() < 1e-9 && (ch - hs).abs() < 1e-9,
+                    "feature {j} bin {b}"
+                );
             }
         }
         let one = rayon::ThreadPoolBuilder::new()
