@@ -18,35 +18,23 @@ use forust_ml::{GradientBooster, Matrix};
 use reco_core::loaders::LoadOptions;
 use reco_core::model::FitOptions;
 use reco_core::split::{split, Protocol};
+use reco_eval::metrics::Relevant;
 use reco_pipeline::ranker::{Gbdt, Logistic, Rows};
 use reco_pipeline::{Pipeline, PipelineSpec};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Area under the ROC curve of `scores` against 0/1 `labels`, ties counted half.
+/// Area under the ROC curve of `scores` against 0/1 `labels`, by reco's own metric (rows
+/// stand in for items, the positive rows are the relevant ones).
 fn auc(scores: &[f64], labels: &[f32]) -> f64 {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Mid-ranks over tied runs, then the Mann-Whitney statistic.
-    let mut rank = vec![0.0; scores.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        for &k in &order[i..=j] {
-            rank[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    let sum: f64 = (0..labels.len())
-        .filter(|&k| labels[k] > 0.5)
-        .map(|k| rank[k])
-        .sum();
-    (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    let rel = Relevant::new(
+        (0..labels.len() as u32)
+            .filter(|&k| labels[k as usize] > 0.5)
+            .map(|k| (k, 1.0))
+            .collect(),
+    );
+    let s: Vec<f32> = scores.iter().map(|&x| x as f32).collect();
+    reco_eval::metrics::auc(&s, &rel, &[], None).unwrap_or(f64::NAN)
 }
 
 /// Mean log-loss of log-odds `z` against `labels`.
@@ -155,21 +143,26 @@ fn main() -> Res<()> {
     );
     println!("| learner | fit s (median of 3) | held-out AUC | held-out log-loss |");
     println!("|---|---|---|---|");
+    let report = |name: &str, secs: f64, z: &[f64]| {
+        println!(
+            "| {name} | {secs:.3} | {:.4} | {:.4} |",
+            auc(z, &test.y),
+            log_loss(z, &test.y)
+        )
+    };
     let (s, lr_model) = timed(|| Logistic::fit(&train, l2));
     let lr_model = lr_model?;
-    let z = score_rows(&|x| lr_model.score(x));
-    println!(
-        "| reco logistic regression (L2 {l2}) | {s:.3} | {:.4} | {:.4} |",
-        auc(&z, &test.y),
-        log_loss(&z, &test.y)
+    report(
+        &format!("reco logistic regression (L2 {l2})"),
+        s,
+        &score_rows(&|x| lr_model.score(x)),
     );
     let (s, gb) = timed(|| Gbdt::fit(&train, trees, depth, lr));
     let gb = gb?;
-    let z = score_rows(&|x| gb.score(x));
-    println!(
-        "| reco boosted trees (32 bins) | {s:.3} | {:.4} | {:.4} |",
-        auc(&z, &test.y),
-        log_loss(&z, &test.y)
+    report(
+        "reco boosted trees (32 bins)",
+        s,
+        &score_rows(&|x| gb.score(x)),
     );
     let (xtr, xte) = (columns(&train), columns(&test));
     let ytr: Vec<f64> = train.y.iter().map(|&y| y as f64).collect();
@@ -186,11 +179,10 @@ fn main() -> Res<()> {
                 .map(|()| b)
         });
         let booster = booster?;
-        let z = booster.predict(&Matrix::new(&xte, test.y.len(), test.dim), true);
-        println!(
-            "| forust-ml 0.5 ({bins} bins) | {s:.3} | {:.4} | {:.4} |",
-            auc(&z, &test.y),
-            log_loss(&z, &test.y)
+        report(
+            &format!("forust-ml 0.5 ({bins} bins)"),
+            s,
+            &booster.predict(&Matrix::new(&xte, test.y.len(), test.dim), true),
         );
     }
     Ok(())

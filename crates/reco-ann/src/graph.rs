@@ -8,8 +8,10 @@
 //! links are atomics, so readers (other insertions walking the graph) never block. Node levels
 //! are drawn up front from the seed, so the level structure is reproducible; the links depend on
 //! the order threads finish, as in every parallel HNSW.
+//!
+//! `memory` holds the visited list, huge-page buffers and prefetching; `persist` the saved
+//! form and the checks on load.
 
-use std::cell::RefCell;
 use std::cmp::Ordering as Cmp;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,9 +22,14 @@ use rayon::prelude::*;
 use reco_core::model::Filter;
 use reco_core::topk::{rank_cmp, Scored};
 use reco_core::Result;
-use serde::{Deserialize, Serialize};
 
 use crate::{check_dim, passes, HnswParams, Metric};
+
+mod memory;
+mod persist;
+
+use memory::{prefetch, reserve_huge, VISITED};
+pub(crate) use persist::Frozen;
 
 /// A (distance, node) pair ordered by distance, then node.
 #[derive(Clone, Copy, PartialEq)]
@@ -37,115 +44,6 @@ impl Ord for Near {
     fn cmp(&self, o: &Self) -> Cmp {
         self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
     }
-}
-
-/// Nodes visited by one search: a node is visited when its stamp equals the current one. It
-/// also keeps the candidate heap's buffer, so a search allocates nothing but its result.
-#[derive(Default)]
-struct Visited {
-    stamp: u16,
-    marks: Vec<u16>,
-    candidates: Vec<std::cmp::Reverse<Near>>,
-}
-
-thread_local! {
-    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { stamp: 0, marks: Vec::new(), candidates: Vec::new() }) };
-}
-
-impl Visited {
-    /// Starts a new search over `n` nodes.
-    fn reset(&mut self, n: usize) {
-        if self.marks.len() < n {
-            let extra = n - self.marks.len();
-            reserve_huge(&mut self.marks, extra);
-            self.marks.resize(n, 0);
-        }
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.marks.iter_mut().for_each(|m| *m = 0);
-            self.stamp = 1;
-        }
-    }
-
-    /// Marks `node` seen; true if it was not seen before in this search. Branch-free, so a run
-    /// of calls issues all its loads at once.
-    #[inline(always)]
-    fn mark(&mut self, node: u32) -> bool {
-        let m = &mut self.marks[node as usize];
-        let new = *m != self.stamp;
-        *m = self.stamp;
-        new
-    }
-
-    /// True the first time `node` is seen in this search.
-    #[inline(always)]
-    fn first(&mut self, node: u32) -> bool {
-        let m = &mut self.marks[node as usize];
-        if *m == self.stamp {
-            false
-        } else {
-            *m = self.stamp;
-            true
-        }
-    }
-}
-
-/// A vector with room for `cap` elements whose buffer Linux is asked to back with 2 MiB pages.
-/// The walk touches vectors, link lists and visited marks at random over hundreds of
-/// megabytes; with 4 KiB pages nearly every step also misses the TLB. The advice only helps
-/// pages not yet written, so it is given before the buffer is filled (hence our own growth).
-fn huge_vec<T>(cap: usize) -> Vec<T> {
-    let v = Vec::with_capacity(cap);
-    #[cfg(target_os = "linux")]
-    // A buffer smaller than one 2 MiB page cannot use one.
-    if cap * std::mem::size_of::<T>() >= 2 << 20 {
-        const PAGE: usize = 4096;
-        let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
-        let end = (v.as_ptr() as usize + cap * std::mem::size_of::<T>()) & !(PAGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside the allocation just made; MADV_HUGEPAGE is advice
-            // and changes no contents. A refusal (e.g. huge pages disabled) is harmless.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    v
-}
-
-/// Makes room for `extra` more elements in `v`, moving it into a [`huge_vec`] when it grows.
-fn reserve_huge<T>(v: &mut Vec<T>, extra: usize) {
-    let need = v.len() + extra;
-    if need > v.capacity() {
-        let mut grown = huge_vec(need.max(v.capacity() + v.capacity() / 2));
-        grown.append(v);
-        *v = grown;
-    }
-}
-
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; any address is allowed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// The graph's serialisable form.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Frozen {
-    dim: usize,
-    metric: Metric,
-    params: HnswParams,
-    ids: Vec<u32>,
-    levels: Vec<u8>,
-    vectors: Vec<f32>,
-    level0: Vec<u32>,
-    upper: Vec<Vec<u32>>,
-    entry: Option<(u32, u8)>,
 }
 
 /// The graph. Internal node numbers are insertion order; `ids` maps them to the caller's ids.
@@ -415,7 +313,7 @@ impl Graph {
             let mut spare = std::mem::take(&mut visited.candidates);
             spare.clear();
             let mut candidates = BinaryHeap::from(spare);
-            visited.first(start.1);
+            visited.mark(start.1);
             candidates.push(std::cmp::Reverse(start));
             if keep(start.1) {
                 found.push(start);
@@ -641,117 +539,11 @@ impl Graph {
             + self.upper.iter().map(|u| u.len() * 4 + 24).sum::<usize>()
             + self.ids.len() * (4 + 1 + 16 + 8)
     }
-
-    pub fn freeze(&self) -> Frozen {
-        let plain = |v: &[AtomicU32]| {
-            v.iter()
-                .map(|x| x.load(Ordering::Relaxed))
-                .collect::<Vec<u32>>()
-        };
-        Frozen {
-            dim: self.dim,
-            metric: self.metric,
-            params: self.params,
-            ids: self.ids[..self.linked].to_vec(),
-            levels: self.levels[..self.linked].to_vec(),
-            vectors: self.vectors[..self.linked * self.dim].to_vec(),
-            level0: plain(&self.level0[..self.linked * (1 + self.m0())]),
-            upper: self.upper[..self.linked].iter().map(|u| plain(u)).collect(),
-            entry: *self.entry.lock().unwrap_or_else(|e| e.into_inner()),
-        }
-    }
-
-    pub fn thaw(f: Frozen) -> Result<Graph> {
-        let bad = |m: &str| reco_core::Error::Artifact {
-            path: "hnsw".into(),
-            message: m.into(),
-        };
-        f.params.validate()?;
-        let n = f.ids.len();
-        let m = f.params.m;
-        if f.dim == 0
-            || f.levels.len() != n
-            || f.vectors.len() != n * f.dim
-            || f.level0.len() != n * (1 + 2 * m)
-            || f.upper.len() != n
-            || f.upper
-                .iter()
-                .zip(&f.levels)
-                .any(|(u, &l)| u.len() != l as usize * (1 + m))
-            || f.level0
-                .iter()
-                .chain(f.upper.iter().flatten())
-                .any(|&x| x as usize > n.max(2 * m + 1))
-            || f.entry
-                .is_some_and(|(e, l)| e as usize >= n || f.levels[e as usize] != l)
-            || (n > 0) != f.entry.is_some()
-        {
-            return Err(bad("the graph's arrays do not fit together"));
-        }
-        let mut g = Graph::new(f.dim, f.metric, f.params);
-        g.by_id = f
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(k, &id)| (id, k as u32))
-            .collect();
-        if g.by_id.len() != n {
-            return Err(bad("an id appears twice"));
-        }
-        // Links must name nodes; counts must fit their lists.
-        let stride0 = 1 + 2 * m;
-        for node in 0..n {
-            let c = f.level0[node * stride0] as usize;
-            if c > 2 * m
-                || f.level0[node * stride0 + 1..node * stride0 + 1 + c]
-                    .iter()
-                    .any(|&x| x as usize >= n)
-            {
-                return Err(bad("a link names no node"));
-            }
-            for l in 0..f.levels[node] as usize {
-                let s = l * (1 + m);
-                let c = f.upper[node][s] as usize;
-                if c > m
-                    || f.upper[node][s + 1..s + 1 + c]
-                        .iter()
-                        .any(|&x| x as usize >= n)
-                {
-                    return Err(bad("a link names no node"));
-                }
-            }
-        }
-        g.ids = f.ids;
-        g.levels = f.levels;
-        g.vectors = huge_vec(f.vectors.len());
-        g.vectors.extend_from_slice(&f.vectors);
-        g.level0 = huge_vec(f.level0.len());
-        g.level0.extend(f.level0.into_iter().map(AtomicU32::new));
-        g.upper = f
-            .upper
-            .into_iter()
-            .map(|u| u.into_iter().map(AtomicU32::new).collect())
-            .collect();
-        g.locks = (0..n).map(|_| Mutex::new(())).collect();
-        *g.entry.lock().unwrap_or_else(|e| e.into_inner()) = f.entry;
-        g.linked = n;
-        Ok(g)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn growing_a_huge_page_buffer_keeps_its_contents() {
-        let mut v: Vec<u32> = (0..1000).collect();
-        reserve_huge(&mut v, 3 << 20);
-        assert!(v.capacity() >= 1000 + (3 << 20));
-        assert_eq!(v, (0..1000).collect::<Vec<u32>>());
-        v.extend(1000..2000);
-        assert_eq!(v[1500], 1500);
-    }
 
     /// The portable loops (run on CPUs without AVX2) find what the AVX2 loops find: both
     /// graphs are built one row at a time from the same seed, so they differ only where
