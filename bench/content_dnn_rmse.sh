@@ -18,7 +18,7 @@ F=(--items "$W/items.csv" --title-col title --text-col title --category-col 'gen
    --users "$W/users.csv" --user-numeric-col age --user-category-col gender --user-category-col occupation)
 $R eval --splits "$W/holdout-0.2" "${F[@]}" --ratings-only --json \
   --model '{"model":"content-dnn","name":"content-dnn"}' \
-  --model '{"model":"content-dnn","name":"content-dnn+ids","user_ids":true,"item_ids":true}' \
+  --model '{"model":"content-dnn","name":"content-dnn+ids","user_identity":true,"item_identity":true}' \
   --model '{"model":"two-tower","name":"two-tower-mse-ids-only","loss":"mse","user_fields":[],"item_fields":[],"recent_items":0,"temperature":1.0,"epochs":30,"batch_size":256,"learning_rate":0.001}' \
   --model '{"model":"fm","name":"fm+features"}' \
   --model '{"model":"svd","name":"svd"}' \

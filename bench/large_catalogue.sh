@@ -25,13 +25,13 @@ $x budget data/ml-100k > "$out/budget.md"
 $x mmr data/ml-100k docs/img/mmr.svg > "$out/mmr.md"
 fi
 $reco eval --data data/ml-100k --threshold 1 --protocol temporal:0.2 --k 10,50 --no-auc --baseline ials \
-  --model '{"name":"ials","model":"ials","factors":32,"iterations":15}' \
+  --model '{"name":"ials","model":"ials","factors":32,"epochs":15}' \
   --model '{"name":"item-knn","model":"item-knn","similarity":"vector-cosine","max_neighbours":100}' \
   --model '{"name":"content","model":"content"}' \
-  --model '{"name":"blend","model":"blend","models":[{"name":"mf","model":"ials","factors":32,"iterations":15},{"name":"knn","model":"item-knn","similarity":"vector-cosine","max_neighbours":100},{"name":"content","model":"content"}]}' \
+  --model '{"name":"blend","model":"blend","models":[{"name":"mf","model":"ials","factors":32,"epochs":15},{"name":"knn","model":"item-knn","similarity":"vector-cosine","max_neighbours":100},{"name":"content","model":"content"}]}' \
   > "$out/blend.md"
 $reco audit --data data/ml-100k --threshold 1 --protocol temporal:0.2 --by gender,age \
-  --model popularity --model '{"name":"ials","model":"ials","factors":32,"iterations":15}' --reweight 0.5 > "$out/audit.md"
+  --model popularity --model '{"name":"ials","model":"ials","factors":32,"epochs":15}' --reweight 0.5 > "$out/audit.md"
 cargo run --release --manifest-path bench/gbdt-crates/Cargo.toml -- data/ml-100k examples/pipeline.toml > "$out/gbdt-crates.md"
 $x catalogue 1000000 > "$out/catalogue.md"
 $x mips 1000000 > "$out/mips.md"

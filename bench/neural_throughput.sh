@@ -44,7 +44,7 @@ if [ ! -f "$W/s1m-wide/s1m-wide.inter" ]; then
   $R data synth --preset scalable --users 140000 --items 27000 --interactions 1000000 --out "$W/s1m-wide" --name s1m-wide > /dev/null
 fi
 wide_load=$(secs $R data inspect --data "$W/s1m-wide")
-for spec in '{"model":"two-tower","epochs":1}' '{"model":"two-tower","epochs":1,"user_ids":false}'; do
+for spec in '{"model":"two-tower","epochs":1}' '{"model":"two-tower","epochs":1,"user_identity":false}'; do
   t=$(RAYON_NUM_THREADS=1 secs $R train --data "$W/s1m-wide" --model "$spec" --out "$W/model")
   printf '140k users × 27k items, 1M interactions, %s, 1 thread: %.1f s per epoch → %.0f examples/s\n' "$spec" "$(echo "$t - $wide_load" | bc -l)" "$(echo "1000000 / ($t - $wide_load)" | bc -l)"
 done

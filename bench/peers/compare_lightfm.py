@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import recompute_metrics  # noqa: E402
 from compare_topn import reco_run  # noqa: E402
 
-COMMON = {"factors": 32, "epochs": 30, "lr": 0.05, "max_sampled": 10, "user_fields": []}
+COMMON = {"factors": 32, "epochs": 30, "learning_rate": 0.05, "max_sampled": 10, "user_fields": []}
 MODELS = {
     "warp": ({"loss": "warp", "item_fields": []}, {"loss": "warp"}, False),
     "warp + genres, year": ({"loss": "warp", "item_fields": ["*"]}, {"loss": "warp"}, True),
@@ -66,7 +66,7 @@ def lightfm_run(d, meta, peer, features, threads, k=10):
     inter, _ = ds.build_interactions(zip(tr["user"], tr["item"]))
     ifeat = ds.build_item_features((i, meta.get(i, [])) for i in all_items) if features else None
     epochs = peer.get("epochs", COMMON["epochs"])
-    model = LightFM(no_components=COMMON["factors"], loss=peer["loss"], learning_rate=COMMON["lr"],
+    model = LightFM(no_components=COMMON["factors"], loss=peer["loss"], learning_rate=COMMON["learning_rate"],
                     max_sampled=COMMON["max_sampled"], k=peer.get("k", 5), n=peer.get("n", 10), random_state=42)
     t0 = time.perf_counter()
     model.fit(inter, item_features=ifeat, epochs=epochs, num_threads=threads)

@@ -36,11 +36,11 @@ TOPN = {
     "two-tower, ids only, sampled BCE (4 negatives)": {"model": "two-tower", "epochs": 10, "loss": "bce", "temperature": 0.1,
                                                        "user_fields": [], "item_fields": [], "recent_items": 0},
     "neural-cf (GMF 16 + MLP 64-32-16)": {"model": "neural-cf", "epochs": 10},
-    "ials (64 f, α=10, 15 it)": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 9.0},
+    "ials (64 f, α=10, 15 it)": {"model": "ials", "factors": 64, "epochs": 15, "regularization": 0.05, "alpha": 9.0},
 }
 COLD = {
     "two-tower, features (+ ids for warm entities)": {"model": "two-tower", "epochs": 10},
-    "two-tower, features only": {"model": "two-tower", "epochs": 10, "user_ids": False, "item_ids": False},
+    "two-tower, features only": {"model": "two-tower", "epochs": 10, "user_identity": False, "item_identity": False},
     "hybrid (LightFM-style WARP, features)": {"model": "hybrid", "loss": "warp", "factors": 32, "epochs": 30},
     "popularity": {"model": "popularity"},
 }

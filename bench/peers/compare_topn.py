@@ -28,12 +28,12 @@ RECO_MODELS = {
     "item-knn cosine (K=100)": {"model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 100},
     "item-knn bm25 (K=100)": {"model": "item-knn", "similarity": "bm25", "max_neighbours": 100},
     # implicit's confidence is α·r, reco's 1 + α·r: on binary data implicit α = reco α + 1.
-    "ials α=1 (64 f, 15 it, reg 0.05)": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 0.0},
-    "ials α=10": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 9.0},
-    "ials α=40": {"model": "ials", "factors": 64, "iterations": 15, "reg": 0.05, "alpha": 39.0},
-    "bpr (64 f, 100 epochs)": {"model": "bpr", "factors": 64, "epochs": 100, "lr": 0.01, "reg": 0.01},
+    "ials α=1 (64 f, 15 it, reg 0.05)": {"model": "ials", "factors": 64, "epochs": 15, "regularization": 0.05, "alpha": 0.0},
+    "ials α=10": {"model": "ials", "factors": 64, "epochs": 15, "regularization": 0.05, "alpha": 9.0},
+    "ials α=40": {"model": "ials", "factors": 64, "epochs": 15, "regularization": 0.05, "alpha": 39.0},
+    "bpr (64 f, 100 epochs)": {"model": "bpr", "factors": 64, "epochs": 100, "learning_rate": 0.01, "regularization": 0.01},
     "lmf (30 f, 30 epochs)": {"model": "lmf"},
-    "ease (λ=500)": {"model": "ease", "lambda": 500.0},
+    "ease (λ=500)": {"model": "ease", "regularization": 500.0},
     "rp3beta (α=1, β=0.5)": {"model": "rp3beta"},
     "popularity": {"model": "popularity"},
 }

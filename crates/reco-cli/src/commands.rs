@@ -394,19 +394,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pipeline { config, eval: args } => {
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
-            let value = reco_pipeline::spec_from_toml(&text)
+            let spec = reco_pipeline::spec_from_toml(&text)
                 .with_context(|| format!("{}", config.display()))?;
-            let name = value
-                .get("name")
-                .and_then(|n| n.as_str())
-                .map(str::to_string)
+            let name = spec
+                .params::<reco_pipeline::Pipeline>()
+                .and_then(|p| p.name.clone())
                 .or_else(|| config.file_stem().map(|s| s.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "pipeline".into());
-            let mut value = value;
-            if let Some(o) = value.as_object_mut() {
-                o.remove("name");
-            }
-            let spec = reco_models::ModelSpec::from_value(value)?;
             eval(*args, vec![Named { name, spec }])
         }
         Command::Audit {

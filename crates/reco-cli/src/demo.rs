@@ -16,10 +16,10 @@ fn demo_models() -> Result<Vec<Named>> {
         r#"{"name": "random", "model": "random"}"#,
         r#"{"name": "popularity", "model": "popularity"}"#,
         r#"{"name": "content-tfidf", "model": "content", "tfidf": {"english_stop_words": true, "max_features": 5000}, "category_weight": 0}"#,
-        r#"{"name": "covisitation", "model": "covisit", "top_k": 50, "last_n": 1}"#,
+        r#"{"name": "covisitation", "model": "covisit", "max_neighbours": 50, "recent_items": 1}"#,
         r#"{"name": "user-knn", "model": "user-knn", "similarity": "pearson", "prediction": "with-means", "k": 30, "rank_by_rating": true}"#,
         r#"{"name": "item-knn", "model": "item-knn", "similarity": "cosine", "prediction": "with-means", "k": 50, "rank_by_rating": true}"#,
-        r#"{"name": "matrix-factorization", "model": "svd", "factors": 32, "epochs": 50, "lr": 0.01, "reg": 0.05}"#,
+        r#"{"name": "matrix-factorization", "model": "svd", "factors": 32, "epochs": 50, "learning_rate": 0.01, "regularization": 0.05}"#,
         // The notebook's two-tower: 32-d id towers, L2-normalised, sigmoid BCE on the cosine
         // with 3 random negatives per positive, Adam 0.01, batch 256 — for 30 epochs, not 10:
         // with our towers' extra linear layer, 60 Adam steps leave it at random's level.

@@ -33,7 +33,7 @@ fn scored_rows(
     list.iter()
         .enumerate()
         .map(|(r, s)| {
-            let (title, cat) = m.catalog.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
+            let (title, cat) = m.labels.as_ref().map_or((String::new(), String::new()), |c| (c.titles[s.item as usize].clone(), c.categories[s.item as usize].clone()));
             serde_json::json!({ "rank": r + 1, "item": m.items.id(s.item), "score": s.score, "title": title, "category": cat })
         })
         .collect()
@@ -102,7 +102,7 @@ pub(crate) fn recommend(
             m.seen(u).iter().map(|&i| (i, 1.0)).collect()
         });
         let labels = |i: u32| -> Vec<String> {
-            m.catalog.as_ref().map_or(Vec::new(), |c| {
+            m.labels.as_ref().map_or(Vec::new(), |c| {
                 c.categories[i as usize]
                     .split('|')
                     .filter(|s| !s.is_empty())
@@ -134,7 +134,7 @@ fn describe(m: &reco_models::LoadedModel, r: &reco_core::explain::Reason) -> Str
     use reco_core::explain::Reason;
     let item = |i: u32| {
         let t = m
-            .catalog
+            .labels
             .as_ref()
             .map_or("", |c| c.titles[i as usize].as_str());
         if t.is_empty() {

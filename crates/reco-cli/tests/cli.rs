@@ -493,7 +493,7 @@ fn pipelines_audits_and_explanations_through_the_cli() {
         "--data",
         data,
         "--model",
-        r#"{"model":"ials","factors":8,"iterations":3}"#,
+        r#"{"model":"ials","factors":8,"epochs":3}"#,
         "--out",
         art.to_str().unwrap(),
     ]);

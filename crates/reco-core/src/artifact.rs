@@ -81,11 +81,18 @@ pub fn read(dir: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
             "not a reco model (manifest format field missing or different)".into(),
         ));
     }
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(FORMAT_VERSION as u64) {
-        return Err(bad(format!(
-            "format version {version:?} is not supported (this reco reads version {FORMAT_VERSION})"
-        )));
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => {
+            return Err(Error::ArtifactIncompatible {
+                path: dir.into(),
+                message: format!(
+                    "artifact format version {v} is not supported (this reco reads version \
+                     {FORMAT_VERSION}); retrain the model with this version"
+                ),
+            })
+        }
+        None => return Err(bad("manifest.json has no format_version number".into())),
     }
     let manifest: Manifest =
         serde_json::from_value(value).map_err(|e| bad(format!("manifest.json: {e}")))?;

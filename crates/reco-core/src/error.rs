@@ -88,7 +88,37 @@ pub enum Error {
         /// External item id of the first overlapping pair.
         item: String,
     },
-    /// A saved artifact is corrupt, foreign, or from an unsupported version.
+    /// A model specification names a kind that no registered family provides.
+    #[error("unknown model kind {kind:?}; the kinds are: {known}")]
+    UnknownKind {
+        /// The name asked for.
+        kind: String,
+        /// The registered kinds, comma-separated.
+        known: String,
+    },
+    /// Two model families claim the same kind name.
+    #[error("model kind {kind:?} is registered twice")]
+    DuplicateKind {
+        /// The contested name.
+        kind: &'static str,
+    },
+    /// Training produced NaN or infinite parameters.
+    #[error("{model}: training diverged: {message}")]
+    Diverged {
+        /// Model kind.
+        model: String,
+        /// What diverged and what to change.
+        message: String,
+    },
+    /// Training could not finish for another reason (a solver failed, the data are degenerate).
+    #[error("{model}: training failed: {message}")]
+    TrainingFailed {
+        /// Model kind.
+        model: String,
+        /// What failed.
+        message: String,
+    },
+    /// A saved artifact is damaged: a checksum, length, shape or encoding does not hold.
     #[error("artifact {path}: {message}")]
     Artifact {
         /// Artifact directory or file.
@@ -96,12 +126,97 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// A model was asked something it cannot answer.
+    /// A saved artifact is intact but cannot be read by this version: another format version,
+    /// or a model kind or parameter this build does not know.
+    #[error("artifact {path}: {message}")]
+    ArtifactIncompatible {
+        /// Artifact directory or file.
+        path: PathBuf,
+        /// What does not match.
+        message: String,
+    },
+    /// A model was asked for something it cannot do (a capability it lacks).
     #[error("{0}")]
     Unsupported(String),
 }
 
+/// The broad class of an [`Error`], for callers that map errors to exit codes, HTTP statuses
+/// or exception types: the match on [`Error::category`] is exhaustive, so a new variant has to
+/// be placed in a class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// The input data are malformed or inconsistent (the user fixes the file).
+    Data,
+    /// A model specification or another parameter is invalid (the user fixes the request).
+    Spec,
+    /// Training diverged or failed on valid input (the user changes parameters or data).
+    Training,
+    /// A saved model is damaged or from an incompatible version.
+    Artifact,
+    /// The operating system refused a read or write.
+    Io,
+    /// The model cannot answer this kind of request.
+    Unsupported,
+}
+
+impl ErrorCategory {
+    /// The lower-case name used in JSON output and documentation.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCategory::Data => "data",
+            ErrorCategory::Spec => "spec",
+            ErrorCategory::Training => "training",
+            ErrorCategory::Artifact => "artifact",
+            ErrorCategory::Io => "io",
+            ErrorCategory::Unsupported => "unsupported",
+        }
+    }
+}
+
 impl Error {
+    /// The class of the error.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Io { .. } => ErrorCategory::Io,
+            Error::Parse { .. }
+            | Error::EmptyFile { .. }
+            | Error::MissingColumn { .. }
+            | Error::UnknownId { .. }
+            | Error::Format { .. }
+            | Error::Overlap { .. } => ErrorCategory::Data,
+            Error::InvalidParameter { .. }
+            | Error::UnknownKind { .. }
+            | Error::DuplicateKind { .. } => ErrorCategory::Spec,
+            Error::Diverged { .. } | Error::TrainingFailed { .. } => ErrorCategory::Training,
+            Error::Artifact { .. } | Error::ArtifactIncompatible { .. } => ErrorCategory::Artifact,
+            Error::Unsupported(_) => ErrorCategory::Unsupported,
+        }
+    }
+
+    /// Builds a divergence error for `model`.
+    pub fn diverged(model: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Diverged {
+            model: model.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds a training-failure error for `model`.
+    pub fn training(model: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::TrainingFailed {
+            model: model.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds a corrupt-artifact error.
+    pub fn artifact(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Artifact {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -27,9 +27,10 @@ pub mod split;
 pub mod synth;
 pub mod topk;
 pub mod vector;
+pub mod warning;
 
 pub use dataset::{Dataset, DatasetStats, Feedback, LoadReport};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCategory, Result};
 pub use features::FeatureTable;
 pub use ids::{IdMap, ItemIdx, UserIdx};
 pub use interactions::{DuplicatePolicy, Interactions, Triplets};

@@ -56,7 +56,35 @@ impl Recommender for RandomModel {
     }
 }
 
-impl_model!(RandomModel, Random);
+impl_model!(RandomModel);
+
+impl crate::spec::Kind for RandomModel {
+    const NAME: &'static str = "random";
+    const SUMMARY: &'static str = "Uniformly random ranking: the floor every model must beat.";
+    type Params = RandomParams;
+    type Fitted = RandomModel;
+
+    fn validate(_: &RandomParams) -> Result<()> {
+        Ok(())
+    }
+
+    fn capabilities(_: &RandomParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities::default()
+    }
+
+    fn fit(p: &RandomParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<RandomModel> {
+        RandomModel::fit(p, data, opts)
+    }
+
+    fn restore(_: &RandomParams, state: &[u8]) -> Result<RandomModel> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<RandomParams> {
+        vec![RandomParams::default()]
+    }
+}
 
 /// What popularity counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,7 +197,43 @@ impl Recommender for Popularity {
     }
 }
 
-impl_model!(Popularity, Popularity);
+impl_model!(Popularity);
+
+impl crate::spec::Kind for Popularity {
+    const NAME: &'static str = "popularity";
+    const SUMMARY: &'static str = "Most popular items, by count, rating sum or time-decayed trend.";
+    type Params = PopularityParams;
+    type Fitted = Popularity;
+
+    fn validate(p: &PopularityParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &PopularityParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &PopularityParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Popularity> {
+        Popularity::fit(p, data, opts)
+    }
+
+    fn restore(_: &PopularityParams, state: &[u8]) -> Result<Popularity> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<PopularityParams> {
+        [Weighting::Count, Weighting::Rating, Weighting::Trending]
+            .map(|weighting| PopularityParams {
+                weighting,
+                half_life_days: 60.0,
+            })
+            .to_vec()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -28,11 +28,11 @@ pub struct BaselineParams {
     /// Passes over the data (ALS 10, SGD 20 in Surprise; 0 means that default).
     pub epochs: usize,
     /// ALS: regularisation of item biases.
-    pub reg_i: f64,
+    pub regularization_bi: f64,
     /// ALS: regularisation of user biases.
-    pub reg_u: f64,
+    pub regularization_bu: f64,
     /// SGD: regularisation of both biases.
-    pub reg: f64,
+    pub regularization: f64,
     /// SGD: learning rate.
     pub learning_rate: f64,
 }
@@ -42,9 +42,9 @@ impl Default for BaselineParams {
         BaselineParams {
             method: BiasMethod::Als,
             epochs: 0,
-            reg_i: 10.0,
-            reg_u: 15.0,
-            reg: 0.02,
+            regularization_bi: 10.0,
+            regularization_bu: 15.0,
+            regularization: 0.02,
             learning_rate: 0.005,
         }
     }
@@ -54,9 +54,9 @@ impl BaselineParams {
     /// Checks every rule, one error per broken rule.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
-            ("reg_i", self.reg_i),
-            ("reg_u", self.reg_u),
-            ("reg", self.reg),
+            ("regularization_bi", self.regularization_bi),
+            ("regularization_bu", self.regularization_bu),
+            ("regularization", self.regularization),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::param(
@@ -114,7 +114,7 @@ impl Biases {
                             .zip(m.item_values(i as u32))
                             .map(|(&u, &r)| r as f64 - mu - bu[u as usize])
                             .sum();
-                        *b = dev / (p.reg_i + users.len() as f64);
+                        *b = dev / (p.regularization_bi + users.len() as f64);
                     }
                     for (u, b) in bu.iter_mut().enumerate() {
                         let items = m.user_items(u as u32);
@@ -123,15 +123,15 @@ impl Biases {
                             .zip(m.user_values(u as u32))
                             .map(|(&i, &r)| r as f64 - mu - bi[i as usize])
                             .sum();
-                        *b = dev / (p.reg_u + items.len() as f64);
+                        *b = dev / (p.regularization_bu + items.len() as f64);
                     }
                 }
                 BiasMethod::Sgd => {
                     for (u, i, r) in m.iter() {
                         let (u, i) = (u as usize, i as usize);
                         let err = r as f64 - (mu + bu[u] + bi[i]);
-                        bu[u] += p.learning_rate * (err - p.reg * bu[u]);
-                        bi[i] += p.learning_rate * (err - p.reg * bi[i]);
+                        bu[u] += p.learning_rate * (err - p.regularization * bu[u]);
+                        bi[i] += p.learning_rate * (err - p.regularization * bi[i]);
                     }
                 }
             }
@@ -234,7 +234,49 @@ impl RatingPredictor for Baseline {
     }
 }
 
-impl_model!(Baseline, Baseline);
+impl_model!(Baseline);
+
+impl crate::spec::Kind for Baseline {
+    const NAME: &'static str = "baseline";
+    const SUMMARY: &'static str = "μ + b_u + b_i (Surprise's BaselineOnly), fitted by ALS or SGD.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("reg", "regularization"),
+        ("reg_u", "regularization_bu"),
+        ("reg_i", "regularization_bi"),
+    ];
+    type Params = BaselineParams;
+    type Fitted = Baseline;
+
+    fn validate(p: &BaselineParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &BaselineParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &BaselineParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Baseline> {
+        Baseline::fit(p, data, opts)
+    }
+
+    fn restore(_: &BaselineParams, state: &[u8]) -> Result<Baseline> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<BaselineParams> {
+        vec![
+            BaselineParams::default(),
+            BaselineParams {
+                method: BiasMethod::Sgd,
+                ..Default::default()
+            },
+        ]
+    }
+}
 
 /// Which means to subtract before a rating model learns, and add back after it predicts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,8 +372,8 @@ mod tests {
         let x = m(&[(0, 0, 5.0), (0, 1, 1.0), (1, 0, 3.0)], 2, 2);
         let p = BaselineParams {
             epochs: 1,
-            reg_i: 1.0,
-            reg_u: 1.0,
+            regularization_bi: 1.0,
+            regularization_bu: 1.0,
             ..Default::default()
         };
         let b = Biases::fit(&x, &p, &FitOptions::default()).unwrap();
@@ -347,7 +389,7 @@ mod tests {
             method: BiasMethod::Sgd,
             epochs: 1,
             learning_rate: 0.1,
-            reg: 0.5,
+            regularization: 0.5,
             ..Default::default()
         };
         let b = Biases::fit(&x, &p, &FitOptions::default()).unwrap();

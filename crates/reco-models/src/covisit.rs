@@ -1,7 +1,7 @@
 //! Item-to-item co-visitation: items that appear in the same sessions ("viewed this, also
 //! viewed"). Sessions come from the sessions file or from user histories cut at an inactivity
-//! gap. Each item keeps its `top_k` strongest neighbours, so memory is bounded by
-//! items × top_k; recommendations come from the last N items of a history with a decay.
+//! gap. Each item keeps its `max_neighbours` strongest neighbours, so memory is bounded by
+//! items × max_neighbours; recommendations come from the last N items of a history with a decay.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -56,11 +56,11 @@ pub struct CovisitParams {
     /// Weight pairs by 1 / distance in the session instead of 1.
     pub position_decay: bool,
     /// Neighbours kept per item.
-    pub top_k: usize,
+    pub max_neighbours: usize,
     /// Sessions longer than this keep only their last items (bounds the pair count).
     pub max_session_len: usize,
     /// Recommend from the last N items of a history.
-    pub last_n: usize,
+    pub recent_items: usize,
     /// Weight of the t-th most recent item: decay^t.
     pub decay: f32,
     /// Items without co-visitation fill the list by popularity, below every co-visited item.
@@ -74,9 +74,9 @@ impl Default for CovisitParams {
             gap_seconds: 1800,
             weighting: CovisWeighting::Count,
             position_decay: false,
-            top_k: 50,
+            max_neighbours: 50,
             max_session_len: 200,
-            last_n: 1,
+            recent_items: 1,
             decay: 0.8,
             fill_with_popularity: true,
         }
@@ -86,11 +86,11 @@ impl Default for CovisitParams {
 impl CovisitParams {
     /// Checks every rule, one error per broken rule.
     pub fn validate(&self) -> Result<()> {
-        if self.top_k == 0 {
-            return Err(Error::param("top_k", "must be at least 1"));
+        if self.max_neighbours == 0 {
+            return Err(Error::param("max_neighbours", "must be at least 1"));
         }
-        if self.last_n == 0 {
-            return Err(Error::param("last_n", "must be at least 1"));
+        if self.recent_items == 0 {
+            return Err(Error::param("recent_items", "must be at least 1"));
         }
         if self.max_session_len < 2 {
             return Err(Error::param("max_session_len", "must be at least 2"));
@@ -227,7 +227,7 @@ impl Covisit {
                         acc[b as usize] = 0.0;
                     }
                     touched.clear();
-                    let l = crate::neighbours::best_pairs(buf, p.top_k);
+                    let l = crate::neighbours::best_pairs(buf, p.max_neighbours);
                     let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     if d.is_multiple_of(4096) || d == n as u64 {
                         opts.report("items", d, n as u64, None);
@@ -250,7 +250,7 @@ impl Covisit {
                 order
                     .iter()
                     .rev()
-                    .take(p.last_n)
+                    .take(p.recent_items)
                     .rev()
                     .map(|&k| items[k])
                     .collect()
@@ -275,7 +275,7 @@ impl Covisit {
                 .history
                 .iter()
                 .rev()
-                .take(self.params.last_n)
+                .take(self.params.recent_items)
                 .rev()
                 .map(|h| h.0)
                 .collect();
@@ -350,7 +350,49 @@ impl SimilarItems for Covisit {
     }
 }
 
-impl_model!(Covisit, Covisit);
+impl_model!(Covisit);
+
+impl crate::spec::Kind for Covisit {
+    const NAME: &'static str = "covisit";
+    const SUMMARY: &'static str = "Item-to-item co-visitation from sessions or cut histories.";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("top_k", "max_neighbours"), ("last_n", "recent_items")];
+    type Params = CovisitParams;
+    type Fitted = Covisit;
+
+    fn validate(p: &CovisitParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &CovisitParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &CovisitParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Covisit> {
+        Covisit::fit(p, data, opts)
+    }
+
+    fn restore(_: &CovisitParams, state: &[u8]) -> Result<Covisit> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<CovisitParams> {
+        [CovisWeighting::Count, CovisWeighting::Cosine]
+            .map(|weighting| CovisitParams {
+                source: SessionSource::Histories,
+                gap_seconds: 86_400,
+                weighting,
+                recent_items: 5,
+                ..Default::default()
+            })
+            .to_vec()
+    }
+}
 
 #[cfg(test)]
 mod tests {

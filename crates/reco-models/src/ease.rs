@@ -20,7 +20,7 @@ pub const MAX_ITEMS: usize = 20_000;
 #[serde(default, deny_unknown_fields)]
 pub struct EaseParams {
     /// L2 regularisation λ added to the diagonal of the Gram matrix.
-    pub lambda: f64,
+    pub regularization: f64,
     /// Use 0/1 interactions instead of values.
     pub binary: bool,
 }
@@ -28,7 +28,7 @@ pub struct EaseParams {
 impl Default for EaseParams {
     fn default() -> Self {
         EaseParams {
-            lambda: 500.0,
+            regularization: 500.0,
             binary: true,
         }
     }
@@ -44,15 +44,23 @@ pub struct Ease {
     histories: Vec<Vec<(u32, f32)>>,
 }
 
+impl EaseParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.regularization > 0.0 && self.regularization.is_finite()) {
+            return Err(Error::param(
+                "regularization",
+                format!("must be a finite number > 0, got {}", self.regularization),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Ease {
     /// Builds the Gram matrix from the sparse rows and inverts it.
     pub fn fit(p: &EaseParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        if !(p.lambda > 0.0 && p.lambda.is_finite()) {
-            return Err(Error::param(
-                "lambda",
-                format!("must be a finite number > 0, got {}", p.lambda),
-            ));
-        }
+        p.validate()?;
         let m = &data.interactions;
         let n = m.n_items();
         if n > MAX_ITEMS {
@@ -74,14 +82,14 @@ impl Ease {
             }
         }
         for i in 0..n {
-            g[(i, i)] += p.lambda;
+            g[(i, i)] += p.regularization;
         }
         opts.report("gram", 1, 2, None);
         let llt = g.llt(Side::Lower).map_err(|e| {
             Error::param(
-                "lambda",
+                "regularization",
                 format!(
-                    "the regularised Gram matrix is not positive definite ({e:?}); raise lambda"
+                    "the regularised Gram matrix is not positive definite ({e:?}); raise regularization"
                 ),
             )
         })?;
@@ -150,7 +158,42 @@ impl Recommender for Ease {
     }
 }
 
-impl_model!(Ease, Ease);
+impl_model!(Ease);
+
+impl crate::spec::Kind for Ease {
+    const NAME: &'static str = "ease";
+    const SUMMARY: &'static str = "EASE^R: closed-form item-item model.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[("lambda", "regularization")];
+    type Params = EaseParams;
+    type Fitted = Ease;
+
+    fn validate(p: &EaseParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &EaseParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &EaseParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Ease> {
+        Ease::fit(p, data, opts)
+    }
+
+    fn restore(_: &EaseParams, state: &[u8]) -> Result<Ease> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<EaseParams> {
+        vec![EaseParams {
+            regularization: 50.0,
+            ..Default::default()
+        }]
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -169,7 +212,7 @@ mod tests {
         let ds = bd.finish("t", &LoadOptions::default()).unwrap();
         let m = Ease::fit(
             &EaseParams {
-                lambda: 1.0,
+                regularization: 1.0,
                 binary: true,
             },
             &ds,
@@ -183,7 +226,7 @@ mod tests {
         assert!((s[1] - 1.0 / 3.0).abs() < 1e-6);
         assert!(Ease::fit(
             &EaseParams {
-                lambda: 0.0,
+                regularization: 0.0,
                 binary: true
             },
             &ds,

@@ -1,9 +1,12 @@
 //! # reco-models
 //!
-//! The classical algorithms of reco, one module per family, and [`ModelSpec`]: the one
-//! serialisable description of a model (`{"model": "popularity", "weighting": "count"}`) that
-//! the CLI, model files, artifacts and the evaluator share. `ModelSpec::fit` validates the
-//! parameters, trains, and returns an immutable [`Model`]; [`save`] and [`load`] write and read
+//! The classical algorithms of reco, one module per family, and the model contract every
+//! family follows: a [`Kind`] (name, typed parameters, validation, capabilities, fit, restore,
+//! examples), the [`registry`] of kinds (built-in ones, and families other crates plug in with
+//! [`register`]), and [`ModelSpec`]: one kind with its parameters, the one description of a
+//! model (`{"model": "popularity", "weighting": "count"}`) that the CLI, model files,
+//! artifacts, the evaluator and the server share. `ModelSpec::fit` validates the parameters,
+//! trains, and returns an immutable [`Model`]; [`save`] and [`load`] write and read
 //! checksummed artifacts.
 #![warn(missing_docs)]
 
@@ -19,11 +22,12 @@ pub mod knn;
 pub mod mf;
 mod neighbours;
 mod persist;
+pub mod registry;
 pub mod rp3;
 pub mod slope_one;
 mod spec;
-pub mod testing;
 
 pub use baseline::{PopularityParams, RandomParams, Weighting};
-pub use persist::{load, save, Catalog, LoadedModel};
-pub use spec::{register, Family, Model, ModelSpec, PluginSpec};
+pub use persist::{load, save, ItemLabels, LoadedModel};
+pub use registry::register;
+pub use spec::{restore_postcard, Capabilities, Kind, KindEntry, Model, ModelSpec, STATE_FILES};

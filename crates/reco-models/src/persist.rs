@@ -13,18 +13,18 @@ use crate::spec::{Model, ModelSpec};
 
 /// Titles and category labels of items, for human-readable output.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Catalog {
+pub struct ItemLabels {
     /// Title per item (empty when unknown).
     pub titles: Vec<String>,
     /// Category label per item (empty when unknown).
     pub categories: Vec<String>,
 }
 
-impl Catalog {
-    /// The catalogue of a dataset, if it has item metadata.
-    pub fn of(ds: &Dataset) -> Option<Catalog> {
+impl ItemLabels {
+    /// The labels of a dataset's items, if it has item metadata.
+    pub fn of(ds: &Dataset) -> Option<ItemLabels> {
         let f = ds.item_features.as_ref()?;
-        Some(Catalog {
+        Some(ItemLabels {
             titles: (0..ds.n_items() as u32)
                 .map(|i| f.title(i).unwrap_or("").to_string())
                 .collect(),
@@ -56,7 +56,7 @@ pub struct LoadedModel {
     /// Concatenated histories.
     pub history_items: Vec<u32>,
     /// Titles and categories, if the training data had item metadata.
-    pub catalog: Option<Catalog>,
+    pub labels: Option<ItemLabels>,
 }
 
 impl LoadedModel {
@@ -89,7 +89,7 @@ pub fn save(
         ("items.bin", artifact::encode(train.items.ids())?),
         ("history.bin", artifact::encode(&hist)?),
     ];
-    if let Some(c) = Catalog::of(train) {
+    if let Some(c) = ItemLabels::of(train) {
         files.push(("catalog.bin", artifact::encode(&c)?));
     }
     let manifest = Manifest {
@@ -122,8 +122,12 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
             .get(name)
             .ok_or_else(|| bad(format!("{name} is missing")))
     };
-    let spec = ModelSpec::from_value(manifest.spec.clone())
-        .map_err(|e| bad(format!("unknown model spec: {e}")))?;
+    // Warnings about renamed parameters are dropped: the user cannot edit a saved spec.
+    let (spec, _) = reco_core::warning::capture(|| ModelSpec::from_value(manifest.spec.clone()));
+    let spec = spec.map_err(|e| Error::ArtifactIncompatible {
+        path: dir.into(),
+        message: format!("this version of reco cannot read its model specification: {e}"),
+    })?;
     let state = crate::spec::STATE_FILES
         .iter()
         .find_map(|name| files.get(*name))
@@ -134,7 +138,7 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
     let hist: Histories = artifact::decode(get("history.bin")?, "history.bin")?;
     let catalog = files
         .get("catalog.bin")
-        .map(|b| artifact::decode::<Catalog>(b, "catalog.bin"))
+        .map(|b| artifact::decode::<ItemLabels>(b, "catalog.bin"))
         .transpose()?;
     if users.len() != manifest.n_users
         || items.len() != manifest.n_items
@@ -168,7 +172,7 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
         items,
         history_ptr: hist.indptr,
         history_items: hist.items,
-        catalog,
+        labels: catalog,
     })
 }
 

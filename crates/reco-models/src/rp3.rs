@@ -21,7 +21,7 @@ pub struct Rp3Params {
     /// Popularity penalty exponent (0 gives P3α).
     pub beta: f64,
     /// Neighbours kept per item.
-    pub top_k: usize,
+    pub max_neighbours: usize,
 }
 
 impl Default for Rp3Params {
@@ -29,7 +29,7 @@ impl Default for Rp3Params {
         Rp3Params {
             alpha: 1.0,
             beta: 0.5,
-            top_k: 100,
+            max_neighbours: 100,
         }
     }
 }
@@ -42,10 +42,10 @@ pub struct Rp3 {
     histories: Vec<Vec<u32>>,
 }
 
-impl Rp3 {
-    /// Computes each item's walk weights by a sparse product, in parallel.
-    pub fn fit(p: &Rp3Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        for (name, v) in [("alpha", p.alpha), ("beta", p.beta)] {
+impl Rp3Params {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("alpha", self.alpha), ("beta", self.beta)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::param(
                     name,
@@ -53,9 +53,17 @@ impl Rp3 {
                 ));
             }
         }
-        if p.top_k == 0 {
-            return Err(Error::param("top_k", "must be at least 1"));
+        if self.max_neighbours == 0 {
+            return Err(Error::param("max_neighbours", "must be at least 1"));
         }
+        Ok(())
+    }
+}
+
+impl Rp3 {
+    /// Computes each item's walk weights by a sparse product, in parallel.
+    pub fn fit(p: &Rp3Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
+        p.validate()?;
         let m = &data.interactions;
         let n = m.n_items();
         let deg_u: Vec<f64> = (0..m.n_users() as u32)
@@ -87,7 +95,7 @@ impl Rp3 {
                             acc[j as usize] = 0.0;
                         }
                         touched.clear();
-                        let l = crate::neighbours::best_pairs(buf, p.top_k);
+                        let l = crate::neighbours::best_pairs(buf, p.max_neighbours);
                         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         if d.is_multiple_of(4096) || d == n as u64 {
                             opts.report("items", d, n as u64, None);
@@ -154,7 +162,40 @@ impl SimilarItems for Rp3 {
     }
 }
 
-impl_model!(Rp3, Rp3beta);
+impl_model!(Rp3);
+
+impl crate::spec::Kind for Rp3 {
+    const NAME: &'static str = "rp3beta";
+    const SUMMARY: &'static str = "RP3β: random-walk item-item model with popularity penalty.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[("top_k", "max_neighbours")];
+    type Params = Rp3Params;
+    type Fitted = Rp3;
+
+    fn validate(p: &Rp3Params) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &Rp3Params) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &Rp3Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Rp3> {
+        Rp3::fit(p, data, opts)
+    }
+
+    fn restore(_: &Rp3Params, state: &[u8]) -> Result<Rp3> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<Rp3Params> {
+        vec![Rp3Params::default()]
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -175,7 +216,7 @@ mod tests {
             &Rp3Params {
                 alpha: 1.0,
                 beta: 1.0,
-                top_k: 10,
+                max_neighbours: 10,
             },
             &ds,
             &FitOptions::default(),

@@ -261,7 +261,41 @@ impl Recommender for SlopeOne {
     }
 }
 
-impl_model!(SlopeOne, SlopeOne);
+impl_model!(SlopeOne);
+
+impl crate::spec::Kind for SlopeOne {
+    const NAME: &'static str = "slope-one";
+    const SUMMARY: &'static str = "Slope One (weighted by default; unweighted is Surprise's).";
+    type Params = SlopeOneParams;
+    type Fitted = SlopeOne;
+
+    fn validate(_: &SlopeOneParams) -> Result<()> {
+        Ok(())
+    }
+
+    fn capabilities(_: &SlopeOneParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &SlopeOneParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<SlopeOne> {
+        SlopeOne::fit(p, data, opts)
+    }
+
+    fn restore(_: &SlopeOneParams, state: &[u8]) -> Result<SlopeOne> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<SlopeOneParams> {
+        vec![
+            SlopeOneParams::default(),
+            SlopeOneParams { weighted: false },
+        ]
+    }
+}
 
 #[cfg(test)]
 mod tests {

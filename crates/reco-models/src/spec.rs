@@ -1,340 +1,393 @@
-//! The model specification enum and the `Model` trait every fitted model implements.
+//! The model contract: a [`Kind`] names a model, its typed parameters, and how to validate,
+//! fit and restore it; a [`ModelSpec`] is one kind with its parameters; the
+//! [registry](crate::registry) finds a kind by name.
+//!
+//! Every path goes through the kind's own types: parsing a specification reads the kind's
+//! `Params` with serde and validates them, fitting and restoring call the kind's functions on
+//! those same typed parameters, and serialising writes them back. There is no second copy of
+//! a specification (typed and JSON) that could drift, and no dispatch on strings after the
+//! registry lookup.
 
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use reco_core::artifact::decode;
 use reco_core::model::{FitOptions, Recommender};
-use reco_core::{Dataset, Result};
+use reco_core::{Dataset, Error, Result};
 
-use crate::baseline::{Popularity, PopularityParams, RandomModel, RandomParams};
-use crate::bias::{Baseline, BaselineParams};
-use crate::content::{Content, ContentParams};
-use crate::covisit::{Covisit, CovisitParams};
-use crate::ease::{Ease, EaseParams};
-use crate::fm::{Fm, FmParams};
-use crate::knn::{Knn, KnnParams, Side};
-use crate::mf::als::{Als, AlsParams};
-use crate::mf::bpr::{Bpr, BprParams};
-use crate::mf::hybrid::{Hybrid, HybridParams};
-use crate::mf::ials::{Ials, IalsParams};
-use crate::mf::lmf::{Lmf, LmfParams};
-use crate::mf::nmf::{Nmf, NmfParams};
-use crate::mf::svd::{Svd, SvdParams};
-use crate::mf::svdpp::{Svdpp, SvdppParams};
-use crate::rp3::{Rp3, Rp3Params};
-use crate::slope_one::{SlopeOne, SlopeOneParams};
-
-/// A model and its parameters, as written in model files (TOML or JSON) and manifests.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum ModelSpec {
-    /// Uniformly random ranking: the floor every model must beat.
-    Random(RandomParams),
-    /// Most popular items (by count, rating sum or time-decayed trend).
-    Popularity(PopularityParams),
-    /// μ + b_u + b_i (Surprise's BaselineOnly), fitted by ALS or SGD.
-    Baseline(BaselineParams),
-    /// User-based neighbourhood model.
-    UserKnn(KnnParams),
-    /// Item-based neighbourhood model.
-    ItemKnn(KnnParams),
-    /// Slope One (weighted by default; unweighted is Surprise's).
-    SlopeOne(SlopeOneParams),
-    /// Content-based: TF-IDF/one-hot item vectors, user profiles, cosine.
-    Content(ContentParams),
-    /// Item-to-item co-visitation from sessions or cut histories.
-    Covisit(CovisitParams),
-    /// EASE^R closed-form item-item model.
-    Ease(EaseParams),
-    /// RP3β random-walk item-item model.
-    Rp3beta(Rp3Params),
-    /// Biased MF by SGD (Surprise's SVD; `biased = false` is probabilistic MF).
-    Svd(SvdParams),
-    /// SVD++ (Koren 2008).
-    Svdpp(SvdppParams),
-    /// Non-negative MF (Surprise's NMF).
-    Nmf(NmfParams),
-    /// Explicit ALS with biases and weighted-λ.
-    Als(AlsParams),
-    /// Implicit-feedback ALS (Hu, Koren & Volinsky).
-    Ials(IalsParams),
-    /// Bayesian personalised ranking.
-    Bpr(BprParams),
-    /// Logistic MF (Johnson 2014).
-    Lmf(LmfParams),
-    /// LightFM-style hybrid MF over identity and metadata features (WARP, k-OS WARP, BPR or
-    /// BCE with sampled negatives).
-    Hybrid(HybridParams),
-    /// Factorization machine (Rendle 2010) over user and item features.
-    Fm(FmParams),
-    /// A model of a family defined in another crate and plugged in with [`register`] (the
-    /// neural networks of reco-neural). Built by [`ModelSpec::from_value`], written by
-    /// [`ModelSpec::to_value`]; serde's derive does not see it.
-    #[serde(skip)]
-    Plugin(PluginSpec),
+/// What a kind's fitted models can do, declared from its parameters before anything is
+/// trained, so that a request a model cannot serve (a rating metric for a ranking model, an
+/// ANN source over a model without vectors) fails before training starts. The behaviour suite
+/// checks each declaration against the fitted model's answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The model is meant to rank items (top-N); false for pure rating predictors and
+    /// neighbourhood models on co-rated similarities, whose purpose is rating prediction.
+    pub ranks: bool,
+    /// The model predicts ratings ([`Recommender::as_rating_predictor`]).
+    pub rates: bool,
+    /// The model answers "items like this one" ([`Recommender::as_similar_items`]).
+    pub similar_items: bool,
+    /// The model has user and item vectors ([`Recommender::as_embeddings`]).
+    pub embeddings: bool,
+    /// The list is built as a whole (candidate budgets, re-rankers such as MMR), so a list
+    /// under a filter is not the filtered top of [`Recommender::score`]: pass filters to
+    /// [`Recommender::recommend`] rather than filtering a longer list afterwards.
+    pub listwise: bool,
 }
 
-/// The specification of a plugged-in model: its kind and its whole JSON object (`model` key
-/// included), which the family parses and validates itself.
-#[derive(Clone)]
-pub struct PluginSpec {
-    /// The family that answers to the kind.
-    pub family: &'static dyn Family,
-    /// The `model` name.
-    pub kind: &'static str,
-    /// The whole specification object.
-    pub value: serde_json::Value,
-}
+/// One model kind: the unit that model files, artifacts, the CLI, the server and the Python
+/// package name. Adding a kind is implementing this trait in the model's file and adding one
+/// [`KindEntry::of`] line to a registry list; the behaviour suite, the spec round trip and the
+/// artifact fixtures then cover it without further edits.
+pub trait Kind: 'static {
+    /// The name in model files (`"model": "svd"`).
+    const NAME: &'static str;
+    /// One line saying what the model is, for listings.
+    const SUMMARY: &'static str;
+    /// Parameters renamed since the previous release, as `(old path, new name)`: the old name
+    /// is accepted with a warning. A path reaches into nested objects (`dp.batch`) and into
+    /// every element of an array (`sources[].last`); the new name replaces its last segment.
+    const RENAMED: &'static [(&'static str, &'static str)] = &[];
+    /// The parameters, as written in model files (every field with a default).
+    type Params: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The fitted model.
+    type Fitted: Model;
 
-impl PartialEq for PluginSpec {
-    fn eq(&self, other: &Self) -> bool {
-        same_family(self.family, other.family) && self.value == other.value
+    /// Reads the parameters from a JSON object without the `model` key. The default is serde;
+    /// a kind overrides it when its defaults differ from its parameter type's.
+    fn parse(value: serde_json::Value) -> serde_json::Result<Self::Params> {
+        serde_json::from_value(value)
     }
-}
-
-impl std::fmt::Debug for PluginSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PluginSpec({})", self.value)
-    }
-}
-
-fn same_family(a: &dyn Family, b: &dyn Family) -> bool {
-    std::ptr::addr_eq(a as *const dyn Family, b as *const dyn Family)
-}
-
-/// A model family that lives outside this crate, so that its heavy dependencies (a neural
-/// network library) stay out of the core build. The binary registers it once at start-up; from
-/// then on its kinds parse, fit, save and load like the built-in ones.
-pub trait Family: Send + Sync {
-    /// The `model` names the family answers to.
-    fn kinds(&self) -> &'static [&'static str];
-    /// Checks a specification (the whole object, `model` key included).
-    fn validate(&self, spec: &serde_json::Value) -> Result<()>;
-    /// Whether the model ranks items (see [`ModelSpec::ranks`]).
-    fn ranks(&self, spec: &serde_json::Value) -> bool;
-    /// Fits a model.
-    fn fit(
-        &self,
-        spec: &serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Box<dyn Model>>;
+    /// Checks every rule the parameters must follow, one error per broken rule, before any
+    /// training starts.
+    fn validate(params: &Self::Params) -> Result<()>;
+    /// What the fitted model will be able to do.
+    fn capabilities(params: &Self::Params) -> Capabilities;
+    /// Trains on `data` (the parameters have been validated).
+    fn fit(params: &Self::Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self::Fitted>;
     /// Rebuilds a fitted model from the state its [`Model::state`] wrote.
-    fn restore(&self, spec: &serde_json::Value, state: &[u8]) -> Result<Box<dyn Model>>;
+    fn restore(params: &Self::Params, state: &[u8]) -> Result<Self::Fitted>;
+    /// Configurations that exercise the kind's main options and train in about a second on
+    /// 24k interactions: the behaviour suite and the artifact fixtures run each, and the docs
+    /// show the first. Never empty.
+    fn examples() -> Vec<Self::Params>;
 }
 
-static FAMILIES: std::sync::RwLock<Vec<&'static dyn Family>> = std::sync::RwLock::new(Vec::new());
+/// A kind as the registry holds it: its names and its functions with the parameter type
+/// erased. Built at compile time by [`KindEntry::of`].
+pub struct KindEntry {
+    /// [`Kind::NAME`].
+    pub name: &'static str,
+    /// [`Kind::SUMMARY`].
+    pub summary: &'static str,
+    /// [`Kind::RENAMED`].
+    pub renamed: &'static [(&'static str, &'static str)],
+    parse: fn(serde_json::Value) -> Result<ModelSpec>,
+    examples: fn() -> Vec<ModelSpec>,
+}
 
-/// Plugs in a model family; registering the same family twice is harmless, and a kind already
-/// taken (by a built-in model or another family) is refused.
-pub fn register(family: &'static dyn Family) -> Result<()> {
-    let mut list = FAMILIES.write().unwrap_or_else(|e| e.into_inner());
-    if list.iter().any(|f| same_family(*f, family)) {
-        return Ok(());
-    }
-    for &kind in family.kinds() {
-        let builtin = serde_json::from_value::<ModelSpec>(serde_json::json!({ "model": kind }));
-        let taken_by_builtin =
-            !matches!(&builtin, Err(e) if e.to_string().starts_with("unknown variant"));
-        if taken_by_builtin || plugin_family(&list, kind).is_some() {
-            return Err(reco_core::Error::param(
-                "model",
-                format!("{kind:?} is already a model kind"),
-            ));
+impl KindEntry {
+    /// The entry of kind `K`.
+    pub const fn of<K: Kind>() -> KindEntry {
+        KindEntry {
+            name: K::NAME,
+            summary: K::SUMMARY,
+            renamed: K::RENAMED,
+            parse: parse_kind::<K>,
+            examples: examples_of::<K>,
         }
     }
-    list.push(family);
-    Ok(())
+
+    /// Parses and validates a specification object of this kind (the `model` key, if present,
+    /// is ignored). Renamed parameters are accepted with a [warning](reco_core::warning).
+    pub fn parse(&self, value: serde_json::Value) -> Result<ModelSpec> {
+        (self.parse)(value)
+    }
+
+    /// The kind's [`Kind::examples`].
+    pub fn examples(&self) -> Vec<ModelSpec> {
+        (self.examples)()
+    }
 }
 
-fn plugin_family(
-    list: &[&'static dyn Family],
-    kind: &str,
-) -> Option<(&'static dyn Family, &'static str)> {
-    list.iter()
-        .find_map(|f| f.kinds().iter().find(|k| **k == kind).map(|k| (*f, *k)))
+impl Debug for KindEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KindEntry({})", self.name)
+    }
+}
+
+fn entry<K: Kind>() -> &'static KindEntry {
+    const { &KindEntry::of::<K>() }
+}
+
+fn parse_kind<K: Kind>(value: serde_json::Value) -> Result<ModelSpec> {
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(Error::param(
+            K::NAME,
+            format!("a model specification is an object, not {value}"),
+        ));
+    };
+    map.remove("model");
+    let mut value = serde_json::Value::Object(map);
+    for &(old, new) in K::RENAMED {
+        let path: Vec<&str> = old.split('.').collect();
+        rename(&mut value, &path, new, K::NAME, old)?;
+    }
+    let params = K::parse(value).map_err(|e| Error::param(K::NAME, e.to_string()))?;
+    K::validate(&params)?;
+    Ok(ModelSpec::new::<K>(params))
+}
+
+/// Renames the key at `path` (segments; `name[]` walks every element of an array) to `new`,
+/// with a warning; giving both names is an error.
+fn rename(
+    value: &mut serde_json::Value,
+    path: &[&str],
+    new: &str,
+    kind: &'static str,
+    full: &str,
+) -> Result<()> {
+    let Some((head, rest)) = path.split_first() else {
+        return Ok(());
+    };
+    if rest.is_empty() {
+        let Some(map) = value.as_object_mut() else {
+            return Ok(());
+        };
+        if let Some(v) = map.remove(*head) {
+            let new_full = match full.rsplit_once('.') {
+                Some((parent, _)) => format!("{parent}.{new}"),
+                None => new.to_string(),
+            };
+            if map.contains_key(new) {
+                return Err(Error::param(
+                    kind,
+                    format!("`{full}` is the old name of `{new_full}`; give only `{new_full}`"),
+                ));
+            }
+            reco_core::warning::warn(format!(
+                "{kind}: parameter `{full}` is now called `{new_full}`; the old name will be \
+                 refused in the next release"
+            ));
+            map.insert(new.to_string(), v);
+        }
+        return Ok(());
+    }
+    let (name, each) = match head.strip_suffix("[]") {
+        Some(n) => (n, true),
+        None => (*head, false),
+    };
+    match value.get_mut(name) {
+        Some(serde_json::Value::Array(items)) if each => {
+            for x in items {
+                rename(x, rest, new, kind, full)?;
+            }
+            Ok(())
+        }
+        Some(child) if !each => rename(child, rest, new, kind, full),
+        _ => Ok(()),
+    }
+}
+
+fn examples_of<K: Kind>() -> Vec<ModelSpec> {
+    K::examples().into_iter().map(ModelSpec::new::<K>).collect()
+}
+
+/// A kind's parameters behind the kind's own functions.
+trait SpecObject: Send + Sync + Debug {
+    fn entry(&self) -> &'static KindEntry;
+    fn validate(&self) -> Result<()>;
+    fn capabilities(&self) -> Capabilities;
+    fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>>;
+    fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>>;
+    fn params_value(&self) -> Result<serde_json::Value>;
+    fn as_any(&self) -> &dyn Any;
+    fn same(&self, other: &dyn SpecObject) -> bool;
+}
+
+struct Typed<K: Kind>(K::Params);
+
+impl<K: Kind> Debug for Typed<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({:?})", K::NAME, self.0)
+    }
+}
+
+impl<K: Kind> SpecObject for Typed<K> {
+    fn entry(&self) -> &'static KindEntry {
+        entry::<K>()
+    }
+    fn validate(&self) -> Result<()> {
+        K::validate(&self.0)
+    }
+    fn capabilities(&self) -> Capabilities {
+        K::capabilities(&self.0)
+    }
+    fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(K::fit(&self.0, data, opts)?))
+    }
+    fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
+        Ok(Box::new(K::restore(&self.0, state)?))
+    }
+    fn params_value(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(&self.0).map_err(|e| Error::param(K::NAME, e.to_string()))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn same(&self, other: &dyn SpecObject) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Typed<K>>()
+            .is_some_and(|o| o.0 == self.0)
+    }
+}
+
+/// A model kind with its parameters: what model files, manifests, pipelines and requests
+/// hold. Written as an object with the kind under `model` (`{"model": "svd", "factors": 50}`),
+/// in JSON or TOML; parsing validates.
+#[derive(Clone)]
+pub struct ModelSpec {
+    inner: Arc<dyn SpecObject>,
 }
 
 impl ModelSpec {
-    /// The model's family name (`popularity`, `random`, …).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Random(_) => "random",
-            ModelSpec::Popularity(_) => "popularity",
-            ModelSpec::Baseline(_) => "baseline",
-            ModelSpec::UserKnn(_) => "user-knn",
-            ModelSpec::ItemKnn(_) => "item-knn",
-            ModelSpec::SlopeOne(_) => "slope-one",
-            ModelSpec::Content(_) => "content",
-            ModelSpec::Covisit(_) => "covisit",
-            ModelSpec::Ease(_) => "ease",
-            ModelSpec::Rp3beta(_) => "rp3beta",
-            ModelSpec::Svd(_) => "svd",
-            ModelSpec::Svdpp(_) => "svdpp",
-            ModelSpec::Nmf(_) => "nmf",
-            ModelSpec::Als(_) => "als",
-            ModelSpec::Ials(_) => "ials",
-            ModelSpec::Bpr(_) => "bpr",
-            ModelSpec::Lmf(_) => "lmf",
-            ModelSpec::Hybrid(_) => "hybrid",
-            ModelSpec::Fm(_) => "fm",
-            ModelSpec::Plugin(p) => p.kind,
+    /// The specification of kind `K` with `params` (not validated: [`ModelSpec::fit`] does).
+    pub fn new<K: Kind>(params: K::Params) -> ModelSpec {
+        ModelSpec {
+            inner: Arc::new(Typed::<K>(params)),
         }
     }
 
-    /// True when the model is meant to rank items (top-N); false for pure rating predictors and
-    /// neighbourhood models on co-rated similarities, whose purpose is rating prediction.
+    /// The parameters, when the specification is of kind `K`.
+    pub fn params<K: Kind>(&self) -> Option<&K::Params> {
+        self.inner.as_any().downcast_ref::<Typed<K>>().map(|t| &t.0)
+    }
+
+    /// The kind's name (`popularity`, `svd`, …).
+    pub fn kind(&self) -> &'static str {
+        self.inner.entry().name
+    }
+
+    /// The kind's registry entry.
+    pub fn entry(&self) -> &'static KindEntry {
+        self.inner.entry()
+    }
+
+    /// What the fitted model will be able to do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    /// True when the model is meant to rank items (see [`Capabilities::ranks`]).
     pub fn ranks(&self) -> bool {
-        match self {
-            ModelSpec::Random(_)
-            | ModelSpec::Baseline(_)
-            | ModelSpec::SlopeOne(_)
-            | ModelSpec::Svd(_)
-            | ModelSpec::Svdpp(_)
-            | ModelSpec::Nmf(_)
-            | ModelSpec::Als(_) => false,
-            ModelSpec::Ials(_) | ModelSpec::Bpr(_) | ModelSpec::Lmf(_) | ModelSpec::Hybrid(_) => {
-                true
-            }
-            ModelSpec::Fm(p) => p.task == crate::fm::FmTask::Classification,
-            ModelSpec::Plugin(p) => p.family.ranks(&p.value),
-            ModelSpec::Popularity(_)
-            | ModelSpec::Content(_)
-            | ModelSpec::Covisit(_)
-            | ModelSpec::Ease(_)
-            | ModelSpec::Rp3beta(_) => true,
-            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => {
-                !p.similarity.co_rated() && !p.rank_by_rating
-            }
-        }
+        self.capabilities().ranks
     }
 
     /// Checks the parameters, one error per broken rule.
     pub fn validate(&self) -> Result<()> {
-        match self {
-            ModelSpec::Random(_) => Ok(()),
-            ModelSpec::Popularity(p) => p.validate(),
-            ModelSpec::Baseline(p) => p.validate(),
-            ModelSpec::UserKnn(p) | ModelSpec::ItemKnn(p) => p.validate(),
-            ModelSpec::SlopeOne(_) => Ok(()),
-            ModelSpec::Content(p) => p.validate(),
-            ModelSpec::Covisit(p) => p.validate(),
-            ModelSpec::Ease(_) | ModelSpec::Rp3beta(_) => Ok(()),
-            ModelSpec::Svd(p) => p.validate(),
-            ModelSpec::Ials(p) => p.validate(),
-            ModelSpec::Hybrid(p) => p.validate(),
-            ModelSpec::Fm(p) => p.validate(),
-            ModelSpec::Plugin(p) => p.family.validate(&p.value),
-            // These check their parameters when fitting.
-            ModelSpec::Nmf(_)
-            | ModelSpec::Als(_)
-            | ModelSpec::Bpr(_)
-            | ModelSpec::Svdpp(_)
-            | ModelSpec::Lmf(_) => Ok(()),
-        }
+        self.inner.validate()
     }
 
     /// Validates, then trains on `data`.
     pub fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>> {
-        self.validate()?;
-        Ok(match self {
-            ModelSpec::Random(p) => Box::new(RandomModel::fit(p, data, opts)?),
-            ModelSpec::Popularity(p) => Box::new(Popularity::fit(p, data, opts)?),
-            ModelSpec::Baseline(p) => Box::new(Baseline::fit(p, data, opts)?),
-            ModelSpec::UserKnn(p) => Box::new(Knn::fit(p, Side::User, data, opts)?),
-            ModelSpec::ItemKnn(p) => Box::new(Knn::fit(p, Side::Item, data, opts)?),
-            ModelSpec::SlopeOne(p) => Box::new(SlopeOne::fit(p, data, opts)?),
-            ModelSpec::Content(p) => Box::new(Content::fit(p, data, opts)?),
-            ModelSpec::Covisit(p) => Box::new(Covisit::fit(p, data, opts)?),
-            ModelSpec::Ease(p) => Box::new(Ease::fit(p, data, opts)?),
-            ModelSpec::Rp3beta(p) => Box::new(Rp3::fit(p, data, opts)?),
-            ModelSpec::Svd(p) => Box::new(Svd::fit(p, data, opts)?),
-            ModelSpec::Svdpp(p) => Box::new(Svdpp::fit(p, data, opts)?),
-            ModelSpec::Nmf(p) => Box::new(Nmf::fit(p, data, opts)?),
-            ModelSpec::Als(p) => Box::new(Als::fit(p, data, opts)?),
-            ModelSpec::Ials(p) => Box::new(Ials::fit(p, data, opts)?),
-            ModelSpec::Bpr(p) => Box::new(Bpr::fit(p, data, opts)?),
-            ModelSpec::Lmf(p) => Box::new(Lmf::fit(p, data, opts)?),
-            ModelSpec::Hybrid(p) => Box::new(Hybrid::fit(p, data, opts)?),
-            ModelSpec::Fm(p) => Box::new(Fm::fit(p, data, opts)?),
-            ModelSpec::Plugin(p) => p.family.fit(&p.value, data, opts)?,
-        })
+        self.inner.validate()?;
+        self.inner.fit(data, opts)
     }
 
     /// Rebuilds a fitted model from the state written by [`Model::state`].
     pub fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
-        match self {
-            ModelSpec::Random(_) => restore::<RandomModel>(state),
-            ModelSpec::Popularity(_) => restore::<Popularity>(state),
-            ModelSpec::Baseline(_) => restore::<Baseline>(state),
-            ModelSpec::UserKnn(_) | ModelSpec::ItemKnn(_) => restore::<Knn>(state),
-            ModelSpec::SlopeOne(_) => restore::<SlopeOne>(state),
-            ModelSpec::Content(_) => restore::<Content>(state),
-            ModelSpec::Covisit(_) => restore::<Covisit>(state),
-            ModelSpec::Ease(_) => restore::<Ease>(state),
-            ModelSpec::Rp3beta(_) => restore::<Rp3>(state),
-            ModelSpec::Svd(_) => restore::<Svd>(state),
-            ModelSpec::Svdpp(_) => restore::<Svdpp>(state),
-            ModelSpec::Nmf(_) => restore::<Nmf>(state),
-            ModelSpec::Als(_) => restore::<Als>(state),
-            ModelSpec::Ials(_) => restore::<Ials>(state),
-            ModelSpec::Bpr(_) => restore::<Bpr>(state),
-            ModelSpec::Lmf(_) => restore::<Lmf>(state),
-            ModelSpec::Hybrid(_) => restore::<Hybrid>(state),
-            ModelSpec::Fm(_) => restore::<Fm>(state),
-            ModelSpec::Plugin(p) => p.family.restore(&p.value, state),
-        }
+        self.inner.restore(state)
     }
 
-    /// Parses a specification object: a registered plugin kind goes to its family (which
-    /// validates it), anything else to the built-in models.
+    /// Parses and validates a specification object: its `model` key names a registered kind.
     pub fn from_value(value: serde_json::Value) -> Result<ModelSpec> {
-        let kind = value
-            .get("model")
-            .and_then(|k| k.as_str())
-            .map(str::to_string);
-        let found = kind.as_deref().and_then(|k| {
-            let list = FAMILIES.read().unwrap_or_else(|e| e.into_inner());
-            plugin_family(&list, k)
-        });
-        if let Some((family, kind)) = found {
-            family.validate(&value)?;
-            return Ok(ModelSpec::Plugin(PluginSpec {
-                family,
-                kind,
-                value,
-            }));
-        }
-        serde_json::from_value(value).map_err(|e| reco_core::Error::param("model", e.to_string()))
+        let kind = match value.get("model") {
+            Some(serde_json::Value::String(k)) => k.clone(),
+            Some(other) => {
+                return Err(Error::param(
+                    "model",
+                    format!("the model kind is a string, not {other}"),
+                ))
+            }
+            None => {
+                return Err(Error::param(
+                    "model",
+                    "the specification has no `model` key naming its kind",
+                ))
+            }
+        };
+        crate::registry::lookup(&kind)?.parse(value)
     }
 
-    /// The specification as a JSON object (the form [`ModelSpec::from_value`] reads).
+    /// Parses a specification from JSON text.
+    pub fn from_json(text: &str) -> Result<ModelSpec> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::param("model", e.to_string()))?;
+        ModelSpec::from_value(value)
+    }
+
+    /// The specification as a JSON object (the form [`ModelSpec::from_value`] reads), every
+    /// parameter included with its value.
     pub fn to_value(&self) -> Result<serde_json::Value> {
-        match self {
-            ModelSpec::Plugin(p) => Ok(p.value.clone()),
-            s => {
-                serde_json::to_value(s).map_err(|e| reco_core::Error::param("model", e.to_string()))
-            }
-        }
+        let mut v = self.inner.params_value()?;
+        let Some(map) = v.as_object_mut() else {
+            return Err(Error::param(
+                self.kind(),
+                "parameters do not serialise as an object",
+            ));
+        };
+        map.insert("model".into(), self.kind().into());
+        Ok(v)
+    }
+}
+
+impl PartialEq for ModelSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.same(other.inner.as_ref())
+    }
+}
+
+impl Debug for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Serialize for ModelSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_value()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        ModelSpec::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
 /// The names a model's state file may have in an artifact.
 pub const STATE_FILES: [&str; 2] = ["model.bin", "model.safetensors"];
 
-fn restore<T: Model + serde::de::DeserializeOwned + 'static>(
-    state: &[u8],
-) -> Result<Box<dyn Model>> {
-    Ok(Box::new(decode::<T>(state, "model.bin")?))
+/// Decodes a postcard state written by [`Model::state`] (the common [`Kind::restore`]).
+pub fn restore_postcard<T: DeserializeOwned>(state: &[u8]) -> Result<T> {
+    reco_core::artifact::decode::<T>(state, "model.bin")
 }
 
-/// Implements [`Model`] for a model whose parameters sit in `self.params` and whose state is its
-/// serde form.
+/// Implements [`Model`] for a model whose parameters sit in `self.params`, whose kind is its
+/// own type and whose state is its serde form.
 macro_rules! impl_model {
-    ($ty:ty, $variant:ident $(, $($extra:tt)*)?) => {
+    ($ty:ty $(, $($extra:tt)*)?) => {
         impl $crate::spec::Model for $ty {
             fn spec(&self) -> $crate::spec::ModelSpec {
-                $crate::spec::ModelSpec::$variant(self.params.clone())
+                $crate::spec::ModelSpec::new::<$ty>(self.params.clone())
             }
             fn state(&self) -> reco_core::Result<Vec<u8>> {
                 reco_core::artifact::encode(self)
@@ -373,9 +426,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.kind(), "popularity");
-        let j: ModelSpec = serde_json::from_str(r#"{"model":"random","seed_offset":3}"#).unwrap();
+        let j = ModelSpec::from_json(r#"{"model":"random","seed_offset":3}"#).unwrap();
         assert_eq!(j.kind(), "random");
-        assert!(serde_json::from_str::<ModelSpec>(r#"{"model":"popularity","colour":1}"#).is_err());
-        assert!(serde_json::from_str::<ModelSpec>(r#"{"model":"nope"}"#).is_err());
+        let e = ModelSpec::from_json(r#"{"model":"popularity","colour":1}"#).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        let e = ModelSpec::from_json(r#"{"model":"nope"}"#).unwrap_err();
+        assert!(
+            matches!(e, Error::UnknownKind { ref kind, .. } if kind == "nope"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("popularity"), "lists the kinds: {e}");
+        assert!(ModelSpec::from_json(r#"{"factors":3}"#).is_err());
+        assert!(ModelSpec::from_json(r#"{"model":3}"#).is_err());
+    }
+
+    #[test]
+    fn specs_of_different_kinds_or_parameters_differ() {
+        let a = ModelSpec::from_json(r#"{"model":"user-knn"}"#).unwrap();
+        let b = ModelSpec::from_json(r#"{"model":"item-knn"}"#).unwrap();
+        let c = ModelSpec::from_json(r#"{"model":"item-knn","max_neighbours":7}"#).unwrap();
+        assert_ne!(a, b, "same parameter type, different kinds");
+        assert_ne!(b, c);
+        assert_eq!(b, ModelSpec::from_json(r#"{"model":"item-knn"}"#).unwrap());
     }
 }

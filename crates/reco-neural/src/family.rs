@@ -1,111 +1,158 @@
-//! How the neural models plug into reco's model specifications.
+//! The neural kinds: `two-tower`, `content-dnn` and `neural-cf`, plugged into reco's registry.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use reco_core::model::FitOptions;
-use reco_core::{Dataset, Error, Result};
-use reco_models::{Family, Model, ModelSpec, PluginSpec};
+use reco_core::{Dataset, Result};
+use reco_models::{Capabilities, Kind, KindEntry};
 
 use crate::ncf::{NcfParams, NeuralCf};
 use crate::two_tower::{Loss, TwoTower, TwoTowerParams};
 
-/// The model kinds of this crate.
-const KINDS: [&str; 3] = ["two-tower", "content-dnn", "neural-cf"];
+/// The kinds of this crate, as [`register`] hands them to the registry.
+pub static KINDS: &[KindEntry] = &[
+    KindEntry::of::<TwoTower>(),
+    KindEntry::of::<ContentDnn>(),
+    KindEntry::of::<NeuralCf>(),
+];
 
-/// The neural family: `two-tower`, `content-dnn` and `neural-cf`.
-pub struct Neural;
-
-static NEURAL: Neural = Neural;
-
-/// Makes the neural kinds known to [`ModelSpec::from_value`], fitting and artifact loading.
-/// Call once at start-up; calling again is harmless.
+/// Makes the neural kinds known to model parsing, fitting and artifact loading. Call once at
+/// start-up; calling again is harmless.
 pub fn register() -> Result<()> {
-    reco_models::register(&NEURAL)
-}
-
-enum Parsed {
-    Tower(TwoTowerParams),
-    Ncf(NcfParams),
+    reco_models::register(KINDS)
 }
 
 /// Reads `value` over `defaults`, so that a kind's own defaults apply to the keys not given and
 /// unknown keys are still refused.
-fn over<T: Serialize + DeserializeOwned>(defaults: T, value: &serde_json::Value) -> Result<T> {
-    let mut base =
-        serde_json::to_value(defaults).map_err(|e| Error::param("model", e.to_string()))?;
-    if let (Some(b), Some(v)) = (base.as_object_mut(), value.as_object()) {
-        for (k, x) in v {
-            if k != "model" {
-                b.insert(k.clone(), x.clone());
-            }
+fn over<T: Serialize + DeserializeOwned>(
+    defaults: T,
+    value: serde_json::Value,
+) -> serde_json::Result<T> {
+    let mut base = serde_json::to_value(defaults)?;
+    if let (Some(b), serde_json::Value::Object(v)) = (base.as_object_mut(), value) {
+        b.extend(v);
+    }
+    serde_json::from_value(base)
+}
+
+fn tower_capabilities(p: &TwoTowerParams) -> Capabilities {
+    Capabilities {
+        ranks: p.loss != Loss::Mse,
+        rates: p.loss == Loss::Mse,
+        similar_items: true,
+        embeddings: true,
+        listwise: false,
+    }
+}
+
+impl Kind for TwoTower {
+    const NAME: &'static str = "two-tower";
+    const SUMMARY: &'static str =
+        "Two-tower retrieval over ids, metadata, text and recent items (softmax with log-Q, sampled BCE or MSE).";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("user_ids", "user_identity"), ("item_ids", "item_identity")];
+    type Params = TwoTowerParams;
+    type Fitted = TwoTower;
+
+    fn validate(p: &TwoTowerParams) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(p: &TwoTowerParams) -> Capabilities {
+        tower_capabilities(p)
+    }
+    fn fit(p: &TwoTowerParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<TwoTower> {
+        TwoTower::fit(p, data, opts)
+    }
+    fn restore(p: &TwoTowerParams, state: &[u8]) -> Result<TwoTower> {
+        TwoTower::from_safetensors(p, state)
+    }
+    fn examples() -> Vec<TwoTowerParams> {
+        vec![
+            TwoTowerParams {
+                epochs: 4,
+                layers: vec![64, 32],
+                batch_size: 256,
+                ..Default::default()
+            },
+            TwoTowerParams {
+                loss: Loss::Bce,
+                epochs: 4,
+                layers: vec![64, 32],
+                temperature: 0.1,
+                ..Default::default()
+            },
+        ]
+    }
+}
+
+/// The `content-dnn` kind: the lectures' content-based deep network, a two-tower network over
+/// features only, trained on ratings.
+pub struct ContentDnn;
+
+impl Kind for ContentDnn {
+    const NAME: &'static str = "content-dnn";
+    const SUMMARY: &'static str =
+        "The lectures' content DNN: user and item feature towers trained on ratings (MSE).";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("user_ids", "user_identity"), ("item_ids", "item_identity")];
+    type Params = TwoTowerParams;
+    type Fitted = TwoTower;
+
+    fn parse(value: serde_json::Value) -> serde_json::Result<TwoTowerParams> {
+        over(TwoTowerParams::content_dnn(), value)
+    }
+    fn validate(p: &TwoTowerParams) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(p: &TwoTowerParams) -> Capabilities {
+        tower_capabilities(p)
+    }
+    fn fit(p: &TwoTowerParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<TwoTower> {
+        let mut m = TwoTower::fit(p, data, opts)?;
+        m.content_dnn = true;
+        Ok(m)
+    }
+    fn restore(p: &TwoTowerParams, state: &[u8]) -> Result<TwoTower> {
+        let mut m = TwoTower::from_safetensors(p, state)?;
+        m.content_dnn = true;
+        Ok(m)
+    }
+    fn examples() -> Vec<TwoTowerParams> {
+        vec![TwoTowerParams {
+            epochs: 3,
+            layers: vec![64, 32],
+            ..TwoTowerParams::content_dnn()
+        }]
+    }
+}
+
+impl Kind for NeuralCf {
+    const NAME: &'static str = "neural-cf";
+    const SUMMARY: &'static str =
+        "Neural collaborative filtering (NeuMF: GMF + MLP, He et al. 2017).";
+    type Params = NcfParams;
+    type Fitted = NeuralCf;
+
+    fn validate(p: &NcfParams) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(_: &NcfParams) -> Capabilities {
+        Capabilities {
+            ranks: true,
+            ..Default::default()
         }
     }
-    serde_json::from_value(base).map_err(|e| Error::param("model", e.to_string()))
-}
-
-fn kind_of(value: &serde_json::Value) -> Result<&'static str> {
-    let k = value.get("model").and_then(|k| k.as_str()).unwrap_or("");
-    KINDS
-        .iter()
-        .find(|x| **x == k)
-        .copied()
-        .ok_or_else(|| Error::param("model", format!("{k:?} is not a neural model")))
-}
-
-fn parse(value: &serde_json::Value) -> Result<Parsed> {
-    Ok(match kind_of(value)? {
-        "two-tower" => Parsed::Tower(over(TwoTowerParams::default(), value)?),
-        "content-dnn" => Parsed::Tower(over(TwoTowerParams::content_dnn(), value)?),
-        _ => Parsed::Ncf(over(NcfParams::default(), value)?),
-    })
-}
-
-/// The specification of a fitted neural model.
-pub(crate) fn spec_of(value: &serde_json::Value) -> ModelSpec {
-    ModelSpec::Plugin(PluginSpec {
-        family: &NEURAL,
-        kind: kind_of(value).unwrap_or(KINDS[0]),
-        value: value.clone(),
-    })
-}
-
-impl Family for Neural {
-    fn kinds(&self) -> &'static [&'static str] {
-        &KINDS
+    fn fit(p: &NcfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<NeuralCf> {
+        NeuralCf::fit(p, data, opts)
     }
-
-    fn validate(&self, spec: &serde_json::Value) -> Result<()> {
-        match parse(spec)? {
-            Parsed::Tower(p) => p.validate(),
-            Parsed::Ncf(p) => p.validate(),
-        }
+    fn restore(p: &NcfParams, state: &[u8]) -> Result<NeuralCf> {
+        NeuralCf::from_safetensors(p, state)
     }
-
-    fn ranks(&self, spec: &serde_json::Value) -> bool {
-        match parse(spec) {
-            Ok(Parsed::Tower(p)) => p.loss != Loss::Mse,
-            Ok(Parsed::Ncf(_)) => true,
-            Err(_) => false,
-        }
-    }
-
-    fn fit(
-        &self,
-        spec: &serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Box<dyn Model>> {
-        Ok(match parse(spec)? {
-            Parsed::Tower(p) => Box::new(TwoTower::fit(&p, spec.clone(), data, opts)?),
-            Parsed::Ncf(p) => Box::new(NeuralCf::fit(&p, spec.clone(), data, opts)?),
-        })
-    }
-
-    fn restore(&self, spec: &serde_json::Value, state: &[u8]) -> Result<Box<dyn Model>> {
-        Ok(match parse(spec)? {
-            Parsed::Tower(p) => Box::new(TwoTower::from_safetensors(&p, spec.clone(), state)?),
-            Parsed::Ncf(p) => Box::new(NeuralCf::from_safetensors(&p, spec.clone(), state)?),
-        })
+    fn examples() -> Vec<NcfParams> {
+        vec![NcfParams {
+            epochs: 3,
+            ..Default::default()
+        }]
     }
 }

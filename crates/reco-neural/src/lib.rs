@@ -10,13 +10,14 @@
 //! binary plugs them in with [`register`], after which `two-tower`, `content-dnn` and
 //! `neural-cf` parse, fit, evaluate, save (safetensors) and load like every other model.
 
-/// `Model` for a network that keeps the JSON object it was made from in `spec` and writes its
-/// state with `to_safetensors`.
+/// `Model` for a network whose specification `spec_expr` builds from `self` and whose state
+/// is written by `to_safetensors`.
 macro_rules! impl_neural_model {
-    ($ty:ty) => {
+    ($ty:ty, |$s:ident| $spec:expr) => {
         impl reco_models::Model for $ty {
             fn spec(&self) -> reco_models::ModelSpec {
-                crate::family::spec_of(&self.spec)
+                let $s = self;
+                $spec
             }
 
             fn state(&self) -> reco_core::Result<Vec<u8>> {
@@ -37,7 +38,7 @@ mod nn;
 mod train;
 pub mod two_tower;
 
-pub use family::{register, Neural};
+pub use family::{register, ContentDnn, KINDS};
 pub use ncf::{NcfParams, NeuralCf};
 pub use two_tower::{Loss, TwoTower, TwoTowerParams};
 

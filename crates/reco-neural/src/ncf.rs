@@ -166,7 +166,6 @@ impl Net {
 /// A fitted NeuMF model.
 pub struct NeuralCf {
     params: NcfParams,
-    spec: serde_json::Value,
     net: Net,
     weights: Vec<(String, Tensor)>,
     n_users: usize,
@@ -174,13 +173,8 @@ pub struct NeuralCf {
 }
 
 impl NeuralCf {
-    /// Trains the model; `spec` is the specification object it was made from.
-    pub fn fit(
-        p: &NcfParams,
-        spec: serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<NeuralCf> {
+    /// Trains the model.
+    pub fn fit(p: &NcfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<NeuralCf> {
         p.validate()?;
         let m = &data.interactions;
         let (n_users, n_items) = (m.n_users(), m.n_items());
@@ -241,7 +235,6 @@ impl NeuralCf {
             .collect();
         Ok(NeuralCf {
             params: p.clone(),
-            spec,
             net,
             weights,
             n_users,
@@ -252,17 +245,16 @@ impl NeuralCf {
     /// The weights as a safetensors file, the specification in its metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let mut meta = HashMap::new();
-        meta.insert("spec".to_string(), self.spec.to_string());
+        meta.insert(
+            "spec".to_string(),
+            reco_models::Model::spec(self).to_value()?.to_string(),
+        );
         safetensors::serialize(self.weights.clone(), Some(meta))
             .map_err(|e| Error::Unsupported(format!("saving: {e}")))
     }
 
     /// Reads a model written by [`NeuralCf::to_safetensors`].
-    pub fn from_safetensors(
-        p: &NcfParams,
-        spec: serde_json::Value,
-        bytes: &[u8],
-    ) -> Result<NeuralCf> {
+    pub fn from_safetensors(p: &NcfParams, bytes: &[u8]) -> Result<NeuralCf> {
         p.validate()?;
         let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
             .map_err(nn_err("reading"))?;
@@ -280,7 +272,6 @@ impl NeuralCf {
         store.finish("neural-cf")?;
         Ok(NeuralCf {
             params: p.clone(),
-            spec,
             net,
             weights,
             n_users,
@@ -307,4 +298,6 @@ impl Recommender for NeuralCf {
     }
 }
 
-impl_neural_model!(NeuralCf);
+impl_neural_model!(NeuralCf, |m| reco_models::ModelSpec::new::<NeuralCf>(
+    m.params.clone()
+));

@@ -115,9 +115,11 @@ fn run(
     Ok((lists, ms))
 }
 
-fn pipeline(value: serde_json::Value, train: &Dataset) -> Res<Pipeline> {
-    let spec: PipelineSpec = serde_json::from_value(value.clone())?;
-    Ok(Pipeline::fit(spec, value, train, &opts())?)
+fn pipeline(mut value: serde_json::Value, train: &Dataset) -> Res<Pipeline> {
+    value["model"] = "pipeline".into();
+    let spec = ModelSpec::from_value(value)?;
+    let spec: PipelineSpec = spec.params::<Pipeline>().ok_or("not a pipeline")?.clone();
+    Ok(Pipeline::fit(spec, train, &opts())?)
 }
 
 /// The lectures' exercise: 32-d MF item vectors, HNSW vs brute-force cosine retrieval of the
@@ -358,7 +360,7 @@ fn catalogue(items: usize) -> Res<()> {
     let fold = temporal(&ds)?;
     let mut rel = relevance(&fold, None);
     rel.truncate(2000);
-    let ials = json!({"model": "ials", "factors": 32, "iterations": 8});
+    let ials = json!({"model": "ials", "factors": 32, "epochs": 8});
     let t = Instant::now();
     let value = json!({
         "model": "pipeline",
@@ -430,7 +432,7 @@ fn mips(items: usize) -> Res<()> {
     let c = catalogue_config(items);
     let ds = reco_core::synth::scalable(&c, &|_, _| {})?;
     let fold = temporal(&ds)?;
-    let mf = ModelSpec::from_value(json!({"model": "ials", "factors": 32, "iterations": 8}))?
+    let mf = ModelSpec::from_value(json!({"model": "ials", "factors": 32, "epochs": 8}))?
         .fit(&fold.train, &opts())?;
     let e = mf.as_embeddings().ok_or("no vectors")?;
     let dim = e.dim();
@@ -525,7 +527,7 @@ fn mips(items: usize) -> Res<()> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let ials = json!({"model": "ials", "factors": 32, "iterations": 15});
+    let ials = json!({"model": "ials", "factors": 32, "epochs": 15});
     match args.get(1).map(String::as_str) {
         Some("lecture") => lecture(&load(args.get(2).map_or("data/ml-100k", |s| s))?, ials),
         Some("budget") => budget(&load(args.get(2).map_or("data/ml-100k", |s| s))?, ials),

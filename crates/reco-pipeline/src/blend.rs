@@ -16,8 +16,6 @@ use crate::spec::NamedModel;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlendSpec {
-    /// Always `"blend"`.
-    pub model: String,
     /// The models blended.
     pub models: Vec<NamedModel>,
     /// Fixed weights, one per model; when absent they are tuned on held-out interactions.
@@ -69,8 +67,14 @@ impl BlendSpec {
         if !(self.validation > 0.0 && self.validation < 1.0) {
             return bad(format!("validation {} is outside (0, 1)", self.validation));
         }
-        for m in &self.models {
-            ModelSpec::from_value(serde_json::Value::Object(m.spec.clone()))?;
+        if self.weights.is_none() && (self.k == 0 || self.users == 0) {
+            return bad("tuning weights needs k >= 1 and users >= 1".into());
+        }
+        let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return bad(format!("two models are named {n:?}"));
+            }
         }
         Ok(())
     }
@@ -102,7 +106,7 @@ pub fn standardise(scores: &mut [f32]) {
 
 /// A fitted blend.
 pub struct Blend {
-    pub(crate) value: serde_json::Value,
+    pub(crate) spec: BlendSpec,
     pub(crate) models: Vec<Box<dyn Model>>,
     /// The weights used (tuned or given).
     pub weights: Vec<f64>,
@@ -134,7 +138,7 @@ fn fit_all(
                 models.len() as u64,
                 None,
             );
-            ModelSpec::from_value(serde_json::Value::Object(m.spec.clone()))?.fit(data, opts)
+            m.spec.fit(data, opts)
         })
         .collect()
 }
@@ -176,12 +180,7 @@ fn ndcg(pool: &Pool, w: &[f64], k: usize) -> f64 {
 impl Blend {
     /// Fits the models; tunes the weights by coordinate ascent on NDCG@k of each sampled user's
     /// held-out latest interactions (models fitted without them), then refits on everything.
-    pub fn fit(
-        spec: BlendSpec,
-        value: serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Blend> {
+    pub fn fit(spec: BlendSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Blend> {
         spec.validate()?;
         let (weights, tuning) = match &spec.weights {
             Some(w) => (w.clone(), None),
@@ -276,7 +275,7 @@ impl Blend {
         };
         let models = fit_all(&spec.models, data, opts)?;
         Ok(Blend {
-            value,
+            spec,
             models,
             weights,
             tuning,
@@ -314,12 +313,10 @@ impl Recommender for Blend {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSpec {
-    /// Always `"switch"`.
-    pub model: String,
     /// The model for users and items with enough history (collaborative filtering).
-    pub warm: serde_json::Map<String, serde_json::Value>,
+    pub warm: ModelSpec,
     /// The model for the others (content, popularity).
-    pub cold: serde_json::Map<String, serde_json::Value>,
+    pub cold: ModelSpec,
     /// Users with fewer training interactions are answered by the cold model alone.
     #[serde(default = "five")]
     pub min_user: usize,
@@ -337,50 +334,38 @@ fn one() -> usize {
 }
 
 impl SwitchSpec {
-    /// Checks the specification.
+    /// Checks the specification (the two models were validated when they were parsed).
     pub fn validate(&self) -> Result<()> {
-        ModelSpec::from_value(serde_json::Value::Object(self.warm.clone()))?;
-        ModelSpec::from_value(serde_json::Value::Object(self.cold.clone()))?;
-        Ok(())
+        self.warm.validate()?;
+        self.cold.validate()
     }
 }
 
 /// A fitted switch.
 pub struct Switch {
-    pub(crate) value: serde_json::Value,
+    pub(crate) spec: SwitchSpec,
     pub(crate) warm: Box<dyn Model>,
     pub(crate) cold: Box<dyn Model>,
-    pub(crate) min_user: usize,
     /// Training interactions of each user and item.
     pub(crate) user_counts: Vec<u32>,
     pub(crate) item_counts: Vec<u32>,
-    pub(crate) min_item: usize,
 }
 
 impl Switch {
     /// Fits both models on `data`.
-    pub fn fit(
-        spec: SwitchSpec,
-        value: serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Switch> {
+    pub fn fit(spec: SwitchSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Switch> {
         spec.validate()?;
-        let warm =
-            ModelSpec::from_value(serde_json::Value::Object(spec.warm.clone()))?.fit(data, opts)?;
-        let cold =
-            ModelSpec::from_value(serde_json::Value::Object(spec.cold.clone()))?.fit(data, opts)?;
+        let warm = spec.warm.fit(data, opts)?;
+        let cold = spec.cold.fit(data, opts)?;
         let m = &data.interactions;
         Ok(Switch {
-            value,
+            spec,
             warm,
             cold,
-            min_user: spec.min_user,
             user_counts: (0..m.n_users() as u32)
                 .map(|u| m.user_len(u) as u32)
                 .collect(),
             item_counts: m.item_counts(),
-            min_item: spec.min_item,
         })
     }
 
@@ -390,7 +375,7 @@ impl Switch {
             (Some(u), true) => self.user_counts.get(u as usize).copied().unwrap_or(0) as usize,
             _ => query.history.len(),
         };
-        n < self.min_user
+        n < self.spec.min_user
     }
 }
 
@@ -407,7 +392,7 @@ impl Recommender for Switch {
         if self
             .item_counts
             .iter()
-            .all(|&c| c as usize >= self.min_item)
+            .all(|&c| c as usize >= self.spec.min_item)
         {
             return Ok(());
         }
@@ -416,7 +401,7 @@ impl Recommender for Switch {
         self.cold.score(query, &mut cold)?;
         standardise(&mut cold);
         for ((o, c), &n) in out.iter_mut().zip(&cold).zip(&self.item_counts) {
-            if (n as usize) < self.min_item {
+            if (n as usize) < self.spec.min_item {
                 *o = *c;
             }
         }

@@ -183,13 +183,11 @@ impl Explain for Blend {
             parts.push((m, (w as f32) * buf[item as usize]));
         }
         parts.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let names: Vec<String> = serde_json::from_value::<crate::BlendSpec>(self.value.clone())
-            .map(|s| s.models.into_iter().map(|m| m.name).collect())
-            .unwrap_or_default();
+        let names: Vec<&str> = self.spec.models.iter().map(|m| m.name.as_str()).collect();
         let mut out: Vec<Reason> = parts
             .iter()
             .map(|&(m, w)| Reason::Signal {
-                name: format!("model:{}", names.get(m).map_or("?", |s| s.as_str())),
+                name: format!("model:{}", names.get(m).copied().unwrap_or("?")),
                 weight: w,
             })
             .collect();
@@ -208,7 +206,7 @@ impl Explain for Switch {
         let cold_item = self
             .item_counts
             .get(item as usize)
-            .is_some_and(|&c| (c as usize) < self.min_item);
+            .is_some_and(|&c| (c as usize) < self.spec.min_item);
         let (name, model) = if self.is_cold_user(q) || cold_item {
             ("cold", &self.cold)
         } else {

@@ -2,128 +2,249 @@
 //! save and load wherever a model is accepted.
 
 use reco_core::artifact::{decode, encode};
-use reco_core::model::{FitOptions, Recommender};
+use reco_core::model::FitOptions;
 use reco_core::{Dataset, Result};
-use reco_models::{Family, Model, ModelSpec, PluginSpec};
+use reco_models::{Capabilities, Kind, KindEntry, Model, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::blend::{Blend, BlendSpec, Switch, SwitchSpec};
 use crate::catalog::Catalog;
 use crate::pipeline::{feature_names, AnyIndex, Pipeline, Stage};
 use crate::ranker::Ranker;
-use crate::spec::PipelineSpec;
+use crate::spec::{NamedModel, PipelineSpec};
 
-/// The family of composite models.
-pub struct Composite;
+/// The composite kinds, as [`crate::register`] hands them to the registry.
+pub static KINDS: &[KindEntry] = &[
+    KindEntry::of::<Pipeline>(),
+    KindEntry::of::<Blend>(),
+    KindEntry::of::<Switch>(),
+];
 
-/// The one instance, registered by [`crate::register`].
-pub static COMPOSITE: Composite = Composite;
-
-const KINDS: [&str; 3] = ["pipeline", "blend", "switch"];
-
-fn parse<T: for<'de> Deserialize<'de>>(spec: &serde_json::Value) -> Result<T> {
-    serde_json::from_value(spec.clone())
-        .map_err(|e| reco_core::Error::param("model", e.to_string()))
-}
-
-fn kind(spec: &serde_json::Value) -> &str {
-    spec.get("model").and_then(|m| m.as_str()).unwrap_or("")
-}
-
-fn plugin(kind: &'static str, value: &serde_json::Value) -> ModelSpec {
-    ModelSpec::Plugin(PluginSpec {
-        family: &COMPOSITE,
-        kind,
-        value: value.clone(),
+/// A fast factor model for the examples: item vectors for ANN sources and MMR.
+fn example_mf() -> ModelSpec {
+    ModelSpec::new::<reco_models::mf::ials::Ials>(reco_models::mf::ials::IalsParams {
+        factors: 16,
+        epochs: 5,
+        alpha: 10.0,
+        ..Default::default()
     })
 }
 
-fn sub_spec(map: &serde_json::Map<String, serde_json::Value>) -> Result<ModelSpec> {
-    ModelSpec::from_value(serde_json::Value::Object(map.clone()))
+/// Sub-models of the examples, with the capabilities the sources need.
+fn example_models() -> Vec<NamedModel> {
+    let knn = reco_models::knn::KnnParams {
+        similarity: reco_models::knn::Similarity::VectorCosine,
+        max_neighbours: 50,
+        ..Default::default()
+    };
+    vec![
+        NamedModel {
+            name: "mf".into(),
+            spec: example_mf(),
+        },
+        NamedModel {
+            name: "knn".into(),
+            spec: ModelSpec::new::<reco_models::knn::ItemKnn>(knn),
+        },
+    ]
 }
 
-impl Family for Composite {
-    fn kinds(&self) -> &'static [&'static str] {
-        &KINDS
-    }
+impl Kind for Pipeline {
+    const NAME: &'static str = "pipeline";
+    const SUMMARY: &'static str =
+        "Retrieval and ranking: candidate sources with budgets, a learned ranker, re-rankers (MMR, exploration, category caps).";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("ranker.l2", "regularization"),
+        ("ranker.window", "validation"),
+        ("sources[].last", "recent_items"),
+    ];
+    type Params = PipelineSpec;
+    type Fitted = Pipeline;
 
-    fn validate(&self, spec: &serde_json::Value) -> Result<()> {
-        match kind(spec) {
-            "pipeline" => parse::<PipelineSpec>(spec)?.validate(),
-            "blend" => parse::<BlendSpec>(spec)?.validate(),
-            "switch" => parse::<SwitchSpec>(spec)?.validate(),
-            k => Err(reco_core::Error::param(
-                "model",
-                format!("{k:?} is not a composite model"),
-            )),
+    fn validate(p: &PipelineSpec) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(_: &PipelineSpec) -> Capabilities {
+        Capabilities {
+            ranks: true,
+            listwise: true,
+            ..Default::default()
         }
     }
-
-    fn ranks(&self, _spec: &serde_json::Value) -> bool {
-        true
+    fn fit(p: &PipelineSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Pipeline> {
+        Pipeline::fit(p.clone(), data, opts)
     }
+    fn restore(p: &PipelineSpec, state: &[u8]) -> Result<Pipeline> {
+        restore_pipeline(p.clone(), state)
+    }
+    fn examples() -> Vec<PipelineSpec> {
+        use crate::spec::{IndexKind, RankerKind, RankerSpec, RerankSpec, SourceSpec};
+        let sources = vec![
+            SourceSpec::Ann {
+                model: "mf".into(),
+                budget: 60,
+                index: IndexKind::Exact,
+                metric: Default::default(),
+                hnsw: Default::default(),
+            },
+            SourceSpec::Related {
+                model: "knn".into(),
+                recent_items: 5,
+                per_item: 10,
+                budget: 40,
+            },
+            SourceSpec::TopCategories {
+                field: None,
+                categories: 2,
+                budget: 30,
+            },
+            SourceSpec::Popular { budget: 20 },
+            SourceSpec::PopularInSegment {
+                field: "country".into(),
+                budget: 20,
+            },
+        ];
+        let base = PipelineSpec {
+            name: None,
+            models: example_models(),
+            sources,
+            ranker: RankerSpec {
+                models: vec!["mf".into()],
+                ..Default::default()
+            },
+            rerank: vec![RerankSpec::Mmr {
+                lambda: 0.8,
+                model: None,
+            }],
+            depth: 50,
+        };
+        // Both examples search exactly: an HNSW graph links its rows in parallel, so two fits
+        // are not the same graph bit for bit, and the suite asks for identical refits (the
+        // graph is tested against exact search in tests/pipeline.rs).
+        vec![
+            base.clone(),
+            PipelineSpec {
+                ranker: RankerSpec {
+                    kind: RankerKind::Gbdt,
+                    trees: 20,
+                    models: vec!["mf".into()],
+                    ..Default::default()
+                },
+                rerank: vec![
+                    RerankSpec::Mmr {
+                        lambda: 0.7,
+                        model: Some("mf".into()),
+                    },
+                    RerankSpec::CategoryCap {
+                        max: 3,
+                        field: None,
+                    },
+                    RerankSpec::Explore {
+                        slots: 2,
+                        of: 10,
+                        head: 0.2,
+                    },
+                ],
+                ..base
+            },
+        ]
+    }
+}
 
-    fn fit(
-        &self,
-        spec: &serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Box<dyn Model>> {
-        Ok(match kind(spec) {
-            "pipeline" => Box::new(Pipeline::fit(parse(spec)?, spec.clone(), data, opts)?),
-            "blend" => Box::new(Blend::fit(parse(spec)?, spec.clone(), data, opts)?),
-            "switch" => Box::new(Switch::fit(parse(spec)?, spec.clone(), data, opts)?),
-            k => {
-                return Err(reco_core::Error::param(
-                    "model",
-                    format!("{k:?} is not a composite model"),
-                ))
-            }
+impl Kind for Blend {
+    const NAME: &'static str = "blend";
+    const SUMMARY: &'static str =
+        "Weighted blend of models' standardised scores, weights tuned on each user's latest interactions.";
+    type Params = BlendSpec;
+    type Fitted = Blend;
+
+    fn validate(p: &BlendSpec) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(_: &BlendSpec) -> Capabilities {
+        Capabilities {
+            ranks: true,
+            ..Default::default()
+        }
+    }
+    fn fit(p: &BlendSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Blend> {
+        Blend::fit(p.clone(), data, opts)
+    }
+    fn restore(p: &BlendSpec, state: &[u8]) -> Result<Blend> {
+        let st: BlendState = decode(state, "blend")?;
+        if st.models.len() != p.models.len() || st.weights.len() != p.models.len() {
+            return Err(corrupt("blend state does not match its specification"));
+        }
+        let models = p
+            .models
+            .iter()
+            .zip(&st.models)
+            .map(|(m, b)| m.spec.restore(b))
+            .collect::<Result<_>>()?;
+        Ok(Blend {
+            spec: p.clone(),
+            models,
+            weights: st.weights,
+            tuning: st.tuning,
         })
     }
+    fn examples() -> Vec<BlendSpec> {
+        let pop = NamedModel {
+            name: "pop".into(),
+            spec: ModelSpec::new::<reco_models::baseline::Popularity>(Default::default()),
+        };
+        vec![BlendSpec {
+            models: vec![
+                NamedModel {
+                    name: "mf".into(),
+                    spec: example_mf(),
+                },
+                pop,
+            ],
+            weights: None,
+            validation: 0.1,
+            k: 10,
+            users: 2000,
+        }]
+    }
+}
 
-    fn restore(&self, spec: &serde_json::Value, state: &[u8]) -> Result<Box<dyn Model>> {
-        Ok(match kind(spec) {
-            "pipeline" => Box::new(restore_pipeline(parse(spec)?, spec.clone(), state)?),
-            "blend" => {
-                let s: BlendSpec = parse(spec)?;
-                let st: BlendState = decode(state, "blend")?;
-                if st.models.len() != s.models.len() || st.weights.len() != s.models.len() {
-                    return Err(corrupt("blend state does not match its specification"));
-                }
-                let models = s
-                    .models
-                    .iter()
-                    .zip(&st.models)
-                    .map(|(m, b)| sub_spec(&m.spec)?.restore(b))
-                    .collect::<Result<_>>()?;
-                Box::new(Blend {
-                    value: spec.clone(),
-                    models,
-                    weights: st.weights,
-                    tuning: st.tuning,
-                })
-            }
-            "switch" => {
-                let s: SwitchSpec = parse(spec)?;
-                let st: SwitchState = decode(state, "switch")?;
-                Box::new(Switch {
-                    value: spec.clone(),
-                    warm: sub_spec(&s.warm)?.restore(&st.warm)?,
-                    cold: sub_spec(&s.cold)?.restore(&st.cold)?,
-                    min_user: s.min_user,
-                    min_item: s.min_item,
-                    user_counts: st.user_counts,
-                    item_counts: st.item_counts,
-                })
-            }
-            k => {
-                return Err(reco_core::Error::param(
-                    "model",
-                    format!("{k:?} is not a composite model"),
-                ))
-            }
+impl Kind for Switch {
+    const NAME: &'static str = "switch";
+    const SUMMARY: &'static str =
+        "One model for cold users and items (content, popularity), another for the rest.";
+    type Params = SwitchSpec;
+    type Fitted = Switch;
+
+    fn validate(p: &SwitchSpec) -> Result<()> {
+        p.validate()
+    }
+    fn capabilities(_: &SwitchSpec) -> Capabilities {
+        Capabilities {
+            ranks: true,
+            ..Default::default()
+        }
+    }
+    fn fit(p: &SwitchSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Switch> {
+        Switch::fit(p.clone(), data, opts)
+    }
+    fn restore(p: &SwitchSpec, state: &[u8]) -> Result<Switch> {
+        let st: SwitchState = decode(state, "switch")?;
+        Ok(Switch {
+            spec: p.clone(),
+            warm: p.warm.restore(&st.warm)?,
+            cold: p.cold.restore(&st.cold)?,
+            user_counts: st.user_counts,
+            item_counts: st.item_counts,
         })
+    }
+    fn examples() -> Vec<SwitchSpec> {
+        vec![SwitchSpec {
+            warm: example_mf(),
+            cold: ModelSpec::new::<reco_models::content::Content>(Default::default()),
+            min_user: 5,
+            min_item: 1,
+        }]
     }
 }
 
@@ -138,10 +259,18 @@ fn corrupt(m: &str) -> reco_core::Error {
 struct PipelineState {
     seed: u64,
     models: Vec<Vec<u8>>,
-    /// Per source: (0 exact, 1 HNSW, 2 MIPS graph; bytes).
-    indexes: Vec<Option<(u8, Vec<u8>)>>,
+    /// Per source, its vector index, if it has one.
+    indexes: Vec<Option<SavedIndex>>,
     catalog: Catalog,
     ranker: Ranker,
+}
+
+/// A vector index in its saved form. Variants are encoded by position: append new ones.
+#[derive(Serialize, Deserialize)]
+enum SavedIndex {
+    Exact(Vec<u8>),
+    Hnsw(Vec<u8>),
+    Mips(Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -159,12 +288,8 @@ struct SwitchState {
     item_counts: Vec<u32>,
 }
 
-fn restore_pipeline(
-    spec: PipelineSpec,
-    value: serde_json::Value,
-    state: &[u8],
-) -> Result<Pipeline> {
-    spec.validate()?;
+fn restore_pipeline(spec: PipelineSpec, state: &[u8]) -> Result<Pipeline> {
+    let refs = spec.resolve()?;
     let st: PipelineState = decode(state, "pipeline")?;
     if st.models.len() != spec.models.len() || st.indexes.len() != spec.sources.len() {
         return Err(corrupt("pipeline state does not match its specification"));
@@ -173,18 +298,17 @@ fn restore_pipeline(
         .models
         .iter()
         .zip(&st.models)
-        .map(|(m, b)| sub_spec(&m.spec)?.restore(b))
+        .map(|(m, b)| m.spec.restore(b))
         .collect::<Result<_>>()?;
     let indexes = st
         .indexes
         .into_iter()
         .map(|ix| {
-            ix.map(|(kind, b)| -> Result<AnyIndex> {
-                Ok(match kind {
-                    0 => AnyIndex::Exact(decode(&b, "exact index")?),
-                    1 => AnyIndex::Hnsw(reco_ann::Hnsw::from_bytes(&b)?),
-                    2 => AnyIndex::Mips(reco_ann::Mips::from_bytes(&b)?),
-                    k => return Err(corrupt(&format!("unknown index kind {k}"))),
+            ix.map(|ix| -> Result<AnyIndex> {
+                Ok(match ix {
+                    SavedIndex::Exact(b) => AnyIndex::Exact(decode(&b, "exact index")?),
+                    SavedIndex::Hnsw(b) => AnyIndex::Hnsw(reco_ann::Hnsw::from_bytes(&b)?),
+                    SavedIndex::Mips(b) => AnyIndex::Mips(reco_ann::Mips::from_bytes(&b)?),
                 })
             })
             .transpose()
@@ -193,7 +317,7 @@ fn restore_pipeline(
     let feature_names = feature_names(&spec);
     Ok(Pipeline {
         spec,
-        value,
+        refs,
         seed: st.seed,
         stage: Stage {
             models,
@@ -207,7 +331,7 @@ fn restore_pipeline(
 
 impl Model for Pipeline {
     fn spec(&self) -> ModelSpec {
-        plugin("pipeline", &self.value)
+        ModelSpec::new::<Pipeline>(self.spec.clone())
     }
 
     fn state(&self) -> Result<Vec<u8>> {
@@ -223,11 +347,11 @@ impl Model for Pipeline {
             .iter()
             .map(|ix| {
                 ix.as_ref()
-                    .map(|ix| -> Result<(u8, Vec<u8>)> {
+                    .map(|ix| -> Result<SavedIndex> {
                         Ok(match ix {
-                            AnyIndex::Exact(e) => (0, encode(e)?),
-                            AnyIndex::Hnsw(h) => (1, h.to_bytes()?),
-                            AnyIndex::Mips(m) => (2, m.to_bytes()?),
+                            AnyIndex::Exact(e) => SavedIndex::Exact(encode(e)?),
+                            AnyIndex::Hnsw(h) => SavedIndex::Hnsw(h.to_bytes()?),
+                            AnyIndex::Mips(m) => SavedIndex::Mips(m.to_bytes()?),
                         })
                     })
                     .transpose()
@@ -245,7 +369,7 @@ impl Model for Pipeline {
 
 impl Model for Blend {
     fn spec(&self) -> ModelSpec {
-        plugin("blend", &self.value)
+        ModelSpec::new::<Blend>(self.spec.clone())
     }
 
     fn state(&self) -> Result<Vec<u8>> {
@@ -263,7 +387,7 @@ impl Model for Blend {
 
 impl Model for Switch {
     fn spec(&self) -> ModelSpec {
-        plugin("switch", &self.value)
+        ModelSpec::new::<Switch>(self.spec.clone())
     }
 
     fn state(&self) -> Result<Vec<u8>> {
@@ -275,7 +399,3 @@ impl Model for Switch {
         })
     }
 }
-
-// Keeps the trait in scope for the `Model: Recommender` bound's methods used above.
-#[allow(unused_imports)]
-use Recommender as _;

@@ -13,7 +13,7 @@
 //! - `switch`: one model for cold users and items, another for the rest.
 //! - [`explain`]: one [`Explanation`](reco_core::explain::Explanation) for any model.
 //!
-//! [`register`] plugs the three kinds into [`reco_models::ModelSpec`].
+//! [`register`] plugs the three kinds into reco's model registry.
 #![warn(missing_docs)]
 
 pub mod blend;
@@ -28,13 +28,14 @@ pub mod spec;
 
 pub use blend::{Blend, BlendSpec, Switch, SwitchSpec};
 pub use explain::{explain, explain_with};
+pub use family::KINDS;
 pub use pipeline::{Pipeline, Trace};
 pub use spec::PipelineSpec;
 
 /// Makes `pipeline`, `blend` and `switch` model kinds; call once at start-up (repeating is
 /// harmless).
 pub fn register() -> reco_core::Result<()> {
-    reco_models::register(&family::COMPOSITE)
+    reco_models::register(family::KINDS)
 }
 
 /// Holds out each user's latest `share` of interactions (a random share without timestamps):
@@ -58,9 +59,9 @@ fn latest_share(
         })
 }
 
-/// Reads a pipeline from TOML text (the format of `reco pipeline --config`), as the JSON
-/// object a model specification is.
-pub fn spec_from_toml(text: &str) -> reco_core::Result<serde_json::Value> {
+/// Reads a pipeline from TOML text (the format of `reco pipeline --config`): a pipeline model
+/// specification, with or without `model = "pipeline"`.
+pub fn spec_from_toml(text: &str) -> reco_core::Result<reco_models::ModelSpec> {
     let doc: toml::Value =
         toml::from_str(text).map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
     let mut value = serde_json::to_value(doc)
@@ -68,8 +69,5 @@ pub fn spec_from_toml(text: &str) -> reco_core::Result<serde_json::Value> {
     if let Some(o) = value.as_object_mut() {
         o.entry("model").or_insert_with(|| "pipeline".into());
     }
-    let spec: PipelineSpec = serde_json::from_value(value.clone())
-        .map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
-    spec.validate()?;
-    Ok(value)
+    reco_models::ModelSpec::from_value(value)
 }

@@ -7,7 +7,7 @@ use reco_ann::{Exact, Hnsw, VectorIndex};
 use reco_core::model::{Filter, FitOptions, Query, Recommender};
 use reco_core::topk::{rank_cmp, Scored};
 use reco_core::{Dataset, Interactions, Result};
-use reco_models::{Model, ModelSpec};
+use reco_models::Model;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::ranker::{Gbdt, Logistic, Ranker, Rows};
 use crate::rerank;
 use crate::sources::{allowed, category_shares};
-use crate::spec::{IndexKind, PipelineSpec, RankerKind, RerankSpec, SourceSpec};
+use crate::spec::{IndexKind, PipelineSpec, RankerKind, Refs, RerankSpec, SourceSpec};
 
 /// Users whose later interactions train the ranker, at most (sampled with the seed): enough
 /// rows for tens of features, bounded time on large data.
@@ -60,18 +60,22 @@ pub(crate) struct Candidates {
 /// any model.
 pub struct Pipeline {
     pub(crate) spec: PipelineSpec,
-    pub(crate) value: serde_json::Value,
+    pub(crate) refs: Refs,
     pub(crate) seed: u64,
     pub(crate) stage: Stage,
     pub(crate) ranker: Ranker,
     pub(crate) feature_names: Vec<String>,
 }
 
-pub(crate) fn model_index(spec: &PipelineSpec, name: &str) -> usize {
-    spec.models
-        .iter()
-        .position(|m| m.name == name)
-        .unwrap_or(usize::MAX)
+impl Stage {
+    /// The model at a resolved reference.
+    pub(crate) fn model(&self, k: Option<usize>) -> Result<&dyn Model> {
+        k.and_then(|k| self.models.get(k))
+            .map(|m| m.as_ref())
+            .ok_or_else(|| {
+                reco_core::Error::param("pipeline", "a model reference does not resolve")
+            })
+    }
 }
 
 /// The category fields and user segments the spec reads.
@@ -102,7 +106,12 @@ fn needs(spec: &PipelineSpec) -> (Vec<Option<String>>, Vec<(String, usize)>) {
 }
 
 impl Stage {
-    fn build(spec: &PipelineSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Stage> {
+    fn build(
+        spec: &PipelineSpec,
+        refs: &Refs,
+        data: &Dataset,
+        opts: &FitOptions<'_>,
+    ) -> Result<Stage> {
         let mut models = Vec::with_capacity(spec.models.len());
         for (k, m) in spec.models.iter().enumerate() {
             opts.report(
@@ -111,8 +120,7 @@ impl Stage {
                 spec.models.len() as u64,
                 None,
             );
-            let s = ModelSpec::from_value(serde_json::Value::Object(m.spec.clone()))?;
-            models.push(s.fit(
+            models.push(m.spec.fit(
                 data,
                 &FitOptions {
                     validation: None,
@@ -129,19 +137,21 @@ impl Stage {
         };
         let catalog = Catalog::build(data, &fields, &segments)?;
         let mut indexes = Vec::with_capacity(spec.sources.len());
-        for s in &spec.sources {
+        for (s, source) in spec.sources.iter().enumerate() {
             let SourceSpec::Ann {
                 model,
                 index,
                 metric,
                 hnsw,
                 ..
-            } = s
+            } = source
             else {
                 indexes.push(None);
                 continue;
             };
-            let m = &models[model_index(spec, model)];
+            let m = refs.sources[s].and_then(|k| models.get(k)).ok_or_else(|| {
+                reco_core::Error::param("pipeline", "a model reference does not resolve")
+            })?;
             let emb = m.as_embeddings().ok_or_else(|| {
                 reco_core::Error::param(
                     "source",
@@ -220,46 +230,38 @@ impl Pipeline {
         let mut spec = self.spec.clone();
         spec.rerank = rerank;
         spec.depth = depth;
-        spec.validate()?;
+        self.refs = spec.resolve()?;
         self.spec = spec;
-        if let Ok(v) = serde_json::to_value(&self.spec) {
-            self.value = v;
-        }
         Ok(())
     }
 
     /// Fits the models, trains the ranker on each user's latest interactions, and builds the
     /// indexes.
-    pub fn fit(
-        spec: PipelineSpec,
-        value: serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<Pipeline> {
-        spec.validate()?;
+    pub fn fit(spec: PipelineSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Pipeline> {
+        let refs = spec.resolve()?;
         let names = feature_names(&spec);
         let (ranker, early) = match spec.ranker.kind {
             RankerKind::Sources => (Ranker::Sources, None),
             kind => {
-                let (partial, rows) = Self::labelled(spec.clone(), value.clone(), data, opts)?;
+                let (partial, rows) = Self::labelled(spec.clone(), data, opts)?;
                 opts.report("ranker", 0, 1, None);
                 let r = &spec.ranker;
                 let ranker = match kind {
                     RankerKind::Gbdt => {
                         Ranker::Gbdt(Gbdt::fit(&rows, r.trees, r.max_depth, r.learning_rate)?)
                     }
-                    _ => Ranker::Logistic(Logistic::fit(&rows, r.l2)?),
+                    _ => Ranker::Logistic(Logistic::fit(&rows, r.regularization)?),
                 };
                 (ranker, if r.refit { None } else { Some(partial.stage) })
             }
         };
         let stage = match early {
             Some(s) => s,
-            None => Stage::build(&spec, data, opts)?,
+            None => Stage::build(&spec, &refs, data, opts)?,
         };
         Ok(Pipeline {
             spec,
-            value,
+            refs,
             seed: opts.seed,
             stage,
             ranker,
@@ -276,24 +278,23 @@ impl Pipeline {
         data: &Dataset,
         opts: &FitOptions<'_>,
     ) -> Result<(Rows, Vec<String>)> {
-        spec.validate()?;
-        let (p, rows) = Self::labelled(spec, serde_json::Value::Null, data, opts)?;
+        let (p, rows) = Self::labelled(spec, data, opts)?;
         Ok((rows, p.feature_names))
     }
 
     /// A pipeline without a ranker fitted on the earlier share of `data`, and its labelled rows.
     fn labelled(
         spec: PipelineSpec,
-        value: serde_json::Value,
         data: &Dataset,
         opts: &FitOptions<'_>,
     ) -> Result<(Pipeline, Rows)> {
-        let fold = crate::latest_share(data, spec.ranker.window, opts.seed ^ 0x5eed)?;
-        let stage = Stage::build(&spec, &fold.train, opts)?;
+        let refs = spec.resolve()?;
+        let fold = crate::latest_share(data, spec.ranker.validation, opts.seed ^ 0x5eed)?;
+        let stage = Stage::build(&spec, &refs, &fold.train, opts)?;
         let partial = Pipeline {
             feature_names: feature_names(&spec),
             spec,
-            value,
+            refs,
             seed: opts.seed,
             stage,
             ranker: Ranker::Sources,
@@ -391,11 +392,10 @@ impl Pipeline {
         let primary = cat.categories(None);
         let shares = primary.map(|c| category_shares(c, &history));
         let model_scores: Vec<Vec<f32>> = self
-            .spec
+            .refs
             .ranker
-            .models
             .iter()
-            .map(|name| self.model_scores(model_index(&self.spec, name), query, &items))
+            .map(|&k| self.model_scores(k, query, &items))
             .collect::<Result<_>>()?;
         let dim = self.feature_names.len();
         let mut features = Vec::with_capacity(items.len() * dim);
@@ -444,7 +444,7 @@ impl Pipeline {
 
     /// Scores of `items` under model `m`: inner products when it has vectors, else its scores.
     fn model_scores(&self, m: usize, query: &Query<'_>, items: &[u32]) -> Result<Vec<f32>> {
-        let model = &self.stage.models[m];
+        let model = self.stage.model(Some(m))?;
         if let (Some(e), Some(u)) = (model.as_embeddings(), query.user) {
             if let Some(uv) = e.user_vector(u) {
                 return Ok(items
@@ -507,21 +507,23 @@ impl Pipeline {
                 .user
                 .map_or(u64::MAX, |u| u as u64)
                 .wrapping_mul(0x2545_f491_4f6c_dd1d);
-        for r in &self.spec.rerank {
+        for (r, &model_ref) in self.spec.rerank.iter().zip(&self.refs.rerank) {
             order = match r {
                 RerankSpec::Mmr { lambda, model } => {
                     let items: Vec<u32> = order.iter().map(|&p| c.items[p]).collect();
                     let rel: Vec<f64> = order.iter().map(|&p| scores[p]).collect();
                     let picked = match model {
                         Some(m) => {
-                            let e = self.stage.models[model_index(&self.spec, m)]
-                                .as_embeddings()
-                                .ok_or_else(|| {
-                                    reco_core::Error::param(
-                                        "rerank",
-                                        format!("mmr: model {m:?} has no item vectors"),
-                                    )
-                                })?;
+                            let e =
+                                self.stage
+                                    .model(model_ref)?
+                                    .as_embeddings()
+                                    .ok_or_else(|| {
+                                        reco_core::Error::param(
+                                            "rerank",
+                                            format!("mmr: model {m:?} has no item vectors"),
+                                        )
+                                    })?;
                             let sim = |a: u32, b: u32| match (e.item_vector(a), e.item_vector(b)) {
                                 (Some(x), Some(y)) => rerank::vector_cosine(x, y),
                                 _ => 0.0,

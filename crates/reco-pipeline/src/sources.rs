@@ -5,7 +5,7 @@ use reco_core::topk::Scored;
 use reco_core::Result;
 use rustc_hash::FxHashMap;
 
-use crate::pipeline::{model_index, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::spec::SourceSpec;
 
 /// Whether `item` may be proposed.
@@ -47,8 +47,10 @@ impl Pipeline {
         let ok = |i: u32| allowed(i, seen, allow);
         let pop = |i: u32| (cat.counts[i as usize] as f32).ln_1p();
         Ok(match source {
-            SourceSpec::Ann { model, budget, .. } => {
-                let m = &self.stage.models[model_index(&self.spec, model)];
+            SourceSpec::Ann { budget, .. } => {
+                let m = self
+                    .stage
+                    .model(self.refs.sources.get(s).copied().flatten())?;
                 let (Some(e), Some(u), Some(index)) =
                     (m.as_embeddings(), query.user, &self.stage.indexes[s])
                 else {
@@ -68,11 +70,13 @@ impl Pipeline {
             }
             SourceSpec::Related {
                 model,
-                last,
+                recent_items: last,
                 per_item,
                 budget,
             } => {
-                let m = &self.stage.models[model_index(&self.spec, model)];
+                let m = self
+                    .stage
+                    .model(self.refs.sources.get(s).copied().flatten())?;
                 let sim = m.as_similar_items().ok_or_else(|| {
                     reco_core::Error::param(
                         "source",
@@ -175,8 +179,10 @@ impl Pipeline {
                     .collect();
                 reco_core::topk::top_k_of(out, *budget)
             }
-            SourceSpec::Model { model, budget } => {
-                let m = &self.stage.models[model_index(&self.spec, model)];
+            SourceSpec::Model { budget, .. } => {
+                let m = self
+                    .stage
+                    .model(self.refs.sources.get(s).copied().flatten())?;
                 m.recommend(
                     query,
                     *budget,

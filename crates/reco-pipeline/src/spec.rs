@@ -4,15 +4,13 @@
 
 use reco_ann::{HnswParams, Metric};
 use reco_core::Result;
+use reco_models::ModelSpec;
 use serde::{Deserialize, Serialize};
 
 /// A whole pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
-    /// Always `"pipeline"` when the spec is written as a model.
-    #[serde(default = "pipeline_kind")]
-    pub model: String,
     /// Name in reports.
     #[serde(default)]
     pub name: Option<String>,
@@ -32,22 +30,50 @@ pub struct PipelineSpec {
     pub depth: usize,
 }
 
-fn pipeline_kind() -> String {
-    "pipeline".into()
-}
-
 fn default_depth() -> usize {
     100
 }
 
-/// A model used by the pipeline: a name and any model specification.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A model used by a pipeline or a blend: a name and any model specification, written as one
+/// object (`{"name": "mf", "model": "ials", "factors": 32}`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NamedModel {
     /// Name the sources and the ranker use.
     pub name: String,
-    /// The specification, as for `reco train --model` (`{"model": "ials", "factors": 32}`).
+    /// The specification, as for `reco train --model`.
     #[serde(flatten)]
-    pub spec: serde_json::Map<String, serde_json::Value>,
+    pub spec: ModelSpec,
+}
+
+impl<'de> Deserialize<'de> for NamedModel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut value = serde_json::Value::deserialize(d)?;
+        let name = match value.as_object_mut().and_then(|o| o.remove("name")) {
+            Some(serde_json::Value::String(n)) => n,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "model name {other} is not a string"
+                )))
+            }
+            None => return Err(D::Error::custom(format!("a model needs a `name`: {value}"))),
+        };
+        let spec = ModelSpec::from_value(value)
+            .map_err(|e| D::Error::custom(format!("model {name:?}: {e}")))?;
+        Ok(NamedModel { name, spec })
+    }
+}
+
+/// A pipeline's references to its models (by name in the specification) resolved once to
+/// positions in `models`, so that answering a query never looks a name up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Refs {
+    /// Per source, the model it reads.
+    pub sources: Vec<Option<usize>>,
+    /// Per ranker feature model.
+    pub ranker: Vec<usize>,
+    /// Per re-ranker, the model it reads.
+    pub rerank: Vec<Option<usize>>,
 }
 
 /// A candidate source.
@@ -77,7 +103,7 @@ pub enum SourceSpec {
         model: String,
         /// Recent items looked at.
         #[serde(default = "ten")]
-        last: usize,
+        recent_items: usize,
         /// Neighbours per recent item.
         #[serde(default = "ten")]
         per_item: usize,
@@ -180,8 +206,8 @@ pub struct RankerSpec {
     pub kind: RankerKind,
     /// Share of each user's latest training interactions that become the ranker's labels; the
     /// models behind the sources are fitted on the rest first.
-    #[serde(default = "window")]
-    pub window: f64,
+    #[serde(default = "validation")]
+    pub validation: f64,
     /// Negatives sampled per positive, from the candidates that were not interacted with.
     #[serde(default = "four")]
     pub negatives: usize,
@@ -193,8 +219,8 @@ pub struct RankerSpec {
     #[serde(default = "yes")]
     pub refit: bool,
     /// L2 penalty of logistic regression.
-    #[serde(default = "l2")]
-    pub l2: f64,
+    #[serde(default = "regularization")]
+    pub regularization: f64,
     /// Gradient-boosted trees: number of trees.
     #[serde(default = "trees")]
     pub trees: usize,
@@ -206,7 +232,7 @@ pub struct RankerSpec {
     pub learning_rate: f64,
 }
 
-fn window() -> f64 {
+fn validation() -> f64 {
     0.2
 }
 fn four() -> usize {
@@ -215,7 +241,7 @@ fn four() -> usize {
 fn yes() -> bool {
     true
 }
-fn l2() -> f64 {
+fn regularization() -> f64 {
     1.0
 }
 fn trees() -> usize {
@@ -232,11 +258,11 @@ impl Default for RankerSpec {
     fn default() -> Self {
         RankerSpec {
             kind: RankerKind::default(),
-            window: window(),
+            validation: validation(),
             negatives: four(),
             models: Vec::new(),
             refit: true,
-            l2: l2(),
+            regularization: regularization(),
             trees: trees(),
             max_depth: depth3(),
             learning_rate: lr(),
@@ -298,12 +324,15 @@ fn head() -> f64 {
 }
 
 impl PipelineSpec {
-    /// Checks references and ranges, one error per broken rule.
+    /// Checks references, capabilities and ranges, one error per broken rule (the models'
+    /// own parameters were validated when they were parsed).
     pub fn validate(&self) -> Result<()> {
+        self.resolve().map(|_| ())
+    }
+
+    /// Validates and resolves every model name to its position in `models`.
+    pub(crate) fn resolve(&self) -> Result<Refs> {
         let bad = |m: String| Err(reco_core::Error::param("pipeline", m));
-        if self.model != "pipeline" {
-            return bad(format!("model must be \"pipeline\", not {:?}", self.model));
-        }
         if self.sources.is_empty() {
             return bad("at least one source is needed".into());
         }
@@ -313,40 +342,83 @@ impl PipelineSpec {
                 return bad(format!("two models are named {n:?}"));
             }
         }
-        for m in &self.models {
-            reco_models::ModelSpec::from_value(serde_json::Value::Object(m.spec.clone())).map_err(
-                |e| reco_core::Error::param("pipeline", format!("model {:?}: {e}", m.name)),
-            )?;
-        }
-        let known = |n: &str| names.contains(&n);
+        let find = |n: &str, user: &str| -> Result<usize> {
+            names.iter().position(|x| *x == n).ok_or_else(|| {
+                reco_core::Error::param(
+                    "pipeline",
+                    format!("{user} names model {n:?}, which is not in `models` ({names:?})"),
+                )
+            })
+        };
+        let need = |k: usize, what: &str, ok: bool, user: &str| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(reco_core::Error::param(
+                    "pipeline",
+                    format!(
+                        "{user} needs {what}, which model {:?} ({}) does not have",
+                        names[k],
+                        self.models[k].spec.kind()
+                    ),
+                ))
+            }
+        };
+        let mut refs = Refs::default();
         for s in &self.sources {
             if s.budget() == 0 {
                 return bad(format!("source {} has budget 0", s.label()));
             }
-            if let Some(m) = s.model() {
-                if !known(m) {
+            match s {
+                SourceSpec::Related {
+                    recent_items,
+                    per_item,
+                    ..
+                } if *recent_items == 0 || *per_item == 0 => {
                     return bad(format!(
-                        "source {} names model {m:?}, which is not in `models` ({names:?})",
+                        "source {} needs recent_items >= 1 and per_item >= 1",
                         s.label()
                     ));
                 }
+                SourceSpec::TopCategories { categories: 0, .. } => {
+                    return bad("source top-categories needs categories >= 1".into());
+                }
+                SourceSpec::Ann { hnsw, .. } => hnsw.validate()?,
+                _ => {}
             }
+            let user = format!("source {}", s.label());
+            let k = s.model().map(|m| find(m, &user)).transpose()?;
+            if let Some(k) = k {
+                let caps = self.models[k].spec.capabilities();
+                match s {
+                    SourceSpec::Ann { .. } => need(k, "item vectors", caps.embeddings, &user)?,
+                    SourceSpec::Related { .. } => {
+                        need(k, "similar items", caps.similar_items, &user)?
+                    }
+                    _ => {}
+                }
+            }
+            refs.sources.push(k);
         }
         for m in &self.ranker.models {
-            if !known(m) {
-                return bad(format!("ranker names unknown model {m:?}"));
-            }
+            refs.ranker.push(find(m, "the ranker")?);
         }
         for r in &self.rerank {
+            let mut k = None;
             match r {
                 RerankSpec::Mmr { lambda, model } => {
                     if !(0.0..=1.0).contains(lambda) {
                         return bad(format!("mmr lambda {lambda} is outside [0, 1]"));
                     }
                     if let Some(m) = model {
-                        if !known(m) {
-                            return bad(format!("mmr names unknown model {m:?}"));
-                        }
+                        let i = find(m, "mmr")?;
+                        need(
+                            i,
+                            "item vectors",
+                            self.models[i].spec.capabilities().embeddings,
+                            "mmr",
+                        )?;
+                        k = Some(i);
                     }
                 }
                 RerankSpec::Explore { slots, of, head } => {
@@ -360,14 +432,36 @@ impl PipelineSpec {
                     }
                 }
             }
+            refs.rerank.push(k);
         }
-        let w = self.ranker.window;
-        if self.ranker.kind != RankerKind::Sources && !(w > 0.0 && w < 1.0) {
-            return bad(format!("ranker window {w} is outside (0, 1)"));
+        let r = &self.ranker;
+        if r.kind != RankerKind::Sources {
+            let w = r.validation;
+            if !(w > 0.0 && w < 1.0) {
+                return bad(format!("ranker validation {w} is outside (0, 1)"));
+            }
+            if r.negatives == 0 {
+                return bad("ranker negatives must be at least 1".into());
+            }
+        }
+        if !(r.regularization >= 0.0 && r.regularization.is_finite()) {
+            return bad(format!(
+                "ranker regularization {} must be a finite number >= 0",
+                r.regularization
+            ));
+        }
+        if r.kind == RankerKind::Gbdt
+            && (r.trees == 0
+                || r.max_depth == 0
+                || !(r.learning_rate > 0.0 && r.learning_rate.is_finite()))
+        {
+            return bad(
+                "a gbdt ranker needs trees >= 1, max_depth >= 1 and learning_rate > 0".into(),
+            );
         }
         if self.depth == 0 {
             return bad("depth must be at least 1".into());
         }
-        Ok(())
+        Ok(refs)
     }
 }

@@ -1,10 +1,9 @@
-//! The pipeline, blend and switch through the shared behaviour suite, and the properties each
-//! stage promises.
+//! The properties each stage of the pipeline, blend and switch promises (the shared behaviour
+//! suite runs their examples in `behaviour.rs`).
 
 use reco_core::explain::Reason;
 use reco_core::model::{Filter, FitOptions, Query};
 use reco_core::split::{split, Protocol};
-use reco_models::testing::{check_behaviour, structured_data};
 use reco_models::ModelSpec;
 use serde_json::json;
 
@@ -38,12 +37,12 @@ fn pipeline(rerank: serde_json::Value, ranker: &str) -> serde_json::Value {
     json!({
         "model": "pipeline",
         "models": [
-            {"name": "mf", "model": "ials", "factors": 16, "iterations": 6},
+            {"name": "mf", "model": "ials", "factors": 16, "epochs": 6},
             {"name": "knn", "model": "item-knn", "similarity": "vector-cosine", "max_neighbours": 30}
         ],
         "sources": [
             {"kind": "ann", "model": "mf", "budget": 60, "index": "exact"},
-            {"kind": "related", "model": "knn", "last": 5, "per_item": 10, "budget": 40},
+            {"kind": "related", "model": "knn", "recent_items": 5, "per_item": 10, "budget": 40},
             {"kind": "top-categories", "categories": 2, "budget": 30},
             {"kind": "popular", "budget": 20},
             {"kind": "popular-in-segment", "field": "country", "budget": 20}
@@ -55,35 +54,63 @@ fn pipeline(rerank: serde_json::Value, ranker: &str) -> serde_json::Value {
 }
 
 #[test]
-fn pipeline_blend_and_switch_pass_the_behaviour_suite() {
-    check_behaviour(&spec(pipeline(
-        json!([{"kind": "mmr", "lambda": 0.8}]),
-        "logistic",
-    )));
-    check_behaviour(&spec(pipeline(json!([]), "gbdt")));
-    check_behaviour(&spec(json!({
-        "model": "blend",
-        "models": [
-            {"name": "mf", "model": "ials", "factors": 16, "iterations": 6},
-            {"name": "pop", "model": "popularity"}
-        ]
-    })));
-    check_behaviour(&spec(json!({
-        "model": "switch",
-        "warm": {"model": "ials", "factors": 16, "iterations": 6},
-        "cold": {"model": "content"}
-    })));
-}
-
-#[test]
 fn candidates_respect_budgets_and_never_include_seen_items() {
-    let data = structured_data();
-    let m = spec(pipeline(json!([]), "logistic"))
-        .fit(&data, &opts())
-        .unwrap();
+    let data = reco_core::synth::structured().unwrap();
+    let value = pipeline(json!([]), "logistic");
+    let typed = spec(value.clone())
+        .params::<reco_pipeline::Pipeline>()
+        .unwrap()
+        .clone();
+    let p = reco_pipeline::Pipeline::fit(typed, &data, &opts()).unwrap();
+    let m: &dyn reco_models::Model = &p;
+    let budgets: Vec<(String, usize)> = value["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let kind = s["kind"].as_str().unwrap();
+            let label = match (kind, s.get("model"), s.get("field")) {
+                (_, Some(m), _) => format!("{kind}:{}", m.as_str().unwrap()),
+                ("popular-in-segment", _, Some(f)) => format!("popular-in:{}", f.as_str().unwrap()),
+                _ => kind.to_string(),
+            };
+            (label, s["budget"].as_u64().unwrap() as usize)
+        })
+        .collect();
     for u in [0u32, 3, 77] {
+        // Per source: how many candidates it proposed, and the deepest rank it reached.
+        let mut count = vec![0usize; budgets.len()];
+        let mut deepest = vec![0u32; budgets.len()];
+        for i in 0..data.n_items() as u32 {
+            let Some(t) = p.trace(&Query::user(u), i).unwrap() else {
+                continue;
+            };
+            for (label, rank, _) in &t.sources {
+                let k = budgets.iter().position(|(l, _)| l == label).unwrap();
+                count[k] += 1;
+                deepest[k] = deepest[k].max(*rank);
+            }
+        }
+        for (k, (label, budget)) in budgets.iter().enumerate() {
+            assert!(
+                count[k] <= *budget,
+                "{label}: {} > budget {budget}",
+                count[k]
+            );
+            assert!(
+                (deepest[k] as usize) < *budget,
+                "{label}: rank {}",
+                deepest[k]
+            );
+        }
+        // Sources with more than enough items fill their budget exactly.
+        let popular = budgets.iter().position(|(l, _)| l == "popular").unwrap();
+        assert_eq!(count[popular], budgets[popular].1);
+        let ann = budgets.iter().position(|(l, _)| l == "ann:mf").unwrap();
+        assert_eq!(count[ann], budgets[ann].1);
+
         let seen = data.interactions.user_items(u);
-        let recs = top(m.as_ref(), u, 100, seen);
+        let recs = top(m, u, 100, seen);
         assert!(recs.iter().all(|s| seen.binary_search(&s.item).is_err()));
         // An allow-list is honoured by every source and by the backfill.
         let allow: Vec<u32> = (0..600).filter(|i| i % 3 == 0).collect();
@@ -124,7 +151,7 @@ fn intra_list_similarity(data: &reco_core::Dataset, items: &[u32]) -> f64 {
 
 #[test]
 fn mmr_diversifies_caps_bound_categories_and_exploration_takes_tail_slots() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     let fit = |rerank| {
         spec(pipeline(rerank, "logistic"))
             .fit(&data, &opts())
@@ -192,7 +219,7 @@ fn mmr_diversifies_caps_bound_categories_and_exploration_takes_tail_slots() {
 
 #[test]
 fn explanations_name_sources_and_decompose_ials_exactly() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     let p = spec(pipeline(json!([]), "logistic"))
         .fit(&data, &opts())
         .unwrap();
@@ -211,7 +238,7 @@ fn explanations_name_sources_and_decompose_ials_exactly() {
     );
 
     // implicit ALS: the history items' contributions add up to the folded-in score.
-    let ials = spec(json!({"model": "ials", "factors": 8, "iterations": 5}))
+    let ials = spec(json!({"model": "ials", "factors": 8, "epochs": 5}))
         .fit(&data, &opts())
         .unwrap();
     let m = &data.interactions;
@@ -268,30 +295,34 @@ fn explanations_name_sources_and_decompose_ials_exactly() {
 }
 
 #[test]
-fn blend_tuning_never_loses_to_its_best_component_on_validation() {
-    let data = structured_data();
-    let value = json!({
-        "model": "blend",
-        "models": [
-            {"name": "mf", "model": "ials", "factors": 16, "iterations": 6},
-            {"name": "pop", "model": "popularity"},
-            {"name": "content", "model": "content"}
-        ]
-    });
-    let s: reco_pipeline::BlendSpec = serde_json::from_value(value.clone()).unwrap();
-    let b = reco_pipeline::Blend::fit(s, value, &data, &opts()).unwrap();
-    let t = b.tuning.as_ref().unwrap();
-    let best = t.alone.iter().cloned().fold(0.0, f64::max);
-    assert!(t.blend >= best, "{t:?}");
-    assert_eq!(b.weights.len(), 3);
+fn blend_tuning_gives_a_random_model_no_weight_whatever_its_position() {
+    let data = reco_core::synth::structured().unwrap();
+    let models = [
+        json!({"name": "mf", "model": "ials", "factors": 16, "epochs": 6}),
+        json!({"name": "noise", "model": "random"}),
+    ];
+    let weights = |order: [usize; 2]| {
+        let s: reco_pipeline::BlendSpec = serde_json::from_value(json!({
+            "models": [models[order[0]].clone(), models[order[1]].clone()]
+        }))
+        .unwrap();
+        reco_pipeline::Blend::fit(s, &data, &opts())
+            .unwrap()
+            .weights
+    };
+    let (a, b) = (weights([0, 1]), weights([1, 0]));
+    // A random ranking only adds noise to a learned one: tuning must all but silence it, and
+    // must find the same weights whichever position the models are listed in.
+    assert!(a[0] > 0.0 && a[1] <= 0.1 * a[0], "{a:?}");
+    assert_eq!((a[0], a[1]), (b[1], b[0]), "{a:?} vs {b:?}");
 }
 
 #[test]
 fn switch_answers_cold_users_with_the_cold_model() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     let sw = spec(json!({
         "model": "switch",
-        "warm": {"model": "ials", "factors": 8, "iterations": 4},
+        "warm": {"model": "ials", "factors": 8, "epochs": 4},
         "cold": {"model": "popularity"},
         "min_user": 3
     }))
@@ -332,8 +363,21 @@ fn bad_specifications_are_clear_errors() {
     ))
     .contains("lambda"));
     let mut v = pipeline(json!([]), "logistic");
-    v["models"][0]["epochs"] = json!(3);
-    assert!(err(v).contains("model \"mf\""));
+    v["models"][0]["colour"] = json!(3);
+    let e = err(v);
+    assert!(e.contains("model \"mf\"") && e.contains("colour"), "{e}");
+    let mut v = pipeline(json!([]), "logistic");
+    v["models"][0]["factors"] = json!(0);
+    let e = err(v);
+    assert!(e.contains("model \"mf\"") && e.contains("factors"), "{e}");
+    // Capabilities are checked before anything trains: popularity has no item vectors.
+    let mut v = pipeline(json!([]), "logistic");
+    v["models"][0] = json!({"name": "mf", "model": "popularity"});
+    let e = err(v);
+    assert!(
+        e.contains("item vectors") && e.contains("popularity"),
+        "{e}"
+    );
     assert!(
         err(json!({"model": "blend", "models": [{"name": "a", "model": "popularity"}]}))
             .contains("two models")
@@ -343,19 +387,22 @@ fn bad_specifications_are_clear_errors() {
         "/../../examples/pipeline.toml"
     ))
     .unwrap();
-    let value = reco_pipeline::spec_from_toml(&text).unwrap();
+    let value = reco_pipeline::spec_from_toml(&text)
+        .unwrap()
+        .to_value()
+        .unwrap();
     assert_eq!(value["sources"].as_array().unwrap().len(), 4);
     assert!(reco_pipeline::spec_from_toml("sources = []").is_err());
 }
 
 #[test]
 fn hnsw_source_finds_what_exact_search_finds() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     let fold = &split(&data, &Protocol::Temporal { fraction: 0.2 }, 1).unwrap()[0];
     let with = |index: &str| {
         spec(json!({
             "model": "pipeline",
-            "models": [{"name": "mf", "model": "ials", "factors": 16, "iterations": 6}],
+            "models": [{"name": "mf", "model": "ials", "factors": 16, "epochs": 6}],
             "sources": [{"kind": "ann", "model": "mf", "budget": 50, "index": index}],
             "ranker": {"kind": "sources"}
         }))

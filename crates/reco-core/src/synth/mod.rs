@@ -150,6 +150,25 @@ pub use atomic::write_atomic;
 pub use notebook::{notebook, NotebookConfig};
 pub use scalable::{scalable, ScalableConfig};
 
+/// A small dataset with known structure for checking that a model learns: 400 users and 600
+/// items with strong category tastes (80% of each user's interactions in their favourite
+/// categories), Zipf popularity, timestamps, metadata, and 24,000 interactions, of which the
+/// last 5 items have none (cold catalogue items). Deterministic.
+pub fn structured() -> crate::Result<Dataset> {
+    let c = ScalableConfig {
+        users: 400,
+        items: 600,
+        interactions: 24_000,
+        categories: 6,
+        taste_share: 0.8,
+        seed: 7,
+        ..Default::default()
+    };
+    let ds = scalable(&c, &|_, _| {})?;
+    let keep: Vec<bool> = ds.interactions.indices().iter().map(|&i| i < 595).collect();
+    Ok(ds.with_interactions(ds.interactions.select(&keep)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,7 +388,47 @@ impl SimilarItems for Content {
     }
 }
 
-impl_model!(Content, Content);
+impl_model!(Content);
+
+impl crate::spec::Kind for Content {
+    const NAME: &'static str = "content";
+    const SUMMARY: &'static str =
+        "Content-based: TF-IDF/one-hot item vectors, user profiles, cosine.";
+    type Params = ContentParams;
+    type Fitted = Content;
+
+    fn validate(p: &ContentParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &ContentParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &ContentParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Content> {
+        Content::fit(p, data, opts)
+    }
+
+    fn restore(_: &ContentParams, state: &[u8]) -> Result<Content> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<ContentParams> {
+        vec![
+            ContentParams::default(),
+            ContentParams {
+                weighting: ProfileWeighting::Centered,
+                numeric_weight: 0.5,
+                ..Default::default()
+            },
+        ]
+    }
+}
 
 #[cfg(test)]
 mod tests {

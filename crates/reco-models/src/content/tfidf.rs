@@ -84,6 +84,18 @@ impl TfidfParams {
         if self.max_features == Some(0) {
             return Err(Error::param("max_features", "must be at least 1"));
         }
+        // Mixed forms depend on the corpus size and are checked when fitting.
+        let inverted = match (self.min_df, self.max_df) {
+            (DocFreq::Count(a), DocFreq::Count(b)) => a > b,
+            (DocFreq::Share(a), DocFreq::Share(b)) => a > b,
+            _ => false,
+        };
+        if inverted {
+            return Err(Error::param(
+                "min_df",
+                "must not exceed max_df: no term could be kept",
+            ));
+        }
         Ok(())
     }
 }

@@ -67,11 +67,11 @@ pub struct FmParams {
     /// SGD or AdaGrad.
     pub optimizer: FmOptimizer,
     /// Learning rate.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// L2 penalty on the linear weights w_j.
-    pub reg_w: f64,
+    pub regularization_w: f64,
     /// L2 penalty on the factors v_j.
-    pub reg_v: f64,
+    pub regularization_v: f64,
     /// Standard deviation of the initial factors.
     pub init_std: f64,
     /// Classification: sampled negatives per positive.
@@ -98,9 +98,9 @@ impl Default for FmParams {
             epochs: 20,
             task: FmTask::Regression,
             optimizer: FmOptimizer::Adagrad,
-            lr: 0.05,
-            reg_w: 0.001,
-            reg_v: 0.001,
+            learning_rate: 0.05,
+            regularization_w: 0.001,
+            regularization_v: 0.001,
             init_std: 0.05,
             negatives: 4,
             user_identity: true,
@@ -119,8 +119,14 @@ impl FmParams {
         check_common(
             self.factors,
             self.epochs,
-            &[("lr", self.lr), ("init_std", self.init_std)],
-            &[("reg_w", self.reg_w), ("reg_v", self.reg_v)],
+            &[
+                ("learning_rate", self.learning_rate),
+                ("init_std", self.init_std),
+            ],
+            &[
+                ("regularization_w", self.regularization_w),
+                ("regularization_v", self.regularization_v),
+            ],
         )?;
         if self.negatives == 0 {
             return Err(Error::param("negatives", "must be at least 1"));
@@ -168,28 +174,32 @@ impl Machine {
 
     /// One step along dL/dŷ = `g` for example `x`, whose Σ v_j x_j is in `s` (before the step).
     fn step(&mut self, x: &[(u32, f32)], s: &[f32], g: f32, p: &FmParams) {
-        let (lr, rw, rv) = (p.lr as f32, p.reg_w as f32, p.reg_v as f32);
+        let (learning_rate, rw, rv) = (
+            p.learning_rate as f32,
+            p.regularization_w as f32,
+            p.regularization_v as f32,
+        );
         let ada = p.optimizer == FmOptimizer::Adagrad;
         let k = self.k;
-        self.w0 -= lr * g;
+        self.w0 -= learning_rate * g;
         for &(j, xj) in x {
             let j = j as usize;
             let d = g * xj + rw * self.w[j];
             if ada {
-                self.w[j] -= lr / self.gw[j].sqrt() * d;
+                self.w[j] -= learning_rate / self.gw[j].sqrt() * d;
                 self.gw[j] += d * d;
             } else {
-                self.w[j] -= lr * d;
+                self.w[j] -= learning_rate * d;
             }
             let v = &mut self.v[j * k..(j + 1) * k];
             let gv = &mut self.gv[if ada { j * k..(j + 1) * k } else { 0..0 }];
             for f in 0..k {
                 let d = g * xj * (s[f] - v[f] * xj) + rv * v[f];
                 if ada {
-                    v[f] -= lr / gv[f].sqrt() * d;
+                    v[f] -= learning_rate / gv[f].sqrt() * d;
                     gv[f] += d * d;
                 } else {
-                    v[f] -= lr * d;
+                    v[f] -= learning_rate * d;
                 }
             }
         }
@@ -389,13 +399,57 @@ impl Recommender for Fm {
     factor_capabilities!();
 }
 
-impl_model!(Fm, Fm);
+impl_model!(Fm);
+
+impl crate::spec::Kind for Fm {
+    const NAME: &'static str = "fm";
+    const SUMMARY: &'static str =
+        "Factorization machine (Rendle 2010) over user and item features, for ratings or clicks.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("lr", "learning_rate"),
+        ("reg_w", "regularization_w"),
+        ("reg_v", "regularization_v"),
+    ];
+    type Params = FmParams;
+    type Fitted = Fm;
+
+    fn validate(p: &FmParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(p: &FmParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: p.task == FmTask::Classification,
+            rates: p.task == FmTask::Regression,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &FmParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Fm> {
+        Fm::fit(p, data, opts)
+    }
+
+    fn restore(_: &FmParams, state: &[u8]) -> Result<Fm> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<FmParams> {
+        [FmTask::Classification, FmTask::Regression]
+            .map(|task| FmParams {
+                task,
+                epochs: 8,
+                ..Default::default()
+            })
+            .to_vec()
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::check_behaviour;
-    use crate::ModelSpec;
     use proptest::prelude::*;
     use rand::Rng;
 
@@ -441,12 +495,12 @@ mod tests {
 
     #[test]
     fn sgd_step_follows_the_analytic_gradient() {
-        // Squared loss ½(ŷ − y)²: the step must match −lr · dL/dθ computed by finite differences.
+        // Squared loss ½(ŷ − y)²: the step must match −learning_rate · dL/dθ computed by finite differences.
         let p = FmParams {
             optimizer: FmOptimizer::Sgd,
-            lr: 1e-3,
-            reg_w: 0.0,
-            reg_v: 0.0,
+            learning_rate: 1e-3,
+            regularization_w: 0.0,
+            regularization_v: 0.0,
             ..Default::default()
         };
         let x = [(1u32, 0.5f32), (4, 0.5), (7, 1.0)];
@@ -504,19 +558,6 @@ mod tests {
     }
 
     #[test]
-    fn passes_the_behaviour_suite_for_both_tasks() {
-        check_behaviour(&ModelSpec::Fm(FmParams {
-            task: FmTask::Classification,
-            epochs: 8,
-            ..Default::default()
-        }));
-        check_behaviour(&ModelSpec::Fm(FmParams {
-            epochs: 8,
-            ..Default::default()
-        }));
-    }
-
-    #[test]
     fn invalid_parameters_are_rejected_one_rule_at_a_time() {
         let bad = |p: FmParams| p.validate().unwrap_err().to_string();
         assert!(bad(FmParams {
@@ -525,15 +566,15 @@ mod tests {
         })
         .contains("factors"));
         assert!(bad(FmParams {
-            lr: -1.0,
+            learning_rate: -1.0,
             ..Default::default()
         })
-        .contains("lr"));
+        .contains("learning_rate"));
         assert!(bad(FmParams {
-            reg_v: -1.0,
+            regularization_v: -1.0,
             ..Default::default()
         })
-        .contains("reg_v"));
+        .contains("regularization_v"));
         assert!(bad(FmParams {
             negatives: 0,
             ..Default::default()

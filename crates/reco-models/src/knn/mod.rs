@@ -93,6 +93,15 @@ impl KnnParams {
         if self.k == 0 {
             return Err(Error::param("k", "must be at least 1"));
         }
+        if self.min_k > self.k {
+            return Err(Error::param(
+                "min_k",
+                format!(
+                    "must be at most k ({}), got {}: every prediction would fall back",
+                    self.k, self.min_k
+                ),
+            ));
+        }
         if !(self.shrinkage >= 0.0 && self.shrinkage.is_finite()) {
             return Err(Error::param("shrinkage", "must be a finite number >= 0"));
         }
@@ -591,11 +600,112 @@ impl SimilarItems for Knn {
 impl Model for Knn {
     fn spec(&self) -> ModelSpec {
         match self.side {
-            Side::User => ModelSpec::UserKnn(self.params.clone()),
-            Side::Item => ModelSpec::ItemKnn(self.params.clone()),
+            Side::User => ModelSpec::new::<UserKnn>(self.params.clone()),
+            Side::Item => ModelSpec::new::<ItemKnn>(self.params.clone()),
         }
     }
     fn state(&self) -> Result<Vec<u8>> {
         reco_core::artifact::encode(self)
     }
+}
+
+/// The `user-knn` kind: neighbours are users similar to the one asking.
+pub struct UserKnn;
+
+/// The `item-knn` kind: neighbours are items similar to the user's items.
+pub struct ItemKnn;
+
+/// The similarities the examples cover, with neighbour lists sized as their use needs: rating
+/// models keep every neighbour (exact), ranking models 50 per item (implicit's `K`).
+fn knn_examples(prediction: Prediction) -> Vec<KnnParams> {
+    [
+        Similarity::Cosine,
+        Similarity::AdjustedCosine,
+        Similarity::Pearson,
+        Similarity::PearsonBaseline,
+        Similarity::Msd,
+        Similarity::Jaccard,
+        Similarity::VectorCosine,
+        Similarity::Tfidf,
+        Similarity::Bm25,
+    ]
+    .map(|similarity| KnnParams {
+        similarity,
+        max_neighbours: if similarity.co_rated() { 0 } else { 50 },
+        prediction,
+        ..Default::default()
+    })
+    .to_vec()
+}
+
+fn knn_capabilities(p: &KnnParams, side: Side) -> crate::spec::Capabilities {
+    crate::spec::Capabilities {
+        ranks: !p.similarity.co_rated() && !p.rank_by_rating,
+        rates: true,
+        similar_items: side == Side::Item,
+        ..Default::default()
+    }
+}
+
+/// Parameters renamed in the baseline options both sides share.
+const KNN_RENAMED: &[(&str, &str)] = &[
+    ("baseline.reg", "regularization"),
+    ("baseline.reg_u", "regularization_bu"),
+    ("baseline.reg_i", "regularization_bi"),
+];
+
+/// The two kinds differ only in the side compared and their examples' prediction.
+macro_rules! knn_kind {
+    ($kind:ty, $name:literal, $summary:literal, $side:expr, $prediction:expr) => {
+        impl crate::spec::Kind for $kind {
+            const NAME: &'static str = $name;
+            const SUMMARY: &'static str = $summary;
+            const RENAMED: &'static [(&'static str, &'static str)] = KNN_RENAMED;
+            type Params = KnnParams;
+            type Fitted = Knn;
+
+            fn validate(p: &KnnParams) -> Result<()> {
+                p.validate()
+            }
+            fn capabilities(p: &KnnParams) -> crate::spec::Capabilities {
+                knn_capabilities(p, $side)
+            }
+            fn fit(p: &KnnParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Knn> {
+                Knn::fit(p, $side, data, opts)
+            }
+            fn restore(_: &KnnParams, state: &[u8]) -> Result<Knn> {
+                let m: Knn = crate::spec::restore_postcard(state)?;
+                check_side(m, $side)
+            }
+            fn examples() -> Vec<KnnParams> {
+                knn_examples($prediction)
+            }
+        }
+    };
+}
+
+knn_kind!(
+    UserKnn,
+    "user-knn",
+    "User-based neighbourhood model (Surprise's KNN* on users).",
+    Side::User,
+    Prediction::WithMeans
+);
+knn_kind!(
+    ItemKnn,
+    "item-knn",
+    "Item-based neighbourhood model (Surprise's KNN* on items, implicit's item-item).",
+    Side::Item,
+    Prediction::Basic
+);
+
+/// A state saved by the other side's kind would answer as the wrong model.
+fn check_side(m: Knn, side: Side) -> Result<Knn> {
+    if m.side != side {
+        return Err(Error::artifact(
+            "model.bin",
+            "the state is of the other kNN side than the specification names",
+        ));
+    }
+    Ok(m)
 }

@@ -21,14 +21,14 @@ pub struct AlsParams {
     /// Number of factors.
     pub factors: usize,
     /// Alternations.
-    pub iterations: usize,
-    /// λ; multiplied by each row's rating count when `weighted_reg`.
-    pub reg: f64,
+    pub epochs: usize,
+    /// λ; multiplied by each row's rating count when `weighted_regularization`.
+    pub regularization: f64,
     /// Weighted-λ regularisation.
-    pub weighted_reg: bool,
+    pub weighted_regularization: bool,
     /// Learn user and item biases.
     pub biased: bool,
-    /// With validation data: stop after this many iterations without a better validation RMSE
+    /// With validation data: stop after this many epochs without a better validation RMSE
     /// and keep the best iteration's factors (0: off).
     pub patience: usize,
 }
@@ -37,9 +37,9 @@ impl Default for AlsParams {
     fn default() -> Self {
         AlsParams {
             factors: 20,
-            iterations: 15,
-            reg: 0.05,
-            weighted_reg: true,
+            epochs: 15,
+            regularization: 0.05,
+            weighted_regularization: true,
             biased: true,
             patience: 3,
         }
@@ -67,8 +67,8 @@ fn solve_side(
             if idx.is_empty() {
                 return Ok(());
             }
-            let lambda = p.reg
-                * if p.weighted_reg {
+            let lambda = p.regularization
+                * if p.weighted_regularization {
                     idx.len() as f64
                 } else {
                     1.0
@@ -117,10 +117,23 @@ pub struct Als {
     seen: Seen,
 }
 
+impl AlsParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        check_common(
+            self.factors,
+            self.epochs,
+            &[],
+            &[("regularization", self.regularization)],
+        )?;
+        Ok(())
+    }
+}
+
 impl Als {
     /// Alternates user and item solves.
     pub fn fit(p: &AlsParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        check_common(p.factors, p.iterations, &[], &[("reg", p.reg)])?;
+        p.validate()?;
         let m = &data.interactions;
         let k = p.factors;
         let mut f = Factors::normal(m.n_users(), m.n_items(), k, 0.0, 0.1, true, opts.seed)?;
@@ -129,7 +142,7 @@ impl Als {
         }
         let mt = m.transpose();
         let mut early = EarlyStop::rmse(m, opts.validation, p.patience);
-        for it in 0..p.iterations {
+        for it in 0..p.epochs {
             solve_side(
                 &mut f.users,
                 &mut f.user_bias,
@@ -150,7 +163,7 @@ impl Als {
                 p,
                 k,
             )?;
-            if end_of_pass(&mut early, it, p.iterations, "iteration", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "iteration", || &f, None, opts).stop {
                 break;
             }
         }
@@ -176,7 +189,7 @@ impl Recommender for Als {
     }
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
         let f = &self.f;
-        let lambda = self.params.reg as f32 * q.history.len().max(1) as f32;
+        let lambda = self.params.regularization as f32 * q.history.len().max(1) as f32;
         let (p, bu) = f.query_user(q, lambda, |i, v| v - f.mu - f.item_bias[i as usize])?;
         f.score_vector(&p, true, out);
         for o in out.iter_mut() {
@@ -190,4 +203,46 @@ impl Recommender for Als {
     factor_capabilities!();
 }
 
-impl_model!(Als, Als);
+impl_model!(Als);
+
+impl crate::spec::Kind for Als {
+    const NAME: &'static str = "als";
+    const SUMMARY: &'static str = "Explicit ALS with biases and weighted-λ.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("iterations", "epochs"),
+        ("reg", "regularization"),
+        ("weighted_reg", "weighted_regularization"),
+    ];
+    type Params = AlsParams;
+    type Fitted = Als;
+
+    fn validate(p: &AlsParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &AlsParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &AlsParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Als> {
+        Als::fit(p, data, opts)
+    }
+
+    fn restore(_: &AlsParams, state: &[u8]) -> Result<Als> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<AlsParams> {
+        vec![AlsParams {
+            factors: 8,
+            epochs: 5,
+            ..Default::default()
+        }]
+    }
+}

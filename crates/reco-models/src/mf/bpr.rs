@@ -1,6 +1,6 @@
 //! Bayesian personalised ranking (Rendle et al. 2009) by SGD on sampled (user, positive,
 //! negative) triples, with item biases (a constant-1 user factor, as implicit does), uniform or
-//! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
+//! popularity-weighted negative_sampling (∝ count^0.75), one epoch = as many samples as interactions.
 //! Training is sequential and deterministic with the seed.
 
 use rand::seq::SliceRandom;
@@ -14,7 +14,7 @@ use super::{best_or, end_of_pass, EarlyStop};
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
 use crate::spec::impl_model;
 
-/// How negatives are drawn.
+/// How negative_sampling are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NegativeSampling {
@@ -34,11 +34,11 @@ pub struct BprParams {
     /// Epochs.
     pub epochs: usize,
     /// Learning rate.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// L2 regularisation.
-    pub reg: f64,
+    pub regularization: f64,
     /// Negative sampling.
-    pub negatives: NegativeSampling,
+    pub negative_sampling: NegativeSampling,
     /// Redraw a negative the user has interacted with.
     pub verify_negatives: bool,
     /// With validation data: stop after this many epochs without a better validation recall@10
@@ -51,9 +51,9 @@ impl Default for BprParams {
         BprParams {
             factors: 100,
             epochs: 100,
-            lr: 0.01,
-            reg: 0.01,
-            negatives: NegativeSampling::Uniform,
+            learning_rate: 0.01,
+            regularization: 0.01,
+            negative_sampling: NegativeSampling::Uniform,
             verify_negatives: true,
             patience: 3,
         }
@@ -67,10 +67,23 @@ pub struct Bpr {
     f: Factors,
 }
 
+impl BprParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        check_common(
+            self.factors,
+            self.epochs,
+            &[("learning_rate", self.learning_rate)],
+            &[("regularization", self.regularization)],
+        )?;
+        Ok(())
+    }
+}
+
 impl Bpr {
     /// Runs SGD on sampled triples.
     pub fn fit(p: &BprParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        check_common(p.factors, p.epochs, &[("lr", p.lr)], &[("reg", p.reg)])?;
+        p.validate()?;
         let m = &data.interactions;
         let (nu, ni) = (m.n_users(), m.n_items());
         if ni < 2 {
@@ -114,7 +127,7 @@ impl Bpr {
                 .collect();
             w.iter().map(|x| x / acc.max(f64::MIN_POSITIVE)).collect()
         };
-        let (lr, reg) = (p.lr as f32, p.reg as f32);
+        let (learning_rate, regularization) = (p.learning_rate as f32, p.regularization as f32);
         let mut r = rng(opts.seed, 32);
         let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
         for epoch in 0..p.epochs {
@@ -133,7 +146,7 @@ impl Bpr {
                     }
                     let mut j;
                     loop {
-                        j = match p.negatives {
+                        j = match p.negative_sampling {
                             NegativeSampling::Uniform => r.gen_range(0..ni as u32),
                             NegativeSampling::Popularity => {
                                 cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
@@ -144,7 +157,15 @@ impl Bpr {
                         }
                     }
                     let (uu, ii, jj) = (u as usize * k, i as usize * k, j as usize * k);
-                    if step(&mut f.users[uu..uu + k], &mut f.items, ii, jj, k, lr, reg) {
+                    if step(
+                        &mut f.users[uu..uu + k],
+                        &mut f.items,
+                        ii,
+                        jj,
+                        k,
+                        learning_rate,
+                        regularization,
+                    ) {
                         correct += 1;
                     }
                 }
@@ -166,7 +187,7 @@ impl Bpr {
 simd_dispatch! {
     /// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
     /// AVX2+FMA copy where available, with the same arithmetic.
-    fn step(pu: &mut [f32], items: &mut [f32], ii: usize, jj: usize, k: usize, lr: f32, reg: f32) -> bool => step_generic
+    fn step(pu: &mut [f32], items: &mut [f32], ii: usize, jj: usize, k: usize, learning_rate: f32, regularization: f32) -> bool => step_generic
 }
 
 #[inline(always)]
@@ -176,8 +197,8 @@ fn step_generic(
     ii: usize,
     jj: usize,
     k: usize,
-    lr: f32,
-    reg: f32,
+    learning_rate: f32,
+    regularization: f32,
 ) -> bool {
     // i ≠ j (j is a negative), so the two item rows are disjoint.
     let (qi, qj) = if ii < jj {
@@ -189,8 +210,8 @@ fn step_generic(
     };
     let x = dot(pu, qi) - dot(pu, qj);
     let z = 1.0 / (1.0 + x.exp());
-    let decay = 1.0 - lr * reg;
-    let g = lr * z;
+    let decay = 1.0 - learning_rate * regularization;
+    let g = learning_rate * z;
     // The last slot is the item bias: the user's constant 1 is not trained.
     for c in 0..k {
         let (p, a, b) = (pu[c], qi[c], qj[c]);
@@ -214,7 +235,11 @@ impl Recommender for Bpr {
                 .filter(|&u| (u as usize) < f.n_users())
                 .map_or_else(|| vec![0.0; f.k], |u| f.user(u).to_vec())
         } else {
-            f.fold_in(q.history, self.params.reg as f32 * 10.0, |_, _| 1.0)?
+            f.fold_in(
+                q.history,
+                self.params.regularization as f32 * 10.0,
+                |_, _| 1.0,
+            )?
         };
         // The bias slot is 1 for every user, also folded-in and anonymous ones.
         if let Some(last) = p.last_mut() {
@@ -228,4 +253,47 @@ impl Recommender for Bpr {
     factor_capabilities!();
 }
 
-impl_model!(Bpr, Bpr);
+impl_model!(Bpr);
+
+impl crate::spec::Kind for Bpr {
+    const NAME: &'static str = "bpr";
+    const SUMMARY: &'static str = "Bayesian personalised ranking (Rendle 2009).";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("negatives", "negative_sampling"),
+        ("lr", "learning_rate"),
+        ("reg", "regularization"),
+    ];
+    type Params = BprParams;
+    type Fitted = Bpr;
+
+    fn validate(p: &BprParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &BprParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &BprParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Bpr> {
+        Bpr::fit(p, data, opts)
+    }
+
+    fn restore(_: &BprParams, state: &[u8]) -> Result<Bpr> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<BprParams> {
+        vec![BprParams {
+            factors: 16,
+            epochs: 20,
+            learning_rate: 0.05,
+            ..Default::default()
+        }]
+    }
+}

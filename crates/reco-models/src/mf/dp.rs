@@ -3,7 +3,7 @@
 //!
 //! The protected unit is one rating: two data sets that differ in one rating give nearly the same
 //! distribution of trained models. Each step samples every rating independently with
-//! probability q = batch / N, computes each sampled rating's gradient with respect to
+//! probability q = batch_size / N, computes each sampled rating's gradient with respect to
 //! (b_u, b_i, p_u, q_i) (regularisation included), clips it to L2 norm ≤ C, sums the clipped
 //! gradients, adds N(0, σ²C²) noise to every coordinate of every parameter (untouched ones too:
 //! which rows moved would otherwise reveal who rated what), and takes one step of size lr.
@@ -36,8 +36,8 @@ pub struct DpParams {
     pub noise: f64,
     /// Clipping norm C of each rating's gradient.
     pub clip: f64,
-    /// Expected ratings per step (each is sampled with probability batch / N).
-    pub batch: usize,
+    /// Expected ratings per step (each is sampled with probability batch_size / N).
+    pub batch_size: usize,
     /// δ of the (ε, δ) guarantee reported.
     pub delta: f64,
 }
@@ -47,7 +47,7 @@ impl Default for DpParams {
         DpParams {
             noise: 1.0,
             clip: 1.0,
-            batch: 1000,
+            batch_size: 1000,
             delta: 1e-5,
         }
     }
@@ -62,8 +62,8 @@ impl DpParams {
         if !(self.clip > 0.0 && self.clip.is_finite()) {
             return Err(Error::param("dp.clip", "must be a finite number > 0"));
         }
-        if self.batch == 0 {
-            return Err(Error::param("dp.batch", "must be at least 1"));
+        if self.batch_size == 0 {
+            return Err(Error::param("dp.batch_size", "must be at least 1"));
         }
         if !(self.delta > 0.0 && self.delta < 1.0) {
             return Err(Error::param(
@@ -130,8 +130,8 @@ pub(crate) fn train(
         return 0.0;
     }
     let k = f.k;
-    let q = (dp.batch as f64 / n as f64).min(1.0);
-    let steps_per_epoch = (n as f64 / dp.batch as f64).ceil().max(1.0) as u64;
+    let q = (dp.batch_size as f64 / n as f64).min(1.0);
+    let steps_per_epoch = (n as f64 / dp.batch_size as f64).ceil().max(1.0) as u64;
     let total = steps_per_epoch * epochs as u64;
     let triples: Vec<(u32, u32, f32)> = m.iter().collect();
     let (c, sd) = (dp.clip as f32, (dp.noise * dp.clip) as f32);
@@ -327,7 +327,7 @@ mod tests {
         })
         .contains("clip"));
         assert!(bad(DpParams {
-            batch: 0,
+            batch_size: 0,
             ..Default::default()
         })
         .contains("batch"));

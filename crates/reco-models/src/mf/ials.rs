@@ -62,9 +62,9 @@ pub struct IalsParams {
     /// Number of factors.
     pub factors: usize,
     /// Alternations (one user pass and one item pass each).
-    pub iterations: usize,
+    pub epochs: usize,
     /// L2 regularisation λ.
-    pub reg: f64,
+    pub regularization: f64,
     /// Confidence scale α.
     pub alpha: f64,
     /// Confidence shape.
@@ -77,7 +77,7 @@ pub struct IalsParams {
     pub solver: Solver,
     /// Conjugate-gradient steps per solve.
     pub cg_steps: usize,
-    /// With validation data: stop after this many iterations without a better validation recall@10
+    /// With validation data: stop after this many epochs without a better validation recall@10
     /// and keep the best iteration's factors (0: off).
     pub patience: usize,
 }
@@ -86,8 +86,8 @@ impl Default for IalsParams {
     fn default() -> Self {
         IalsParams {
             factors: 64,
-            iterations: 15,
-            reg: 0.05,
+            epochs: 15,
+            regularization: 0.05,
             alpha: 1.0,
             confidence: Confidence::Linear,
             epsilon: 1.0,
@@ -104,9 +104,12 @@ impl IalsParams {
     pub fn validate(&self) -> Result<()> {
         check_common(
             self.factors,
-            self.iterations,
+            self.epochs,
             &[("epsilon", self.epsilon)],
-            &[("reg", self.reg), ("alpha", self.alpha)],
+            &[
+                ("regularization", self.regularization),
+                ("alpha", self.alpha),
+            ],
         )?;
         if self.solver == Solver::Cg && self.cg_steps == 0 {
             return Err(Error::param("cg_steps", "must be at least 1"));
@@ -133,15 +136,16 @@ fn solve_row(
     y: &[f32],
     yty: &[f64],
     yty32: &[f32],
-    reg: f64,
+    regularization: f64,
     p: &IalsParams,
 ) -> Result<()> {
     let k = x.len();
     let row = |i: u32| &y[i as usize * k..(i as usize + 1) * k];
     match p.solver {
         Solver::Cholesky => {
-            let mut a =
-                Mat::<f64>::from_fn(k, k, |r, c| yty[r * k + c] + if r == c { reg } else { 0.0 });
+            let mut a = Mat::<f64>::from_fn(k, k, |r, c| {
+                yty[r * k + c] + if r == c { regularization } else { 0.0 }
+            });
             let mut b = Mat::<f64>::zeros(k, 1);
             for (&i, &c) in idx.iter().zip(conf) {
                 let yi = row(i);
@@ -161,7 +165,7 @@ fn solve_row(
                 x[r] = sol[(r, 0)] as f32;
             }
         }
-        Solver::Cg => cg(x, idx, conf, y, yty32, reg as f32, p.cg_steps),
+        Solver::Cg => cg(x, idx, conf, y, yty32, regularization as f32, p.cg_steps),
     }
     Ok(())
 }
@@ -170,7 +174,7 @@ simd_dispatch! {
     /// Conjugate gradient on A x = b in f32, warm-started from `x` (implicit's scheme):
     /// A v = YᵀY v + λ v + Σ (c − 1)(y·v) y and b = Σ c y. Dispatched to an AVX2+FMA copy where
     /// available; the arithmetic is the same in both copies.
-    fn cg(x: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], reg: f32, steps: usize) => cg_generic
+    fn cg(x: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], regularization: f32, steps: usize) => cg_generic
 }
 
 #[inline(always)]
@@ -180,14 +184,14 @@ fn cg_generic(
     conf: &[f32],
     y: &[f32],
     yty: &[f32],
-    reg: f32,
+    regularization: f32,
     steps: usize,
 ) {
     // Plain functions, not closures: closures do not inherit the caller's target features,
     // and `mul_add` outside an FMA-enabled function is a slow library call.
     let k = x.len();
     let mut tmp = vec![0f32; k];
-    cg_ax(x, &mut tmp, idx, conf, y, yty, reg);
+    cg_ax(x, &mut tmp, idx, conf, y, yty, regularization);
     let mut res: Vec<f32> = tmp.iter().map(|t| -t).collect();
     for (&i, &c) in idx.iter().zip(conf) {
         for (rr, &a) in res.iter_mut().zip(&y[i as usize * k..(i as usize + 1) * k]) {
@@ -200,7 +204,7 @@ fn cg_generic(
         if rs_old < 1e-20 {
             break;
         }
-        cg_ax(&dir, &mut tmp, idx, conf, y, yty, reg);
+        cg_ax(&dir, &mut tmp, idx, conf, y, yty, regularization);
         let step = rs_old / dot(&dir, &tmp);
         for r in 0..k {
             x[r] = dir[r].mul_add(step, x[r]);
@@ -217,10 +221,18 @@ fn cg_generic(
 
 /// out = A v = YᵀY v + λ v + Σ (c − 1)(y·v) y.
 #[inline(always)]
-fn cg_ax(v: &[f32], out: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty: &[f32], reg: f32) {
+fn cg_ax(
+    v: &[f32],
+    out: &mut [f32],
+    idx: &[u32],
+    conf: &[f32],
+    y: &[f32],
+    yty: &[f32],
+    regularization: f32,
+) {
     let k = v.len();
     for (r, o) in out.iter_mut().enumerate() {
-        *o = reg.mul_add(v[r], dot(&yty[r * k..(r + 1) * k], v));
+        *o = regularization.mul_add(v[r], dot(&yty[r * k..(r + 1) * k], v));
     }
     for (&i, &c) in idx.iter().zip(conf) {
         let yi = &y[i as usize * k..(i as usize + 1) * k];
@@ -269,7 +281,7 @@ fn half_step(
             y,
             &yty,
             &yty32,
-            p.reg,
+            p.regularization,
             p,
         )
     })
@@ -299,10 +311,10 @@ impl Ials {
         let k = p.factors;
         let mut f = Factors::uniform(m0.n_users(), m0.n_items(), k, 0.0, 0.01, opts.seed);
         let mut early = EarlyStop::recall(m0, opts.validation, p.patience, opts.seed);
-        for it in 0..p.iterations {
+        for it in 0..p.epochs {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            if end_of_pass(&mut early, it, p.iterations, "iteration", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "iteration", || &f, None, opts).stop {
                 break;
             }
         }
@@ -341,7 +353,7 @@ impl Ials {
             &self.f.items,
             &self.yty,
             &[],
-            self.params.reg,
+            self.params.regularization,
             &exact,
         )?;
         Ok(x)
@@ -352,7 +364,12 @@ impl Ials {
     pub fn explain(&self, history: &[(u32, f32)], item: u32, k: usize) -> Result<Vec<(u32, f32)>> {
         let kk = self.f.k;
         let mut a = Mat::<f64>::from_fn(kk, kk, |r, c| {
-            self.yty[r * kk + c] + if r == c { self.params.reg } else { 0.0 }
+            self.yty[r * kk + c]
+                + if r == c {
+                    self.params.regularization
+                } else {
+                    0.0
+                }
         });
         for &(j, v) in history {
             if j as usize >= self.f.n_items() {
@@ -414,7 +431,51 @@ impl Recommender for Ials {
     factor_capabilities!();
 }
 
-impl_model!(Ials, Ials);
+impl_model!(Ials);
+
+impl crate::spec::Kind for Ials {
+    const NAME: &'static str = "ials";
+    const SUMMARY: &'static str =
+        "Implicit-feedback ALS (Hu, Koren & Volinsky), by conjugate gradient or Cholesky.";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("iterations", "epochs"), ("reg", "regularization")];
+    type Params = IalsParams;
+    type Fitted = Ials;
+
+    fn validate(p: &IalsParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &IalsParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &IalsParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Ials> {
+        Ials::fit(p, data, opts)
+    }
+
+    fn restore(_: &IalsParams, state: &[u8]) -> Result<Ials> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<IalsParams> {
+        [Solver::Cg, Solver::Cholesky]
+            .map(|solver| IalsParams {
+                factors: 16,
+                epochs: 5,
+                alpha: 10.0,
+                solver,
+                ..Default::default()
+            })
+            .to_vec()
+    }
+}
 
 #[cfg(test)]
 mod tests {

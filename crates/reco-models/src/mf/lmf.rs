@@ -2,10 +2,10 @@
 //! trained by alternating AdaGrad ascent over users then items. For a row, observed pairs
 //! contribute c·(1 − σ)·y with confidence c = α·value, and sampled unobserved pairs −σ·y;
 //! negatives are drawn from the interaction list (so in proportion to popularity), at most
-//! `neg_prop` per observed pair and `max_negatives` per row, as implicit does (its cap is
+//! `negatives` per observed pair and `max_negatives` per row, as implicit does (its cap is
 //! factors + 2). Rows are updated in parallel, each from its own seeded sample, so results do
-//! not depend on the thread count. Defaults are implicit's (30 factors, 30 epochs, lr 1.0,
-//! reg 0.6, factors from N(0, 1)).
+//! not depend on the thread count. Defaults are implicit's (30 factors, 30 epochs, learning_rate 1.0,
+//! regularization 0.6, factors from N(0, 1)).
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -27,13 +27,13 @@ pub struct LmfParams {
     /// Alternations (a user pass and an item pass each).
     pub epochs: usize,
     /// AdaGrad learning rate.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// L2 regularisation.
-    pub reg: f64,
+    pub regularization: f64,
     /// Confidence scale: c = α·value on observed pairs.
     pub alpha: f64,
     /// Sampled unobserved pairs per observed one.
-    pub neg_prop: usize,
+    pub negatives: usize,
     /// At most this many sampled negatives per row and pass.
     pub max_negatives: usize,
     /// With validation data: stop after this many epochs without a better validation recall@10
@@ -46,10 +46,10 @@ impl Default for LmfParams {
         LmfParams {
             factors: 30,
             epochs: 30,
-            lr: 1.0,
-            reg: 0.6,
+            learning_rate: 1.0,
+            regularization: 0.6,
             alpha: 1.0,
-            neg_prop: 30,
+            negatives: 30,
             max_negatives: 32,
             patience: 3,
         }
@@ -70,7 +70,11 @@ fn half_step(
     kk: usize,
     fixed: usize,
 ) {
-    let (lr, reg, alpha) = (p.lr as f32, p.reg as f32, p.alpha as f32);
+    let (learning_rate, regularization, alpha) = (
+        p.learning_rate as f32,
+        p.regularization as f32,
+        p.alpha as f32,
+    );
     let all = m.indices();
     x.par_chunks_mut(kk)
         .zip(g2.par_chunks_mut(kk))
@@ -93,7 +97,7 @@ fn half_step(
                     *g += w * a;
                 }
             }
-            for _ in 0..(pos.len() * p.neg_prop).min(p.max_negatives) {
+            for _ in 0..(pos.len() * p.negatives).min(p.max_negatives) {
                 let i = all[r.gen_range(0..all.len())] as usize;
                 let yi = &y[i * kk..(i + 1) * kk];
                 let s = sigmoid(dot(xu, yi));
@@ -105,9 +109,9 @@ fn half_step(
                 if c == fixed {
                     continue;
                 }
-                let g = grad[c] - reg * xu[c];
+                let g = grad[c] - regularization * xu[c];
                 gu[c] += g * g;
-                xu[c] += lr / (1e-6 + gu[c]).sqrt() * g;
+                xu[c] += learning_rate / (1e-6 + gu[c]).sqrt() * g;
             }
         });
 }
@@ -120,21 +124,32 @@ pub struct Lmf {
     f: Factors,
 }
 
+impl LmfParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        check_common(
+            self.factors,
+            self.epochs,
+            &[("learning_rate", self.learning_rate)],
+            &[
+                ("regularization", self.regularization),
+                ("alpha", self.alpha),
+            ],
+        )?;
+        if self.negatives == 0 {
+            return Err(Error::param("negatives", "must be at least 1"));
+        }
+        if self.max_negatives == 0 {
+            return Err(Error::param("max_negatives", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 impl Lmf {
     /// Alternates AdaGrad steps over users and items.
     pub fn fit(p: &LmfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        check_common(
-            p.factors,
-            p.epochs,
-            &[("lr", p.lr)],
-            &[("reg", p.reg), ("alpha", p.alpha)],
-        )?;
-        if p.neg_prop == 0 || p.max_negatives == 0 {
-            return Err(Error::param(
-                "neg_prop",
-                "neg_prop and max_negatives must be at least 1",
-            ));
-        }
+        p.validate()?;
         let m = &data.interactions;
         let mt = m.transpose();
         let k = p.factors;
@@ -191,7 +206,9 @@ impl Recommender for Lmf {
     }
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
         let k = self.params.factors;
-        let (mut p, _) = self.f.query_user(q, self.params.reg as f32, |_, _| 1.0)?;
+        let (mut p, _) = self
+            .f
+            .query_user(q, self.params.regularization as f32, |_, _| 1.0)?;
         // The constant slot meets the item bias, whoever asks.
         p[k] = 1.0;
         // σ is monotone, so the logit ranks like the probability.
@@ -201,4 +218,42 @@ impl Recommender for Lmf {
     factor_capabilities!();
 }
 
-impl_model!(Lmf, Lmf);
+impl_model!(Lmf);
+
+impl crate::spec::Kind for Lmf {
+    const NAME: &'static str = "lmf";
+    const SUMMARY: &'static str = "Logistic MF (Johnson 2014).";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("neg_prop", "negatives"),
+        ("lr", "learning_rate"),
+        ("reg", "regularization"),
+    ];
+    type Params = LmfParams;
+    type Fitted = Lmf;
+
+    fn validate(p: &LmfParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &LmfParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &LmfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Lmf> {
+        Lmf::fit(p, data, opts)
+    }
+
+    fn restore(_: &LmfParams, state: &[u8]) -> Result<Lmf> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<LmfParams> {
+        vec![LmfParams::default()]
+    }
+}

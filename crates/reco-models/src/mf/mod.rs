@@ -450,7 +450,7 @@ mod tests {
         Vec<f64>,
     ) {
         use reco_core::split::{split, Protocol};
-        let data = crate::testing::structured_data();
+        let data = reco_core::synth::structured().unwrap();
         let fold = split(&data, &Protocol::Holdout { ratio: 0.2 }, 4)
             .unwrap()
             .remove(0);
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn ranking_models_keep_their_best_validation_pass() {
         for spec in [
-            r#"{"model":"ials","factors":16,"iterations":12}"#,
+            r#"{"model":"ials","factors":16,"epochs":12}"#,
             r#"{"model":"bpr","factors":16,"epochs":12}"#,
             r#"{"model":"lmf","factors":16,"epochs":12}"#,
         ] {
@@ -508,8 +508,8 @@ mod tests {
     #[test]
     fn rating_models_keep_their_best_validation_pass() {
         for spec in [
-            r#"{"model":"als","factors":16,"iterations":12,"reg":0.001}"#,
-            r#"{"model":"svdpp","factors":16,"epochs":30,"lr":0.02}"#,
+            r#"{"model":"als","factors":16,"epochs":12,"regularization":0.001}"#,
+            r#"{"model":"svdpp","factors":16,"epochs":30,"learning_rate":0.02}"#,
         ] {
             let spec: crate::ModelSpec = serde_json::from_str(spec).unwrap();
             let (m, _, valid, scores) = fit_with_validation(&spec);

@@ -21,9 +21,9 @@ pub struct NmfParams {
     /// Multiplicative-update passes.
     pub epochs: usize,
     /// Regularisation of user factors.
-    pub reg_pu: f64,
+    pub regularization_pu: f64,
     /// Regularisation of item factors.
-    pub reg_qi: f64,
+    pub regularization_qi: f64,
     /// Lower bound of the uniform initialisation.
     pub init_low: f32,
     /// Upper bound of the uniform initialisation.
@@ -38,8 +38,8 @@ impl Default for NmfParams {
         NmfParams {
             factors: 15,
             epochs: 50,
-            reg_pu: 0.06,
-            reg_qi: 0.06,
+            regularization_pu: 0.06,
+            regularization_qi: 0.06,
             init_low: 0.0,
             init_high: 1.0,
             patience: 3,
@@ -58,21 +58,41 @@ pub struct Nmf {
     scale: Scale,
 }
 
+impl NmfParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        check_common(
+            self.factors,
+            self.epochs,
+            &[],
+            &[
+                ("regularization_pu", self.regularization_pu),
+                ("regularization_qi", self.regularization_qi),
+            ],
+        )?;
+        if !(self.init_low >= 0.0 && self.init_low.is_finite()) {
+            return Err(reco_core::Error::param(
+                "init_low",
+                format!("must be a finite number >= 0, got {}", self.init_low),
+            ));
+        }
+        if !(self.init_high > self.init_low && self.init_high.is_finite()) {
+            return Err(reco_core::Error::param(
+                "init_high",
+                format!(
+                    "must be a finite number above init_low ({}), got {}",
+                    self.init_low, self.init_high
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Nmf {
     /// Runs the multiplicative updates.
     pub fn fit(p: &NmfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        check_common(
-            p.factors,
-            p.epochs,
-            &[],
-            &[("reg_pu", p.reg_pu), ("reg_qi", p.reg_qi)],
-        )?;
-        if !(p.init_low >= 0.0 && p.init_high > p.init_low) {
-            return Err(reco_core::Error::param(
-                "init_low",
-                "need 0 <= init_low < init_high",
-            ));
-        }
+        p.validate()?;
         let m = &data.interactions;
         if m.values().iter().any(|&v| v < 0.0) {
             return Err(reco_core::Error::param(
@@ -128,8 +148,8 @@ impl Nmf {
                         }
                     });
             };
-            update(&mut f.users, &us, m, p.reg_pu);
-            update(&mut f.items, &is, &mt, p.reg_qi);
+            update(&mut f.users, &us, m, p.regularization_pu);
+            update(&mut f.items, &is, &mt, p.regularization_qi);
             if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts).stop {
                 break;
             }
@@ -172,7 +192,7 @@ impl Recommender for Nmf {
     fn score(&self, q: &Query<'_>, out: &mut [f32]) -> Result<()> {
         let (p, _) = self
             .f
-            .query_user(q, self.params.reg_pu as f32 * 10.0, |_, v| v)?;
+            .query_user(q, self.params.regularization_pu as f32 * 10.0, |_, v| v)?;
         self.f.score_vector(&p, false, out);
         Ok(())
     }
@@ -182,4 +202,41 @@ impl Recommender for Nmf {
     factor_capabilities!();
 }
 
-impl_model!(Nmf, Nmf);
+impl_model!(Nmf);
+
+impl crate::spec::Kind for Nmf {
+    const NAME: &'static str = "nmf";
+    const SUMMARY: &'static str = "Non-negative MF (Surprise's NMF).";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("reg_pu", "regularization_pu"),
+        ("reg_qi", "regularization_qi"),
+    ];
+    type Params = NmfParams;
+    type Fitted = Nmf;
+
+    fn validate(p: &NmfParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &NmfParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &NmfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Nmf> {
+        Nmf::fit(p, data, opts)
+    }
+
+    fn restore(_: &NmfParams, state: &[u8]) -> Result<Nmf> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<NmfParams> {
+        vec![NmfParams::default()]
+    }
+}

@@ -1,5 +1,5 @@
 //! Biased matrix factorisation by SGD ("SVD", Funk / Koren), with Surprise's semantics and
-//! defaults: r̂ = μ + b_u + b_i + p_u · q_i, 100 factors, 20 epochs, lr 0.005, reg 0.02, factors
+//! defaults: r̂ = μ + b_u + b_i + p_u · q_i, 100 factors, 20 epochs, learning_rate 0.005, regularization 0.02, factors
 //! from N(0, 0.1). `biased = false` drops μ and the biases, which is probabilistic MF's MAP
 //! objective (squared error with Gaussian priors = L2 penalties). Training is sequential and
 //! deterministic: one pass per epoch in the data's order (user by user), or a seeded shuffle.
@@ -29,25 +29,25 @@ pub struct SvdParams {
     /// Standard deviation of the factor initialisation.
     pub init_std: f64,
     /// Learning rate of every parameter, unless overridden.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// Regularisation of every parameter, unless overridden.
-    pub reg: f64,
+    pub regularization: f64,
     /// Learning rate of b_u.
-    pub lr_bu: Option<f64>,
+    pub learning_rate_bu: Option<f64>,
     /// Learning rate of b_i.
-    pub lr_bi: Option<f64>,
+    pub learning_rate_bi: Option<f64>,
     /// Learning rate of p_u.
-    pub lr_pu: Option<f64>,
+    pub learning_rate_pu: Option<f64>,
     /// Learning rate of q_i.
-    pub lr_qi: Option<f64>,
+    pub learning_rate_qi: Option<f64>,
     /// Regularisation of b_u.
-    pub reg_bu: Option<f64>,
+    pub regularization_bu: Option<f64>,
     /// Regularisation of b_i.
-    pub reg_bi: Option<f64>,
+    pub regularization_bi: Option<f64>,
     /// Regularisation of p_u.
-    pub reg_pu: Option<f64>,
+    pub regularization_pu: Option<f64>,
     /// Regularisation of q_i.
-    pub reg_qi: Option<f64>,
+    pub regularization_qi: Option<f64>,
     /// Visit the ratings in a new seeded order every epoch instead of the data's order.
     pub shuffle: bool,
     /// Block-partitioned parallel SGD (DSGD): with T threads, users and items are cut into T
@@ -58,7 +58,7 @@ pub struct SvdParams {
     /// keep the best epoch's factors (0: train every epoch).
     pub patience: usize,
     /// Train with differential privacy (DP-SGD, see [`super::dp`]): `{"noise": σ, "clip": C,
-    /// "batch": B, "delta": δ}`. Uses `lr` and `reg` for every parameter, ignores `parallel`,
+    /// "batch_size": B, "delta": δ}`. Uses `learning_rate` and `regularization` for every parameter, ignores `parallel`,
     /// `shuffle` and `patience`, and needs `biased`.
     pub dp: Option<super::dp::DpParams>,
 }
@@ -71,16 +71,16 @@ impl Default for SvdParams {
             biased: true,
             init_mean: 0.0,
             init_std: 0.1,
-            lr: 0.005,
-            reg: 0.02,
-            lr_bu: None,
-            lr_bi: None,
-            lr_pu: None,
-            lr_qi: None,
-            reg_bu: None,
-            reg_bi: None,
-            reg_pu: None,
-            reg_qi: None,
+            learning_rate: 0.005,
+            regularization: 0.02,
+            learning_rate_bu: None,
+            learning_rate_bi: None,
+            learning_rate_pu: None,
+            learning_rate_qi: None,
+            regularization_bu: None,
+            regularization_bi: None,
+            regularization_pu: None,
+            regularization_qi: None,
             shuffle: false,
             parallel: true,
             patience: 3,
@@ -103,18 +103,42 @@ impl SvdParams {
             self.factors,
             self.epochs,
             &[
-                ("lr", self.lr),
-                ("lr_bu", o(self.lr_bu, self.lr)),
-                ("lr_bi", o(self.lr_bi, self.lr)),
-                ("lr_pu", o(self.lr_pu, self.lr)),
-                ("lr_qi", o(self.lr_qi, self.lr)),
+                ("learning_rate", self.learning_rate),
+                (
+                    "learning_rate_bu",
+                    o(self.learning_rate_bu, self.learning_rate),
+                ),
+                (
+                    "learning_rate_bi",
+                    o(self.learning_rate_bi, self.learning_rate),
+                ),
+                (
+                    "learning_rate_pu",
+                    o(self.learning_rate_pu, self.learning_rate),
+                ),
+                (
+                    "learning_rate_qi",
+                    o(self.learning_rate_qi, self.learning_rate),
+                ),
             ],
             &[
-                ("reg", self.reg),
-                ("reg_bu", o(self.reg_bu, self.reg)),
-                ("reg_bi", o(self.reg_bi, self.reg)),
-                ("reg_pu", o(self.reg_pu, self.reg)),
-                ("reg_qi", o(self.reg_qi, self.reg)),
+                ("regularization", self.regularization),
+                (
+                    "regularization_bu",
+                    o(self.regularization_bu, self.regularization),
+                ),
+                (
+                    "regularization_bi",
+                    o(self.regularization_bi, self.regularization),
+                ),
+                (
+                    "regularization_pu",
+                    o(self.regularization_pu, self.regularization),
+                ),
+                (
+                    "regularization_qi",
+                    o(self.regularization_qi, self.regularization),
+                ),
                 ("init_std", self.init_std),
             ],
         )
@@ -150,7 +174,15 @@ impl Svd {
             // μ must not come from the private ratings: the middle of the (public) scale.
             let scale = crate::bias::Scale::of(m);
             f.mu = 0.5 * (scale.min + scale.max);
-            let eps = super::dp::train(&mut f, m, p.epochs, p.lr as f32, p.reg as f32, dp, opts);
+            let eps = super::dp::train(
+                &mut f,
+                m,
+                p.epochs,
+                p.learning_rate as f32,
+                p.regularization as f32,
+                dp,
+                opts,
+            );
             f.check_finite("svd")?;
             return Ok(Svd {
                 params: p.clone(),
@@ -163,27 +195,27 @@ impl Svd {
             f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
         }
         let g = |x: Option<f64>, d: f64| x.unwrap_or(d) as f32;
-        let (lr_bu, lr_bi, lr_pu, lr_qi) = (
-            g(p.lr_bu, p.lr),
-            g(p.lr_bi, p.lr),
-            g(p.lr_pu, p.lr),
-            g(p.lr_qi, p.lr),
+        let (learning_rate_bu, learning_rate_bi, learning_rate_pu, learning_rate_qi) = (
+            g(p.learning_rate_bu, p.learning_rate),
+            g(p.learning_rate_bi, p.learning_rate),
+            g(p.learning_rate_pu, p.learning_rate),
+            g(p.learning_rate_qi, p.learning_rate),
         );
-        let (reg_bu, reg_bi, reg_pu, reg_qi) = (
-            g(p.reg_bu, p.reg),
-            g(p.reg_bi, p.reg),
-            g(p.reg_pu, p.reg),
-            g(p.reg_qi, p.reg),
+        let (regularization_bu, regularization_bi, regularization_pu, regularization_qi) = (
+            g(p.regularization_bu, p.regularization),
+            g(p.regularization_bi, p.regularization),
+            g(p.regularization_pu, p.regularization),
+            g(p.regularization_qi, p.regularization),
         );
         let rates = Rates {
-            lr_bu,
-            lr_bi,
-            lr_pu,
-            lr_qi,
-            reg_bu,
-            reg_bi,
-            reg_pu,
-            reg_qi,
+            learning_rate_bu,
+            learning_rate_bi,
+            learning_rate_pu,
+            learning_rate_qi,
+            regularization_bu,
+            regularization_bi,
+            regularization_pu,
+            regularization_qi,
             biased: p.biased,
             mu: f.mu,
             k,
@@ -347,14 +379,14 @@ impl Svd {
 
 /// Learning rates and regularisations of one fit.
 struct Rates {
-    lr_bu: f32,
-    lr_bi: f32,
-    lr_pu: f32,
-    lr_qi: f32,
-    reg_bu: f32,
-    reg_bi: f32,
-    reg_pu: f32,
-    reg_qi: f32,
+    learning_rate_bu: f32,
+    learning_rate_bi: f32,
+    learning_rate_pu: f32,
+    learning_rate_qi: f32,
+    regularization_bu: f32,
+    regularization_bi: f32,
+    regularization_pu: f32,
+    regularization_qi: f32,
     biased: bool,
     mu: f32,
     k: usize,
@@ -405,12 +437,18 @@ fn run_block_generic(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: 
         let err = rating - est;
         sq += (err as f64) * (err as f64);
         if r.biased {
-            b.ubias[u] += r.lr_bu * (err - r.reg_bu * b.ubias[u]);
-            b.ibias[i] += r.lr_bi * (err - r.reg_bi * b.ibias[i]);
+            b.ubias[u] += r.learning_rate_bu * (err - r.regularization_bu * b.ubias[u]);
+            b.ibias[i] += r.learning_rate_bi * (err - r.regularization_bi * b.ibias[i]);
         }
-        // p ← p + lr (err q − reg p) = p (1 − lr reg) + (lr err) q, as two fused operations.
-        let (dp, gp) = (1.0 - r.lr_pu * r.reg_pu, r.lr_pu * err);
-        let (dq, gq) = (1.0 - r.lr_qi * r.reg_qi, r.lr_qi * err);
+        // p ← p + learning_rate (err q − regularization p) = p (1 − learning_rate regularization) + (learning_rate err) q, as two fused operations.
+        let (dp, gp) = (
+            1.0 - r.learning_rate_pu * r.regularization_pu,
+            r.learning_rate_pu * err,
+        );
+        let (dq, gq) = (
+            1.0 - r.learning_rate_qi * r.regularization_qi,
+            r.learning_rate_qi * err,
+        );
         for (a, q) in pu.iter_mut().zip(qi.iter_mut()) {
             let (pa, qb) = (*a, *q);
             *a = pa.mul_add(dp, gp * qb);
@@ -436,7 +474,7 @@ impl Recommender for Svd {
         let f = &self.f;
         let known = q.history.is_empty() && q.user.is_some_and(|u| self.seen.user(u));
         let (p, bu) = if known || !q.history.is_empty() {
-            f.query_user(q, self.params.reg as f32 * 10.0, |i, v| {
+            f.query_user(q, self.params.regularization as f32 * 10.0, |i, v| {
                 v - f.mu - f.item_bias.get(i as usize).copied().unwrap_or(0.0)
             })?
         } else {
@@ -460,11 +498,66 @@ impl Recommender for Svd {
 
 impl_model!(
     Svd,
-    Svd,
     fn privacy(&self) -> Option<(f64, f64)> {
         Some((self.epsilon?, self.params.dp.as_ref()?.delta))
     }
 );
+
+impl crate::spec::Kind for Svd {
+    const NAME: &'static str = "svd";
+    const SUMMARY: &'static str = "Biased MF by SGD (Surprise's SVD; `biased = false` is probabilistic MF), optionally differentially private.";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("lr", "learning_rate"),
+        ("reg", "regularization"),
+        ("lr_bu", "learning_rate_bu"),
+        ("lr_bi", "learning_rate_bi"),
+        ("lr_pu", "learning_rate_pu"),
+        ("lr_qi", "learning_rate_qi"),
+        ("reg_bu", "regularization_bu"),
+        ("reg_bi", "regularization_bi"),
+        ("reg_pu", "regularization_pu"),
+        ("reg_qi", "regularization_qi"),
+        ("dp.batch", "batch_size"),
+    ];
+    type Params = SvdParams;
+    type Fitted = Svd;
+
+    fn validate(p: &SvdParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &SvdParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &SvdParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Svd> {
+        Svd::fit(p, data, opts)
+    }
+
+    fn restore(_: &SvdParams, state: &[u8]) -> Result<Svd> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<SvdParams> {
+        vec![
+            SvdParams {
+                factors: 16,
+                ..Default::default()
+            },
+            SvdParams {
+                factors: 16,
+                shuffle: true,
+                ..Default::default()
+            },
+        ]
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -495,8 +588,8 @@ mod tests {
         let p = SvdParams {
             factors: 32,
             epochs: 150,
-            lr: 0.03,
-            reg: 0.0,
+            learning_rate: 0.03,
+            regularization: 0.0,
             ..Default::default()
         };
         let stopped = Svd::fit(
@@ -529,7 +622,7 @@ mod tests {
             rmse(&full, &fold.test)
         );
         assert!(SvdParams {
-            lr: 0.0,
+            learning_rate: 0.0,
             ..Default::default()
         }
         .validate()
@@ -551,11 +644,11 @@ mod tests {
             let p = SvdParams {
                 factors: 8,
                 epochs: 10,
-                lr: 0.01,
+                learning_rate: 0.01,
                 dp: noise.map(|noise| super::super::dp::DpParams {
                     noise,
                     clip: 1.0,
-                    batch: 200,
+                    batch_size: 200,
                     delta: 1e-5,
                 }),
                 ..Default::default()

@@ -1,10 +1,10 @@
 //! SVD++ (Koren 2008): r̂ = μ + b_u + b_i + q_i · (p_u + |N(u)|^-½ Σ_{j ∈ N(u)} y_j), with N(u)
-//! the items the user rated. Surprise's defaults (20 factors, 20 epochs, lr 0.007, reg 0.02).
+//! the items the user rated. Surprise's defaults (20 factors, 20 epochs, learning_rate 0.007, regularization 0.02).
 //!
 //! Surprise updates every y_j of the user after each rating, O(|N(u)| k) per rating. The update
-//! is the same for every j of the user — y_j ← (1 − lr·reg) y_j + lr·err·q_i/√|N(u)| — so over a
+//! is the same for every j of the user — y_j ← (1 − learning_rate·regularization) y_j + learning_rate·err·q_i/√|N(u)| — so over a
 //! user's ratings each y_j ends as a·y_j + g with one scalar a and one vector g, and the implicit
-//! sum z moves by lr·(err·q_i − reg·z). Tracking a, g and z gives Surprise's exact updates in
+//! sum z moves by learning_rate·(err·q_i − regularization·z). Tracking a, g and z gives Surprise's exact updates in
 //! O(k) per rating plus O(|N(u)| k) per user visit.
 
 use serde::{Deserialize, Serialize};
@@ -26,9 +26,9 @@ pub struct SvdppParams {
     /// Standard deviation of the factor initialisation (mean 0).
     pub init_std: f64,
     /// Learning rate of every parameter.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// Regularisation of every parameter.
-    pub reg: f64,
+    pub regularization: f64,
     /// With validation data: stop after this many epochs without a better validation RMSE and
     /// keep the best epoch's factors (0: off).
     pub patience: usize,
@@ -40,8 +40,8 @@ impl Default for SvdppParams {
             factors: 20,
             epochs: 20,
             init_std: 0.1,
-            lr: 0.007,
-            reg: 0.02,
+            learning_rate: 0.007,
+            regularization: 0.02,
             patience: 3,
         }
     }
@@ -57,15 +57,26 @@ pub struct Svdpp {
     seen: Seen,
 }
 
+impl SvdppParams {
+    /// Checks every rule, one error per broken rule.
+    pub fn validate(&self) -> Result<()> {
+        check_common(
+            self.factors,
+            self.epochs,
+            &[("learning_rate", self.learning_rate)],
+            &[
+                ("regularization", self.regularization),
+                ("init_std", self.init_std),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 impl Svdpp {
     /// Runs SGD user by user.
     pub fn fit(p: &SvdppParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
-        check_common(
-            p.factors,
-            p.epochs,
-            &[("lr", p.lr)],
-            &[("reg", p.reg), ("init_std", p.init_std)],
-        )?;
+        p.validate()?;
         let m = &data.interactions;
         let k = p.factors;
         let mut f = Factors::normal(
@@ -90,7 +101,7 @@ impl Svdpp {
         if m.nnz() > 0 {
             f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
         }
-        let (lr, reg) = (p.lr as f32, p.reg as f32);
+        let (learning_rate, regularization) = (p.learning_rate as f32, p.regularization as f32);
         let mut z = vec![0f32; k];
         let mut gy = vec![0f32; k];
         let mut early = EarlyStop::rmse(m, opts.validation, p.patience);
@@ -111,7 +122,7 @@ impl Svdpp {
                 }
                 gy.iter_mut().for_each(|v| *v = 0.0);
                 let mut a = 1.0f32;
-                let decay = 1.0 - lr * reg;
+                let decay = 1.0 - learning_rate * regularization;
                 let uu = u as usize;
                 for (&i, &r) in items.iter().zip(m.user_values(u)) {
                     let ii = i as usize;
@@ -127,14 +138,14 @@ impl Svdpp {
                             .sum::<f32>();
                     let err = r - est;
                     sq += (err as f64).powi(2);
-                    f.user_bias[uu] += lr * (err - reg * f.user_bias[uu]);
-                    f.item_bias[ii] += lr * (err - reg * f.item_bias[ii]);
+                    f.user_bias[uu] += learning_rate * (err - regularization * f.user_bias[uu]);
+                    f.item_bias[ii] += learning_rate * (err - regularization * f.item_bias[ii]);
                     for c in 0..k {
                         let (pf, qf) = (pu[c], qi[c]);
-                        pu[c] += lr * (err * qf - reg * pf);
-                        qi[c] += lr * (err * (pf + z[c]) - reg * qf);
-                        z[c] += lr * (err * qf - reg * z[c]);
-                        gy[c] = gy[c] * decay + lr * err * qf * norm;
+                        pu[c] += learning_rate * (err * qf - regularization * pf);
+                        qi[c] += learning_rate * (err * (pf + z[c]) - regularization * qf);
+                        z[c] += learning_rate * (err * qf - regularization * z[c]);
+                        gy[c] = gy[c] * decay + learning_rate * err * qf * norm;
                     }
                     a *= decay;
                 }
@@ -212,9 +223,10 @@ impl Recommender for Svdpp {
             f.query_user(q, 0.0, |_, v| v)?
         } else {
             // An anonymous user's implicit part comes from the history itself.
-            let (mut p, _) = f.query_user(q, self.params.reg as f32 * 10.0, |i, v| {
-                v - f.mu - f.item_bias[i as usize]
-            })?;
+            let (mut p, _) =
+                f.query_user(q, self.params.regularization as f32 * 10.0, |i, v| {
+                    v - f.mu - f.item_bias[i as usize]
+                })?;
             let norm = 1.0 / (q.history.len() as f32).sqrt();
             for &(j, _) in q.history {
                 for (a, b) in p
@@ -241,4 +253,40 @@ impl Recommender for Svdpp {
     factor_capabilities!();
 }
 
-impl_model!(Svdpp, Svdpp);
+impl_model!(Svdpp);
+
+impl crate::spec::Kind for Svdpp {
+    const NAME: &'static str = "svdpp";
+    const SUMMARY: &'static str =
+        "SVD++ (Koren 2008): SVD plus implicit feedback from what each user rated.";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("lr", "learning_rate"), ("reg", "regularization")];
+    type Params = SvdppParams;
+    type Fitted = Svdpp;
+
+    fn validate(p: &SvdppParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &SvdppParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            rates: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &SvdppParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Svdpp> {
+        Svdpp::fit(p, data, opts)
+    }
+
+    fn restore(_: &SvdppParams, state: &[u8]) -> Result<Svdpp> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<SvdppParams> {
+        vec![SvdppParams::default()]
+    }
+}

@@ -65,9 +65,9 @@ pub struct TwoTowerParams {
     /// MLP layer sizes; the last is the vector length.
     pub layers: Vec<usize>,
     /// Give every user with training data an identity embedding.
-    pub user_ids: bool,
+    pub user_identity: bool,
     /// Give every item with training data an identity embedding.
-    pub item_ids: bool,
+    pub item_identity: bool,
     /// User metadata fields (`["*"]` all, `[]` none).
     pub user_fields: Vec<String>,
     /// Item metadata fields, text fields included (`["*"]` all, `[]` none).
@@ -102,8 +102,8 @@ impl Default for TwoTowerParams {
             loss: Loss::Softmax,
             embedding_dim: 64,
             layers: vec![256, 128, 32],
-            user_ids: true,
-            item_ids: true,
+            user_identity: true,
+            item_identity: true,
             user_fields: vec!["*".into()],
             item_fields: vec!["*".into()],
             numeric_bins: 10,
@@ -126,8 +126,8 @@ impl TwoTowerParams {
     pub fn content_dnn() -> Self {
         TwoTowerParams {
             loss: Loss::Mse,
-            user_ids: false,
-            item_ids: false,
+            user_identity: false,
+            item_identity: false,
             recent_items: 0,
             temperature: 1.0,
             epochs: 30,
@@ -181,7 +181,8 @@ fn text_fields<'d>(data: &'d Dataset, fields: &[String]) -> (Vec<String>, Vec<&'
 /// A fitted two-tower model.
 pub struct TwoTower {
     params: TwoTowerParams,
-    spec: serde_json::Value,
+    /// Fitted as the `content-dnn` kind (same network, other defaults).
+    pub(crate) content_dnn: bool,
     user_tower: Tower,
     item_tower: Tower,
     weights: Vec<(String, Tensor)>,
@@ -208,9 +209,10 @@ struct Inputs {
 
 impl Inputs {
     fn of(p: &TwoTowerParams, data: &Dataset) -> Result<Inputs> {
-        let mut users = FeatureRows::of_users(data, p.user_ids, &p.user_fields, p.numeric_bins)?;
+        let mut users =
+            FeatureRows::of_users(data, p.user_identity, &p.user_fields, p.numeric_bins)?;
         let (item_fields, texts) = text_fields(data, &p.item_fields);
-        let mut items = FeatureRows::of_items(data, p.item_ids, &item_fields, p.numeric_bins)?;
+        let mut items = FeatureRows::of_items(data, p.item_identity, &item_fields, p.numeric_bins)?;
         let user_names = std::mem::take(&mut users.names);
         let mut item_names = std::mem::take(&mut items.names);
         if !texts.is_empty() && p.text_buckets > 0 {
@@ -280,13 +282,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 impl TwoTower {
-    /// Trains a two-tower model; `spec` is the specification object it was made from.
-    pub fn fit(
-        p: &TwoTowerParams,
-        spec: serde_json::Value,
-        data: &Dataset,
-        opts: &FitOptions<'_>,
-    ) -> Result<TwoTower> {
+    /// Trains a two-tower model.
+    pub fn fit(p: &TwoTowerParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<TwoTower> {
         p.validate()?;
         let m = &data.interactions;
         let (n_users, n_items) = (m.n_users(), m.n_items());
@@ -334,7 +331,7 @@ impl TwoTower {
         let tau = p.temperature;
         let mut model = TwoTower {
             params: p.clone(),
-            spec,
+            content_dnn: false,
             user_tower,
             item_tower,
             weights: Vec::new(),
@@ -473,14 +470,14 @@ impl TwoTower {
     /// Unknown names are an error.
     pub fn user_vector_from_features(&self, names: &[&str], recent: &[u32]) -> Result<Vec<f32>> {
         let toks = lookup(&self.user_names, names, "user feature")?;
-        self.vector_of(&self.user_tower, &toks, self.params.user_ids, recent)
+        self.vector_of(&self.user_tower, &toks, self.params.user_identity, recent)
     }
 
     /// The vector of an item the model has never seen, from readable feature names
     /// (`genre=Comedy`, `year#7`).
     pub fn item_vector_from_features(&self, names: &[&str]) -> Result<Vec<f32>> {
         let toks = lookup(&self.item_names, names, "item feature")?;
-        self.vector_of(&self.item_tower, &toks, self.params.item_ids, &[])
+        self.vector_of(&self.item_tower, &toks, self.params.item_identity, &[])
     }
 
     /// The vector of an entity outside the training data: `slot` says whether its side has
@@ -601,7 +598,8 @@ impl Recommender for TwoTower {
                 // An anonymous user (or a known one with a new history): the user tower on
                 // the history alone.
                 let recent: Vec<u32> = query.history.iter().map(|h| h.0).collect();
-                owned = self.vector_of(&self.user_tower, &[], self.params.user_ids, &recent)?;
+                owned =
+                    self.vector_of(&self.user_tower, &[], self.params.user_identity, &recent)?;
                 &owned
             }
         };
@@ -667,7 +665,11 @@ impl RatingPredictor for TwoTower {
     }
 }
 
-impl_neural_model!(TwoTower);
+impl_neural_model!(TwoTower, |m| if m.content_dnn {
+    reco_models::ModelSpec::new::<crate::family::ContentDnn>(m.params.clone())
+} else {
+    reco_models::ModelSpec::new::<TwoTower>(m.params.clone())
+});
 
 #[cfg(test)]
 mod tests;

@@ -44,17 +44,16 @@ impl TwoTower {
         let names = serde_json::json!({ "user": self.user_names, "item": self.item_names,
             "user_tokens": self.user_rows.n_tokens, "item_tokens": self.item_rows.n_tokens, "recent_tokens": self.recent.as_ref().map(|r| r.n_tokens) });
         meta.insert("names".to_string(), names.to_string());
-        meta.insert("spec".to_string(), self.spec.to_string());
+        meta.insert(
+            "spec".to_string(),
+            reco_models::Model::spec(self).to_value()?.to_string(),
+        );
         safetensors::serialize(t, Some(meta))
             .map_err(|e| Error::Unsupported(format!("saving: {e}")))
     }
 
     /// Reads a model written by [`TwoTower::to_safetensors`].
-    pub fn from_safetensors(
-        p: &TwoTowerParams,
-        spec: serde_json::Value,
-        bytes: &[u8],
-    ) -> Result<TwoTower> {
+    pub fn from_safetensors(p: &TwoTowerParams, bytes: &[u8]) -> Result<TwoTower> {
         let bad = |m: String| Error::Unsupported(format!("two-tower model file: {m}"));
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
@@ -110,7 +109,7 @@ impl TwoTower {
         store.finish("two-tower")?;
         Ok(TwoTower {
             params: p.clone(),
-            spec,
+            content_dnn: false,
             user_tower,
             item_tower,
             weights,

@@ -1,7 +1,6 @@
 //! Hand-computed losses and cold-start behaviour of the two-tower model.
 
 use super::*;
-use reco_models::testing::structured_data;
 
 fn ln_sum_exp(xs: &[f64]) -> f64 {
     let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -44,17 +43,17 @@ fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
 }
 
 fn fit(data: &Dataset, json: serde_json::Value) -> TwoTower {
-    let p: TwoTowerParams = serde_json::from_value(json.clone()).unwrap();
+    let p: TwoTowerParams = serde_json::from_value(json).unwrap();
     let opts = FitOptions {
         seed: 5,
         ..Default::default()
     };
-    TwoTower::fit(&p, json, data, &opts).unwrap()
+    TwoTower::fit(&p, data, &opts).unwrap()
 }
 
 #[test]
 fn a_cold_user_is_placed_by_features_the_same_way_in_and_out_of_the_dataset() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     assert!(
         data.user_features.is_some(),
         "structured data has user features"
@@ -90,7 +89,7 @@ fn a_cold_user_is_placed_by_features_the_same_way_in_and_out_of_the_dataset() {
 
 #[test]
 fn cold_items_score_higher_for_users_who_like_their_category() {
-    let data = structured_data();
+    let data = reco_core::synth::structured().unwrap();
     let m = fit(
         &data,
         serde_json::json!({"epochs": 6, "layers": [32], "embedding_dim": 16, "recent_items": 0}),

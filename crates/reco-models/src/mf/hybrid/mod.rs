@@ -71,11 +71,11 @@ pub struct HybridParams {
     /// The loss.
     pub loss: HybridLoss,
     /// AdaGrad learning rate.
-    pub lr: f64,
+    pub learning_rate: f64,
     /// L2 penalty on user feature parameters, applied to those an example touches.
-    pub user_reg: f64,
+    pub regularization_user: f64,
     /// L2 penalty on item feature parameters, applied to those an example touches.
-    pub item_reg: f64,
+    pub regularization_item: f64,
     /// WARP: at most this many negative draws per positive.
     pub max_sampled: usize,
     /// k-OS WARP: the rank of the positive used among those drawn.
@@ -107,9 +107,9 @@ impl Default for HybridParams {
             factors: 32,
             epochs: 30,
             loss: HybridLoss::Warp,
-            lr: 0.05,
-            user_reg: 0.0,
-            item_reg: 0.0,
+            learning_rate: 0.05,
+            regularization_user: 0.0,
+            regularization_item: 0.0,
             max_sampled: 10,
             kos_k: 5,
             kos_n: 10,
@@ -131,17 +131,23 @@ impl HybridParams {
         check_common(
             self.factors,
             self.epochs,
-            &[("lr", self.lr)],
-            &[("user_reg", self.user_reg), ("item_reg", self.item_reg)],
+            &[("learning_rate", self.learning_rate)],
+            &[
+                ("regularization_user", self.regularization_user),
+                ("regularization_item", self.regularization_item),
+            ],
         )?;
         if self.max_sampled == 0 {
             return Err(Error::param("max_sampled", "must be at least 1"));
         }
-        if self.kos_k == 0 || self.kos_n < self.kos_k {
+        if self.kos_k == 0 {
+            return Err(Error::param("kos_k", "must be at least 1"));
+        }
+        if self.kos_n < self.kos_k {
             return Err(Error::param(
-                "kos_k",
+                "kos_n",
                 format!(
-                    "need 1 <= kos_k <= kos_n, got kos_k {} and kos_n {}",
+                    "must be at least kos_k ({}), got {}",
                     self.kos_k, self.kos_n
                 ),
             ));
@@ -187,7 +193,7 @@ struct Trainer<'a> {
     urows: FeatureRows,
     irows: FeatureRows,
     k: usize,
-    lr: f32,
+    learning_rate: f32,
 }
 
 impl Trainer<'_> {
@@ -200,24 +206,48 @@ impl Trainer<'_> {
     /// `j` (whose representation is in `s.j`) down for user `u`.
     fn pairwise(&self, u: u32, i: u32, j: u32, w: f32, s: &mut Scratch) {
         let k = self.k;
-        let (ureg, ireg) = (self.p.user_reg as f32, self.p.item_reg as f32);
+        let (ureg, ireg) = (
+            self.p.regularization_user as f32,
+            self.p.regularization_item as f32,
+        );
         for c in 0..k {
             s.grad[c] = w * (s.j[c] - s.i[c]);
         }
         s.grad[k] = 0.0;
-        self.users
-            .step(&self.urows, u, &s.grad, k, self.lr, ureg, &mut s.b);
+        self.users.step(
+            &self.urows,
+            u,
+            &s.grad,
+            k,
+            self.learning_rate,
+            ureg,
+            &mut s.b,
+        );
         for c in 0..k {
             s.grad[c] = -w * s.u[c];
         }
         s.grad[k] = -w;
-        self.items
-            .step(&self.irows, i, &s.grad, k + 1, self.lr, ireg, &mut s.b);
+        self.items.step(
+            &self.irows,
+            i,
+            &s.grad,
+            k + 1,
+            self.learning_rate,
+            ireg,
+            &mut s.b,
+        );
         for c in 0..=k {
             s.grad[c] = -s.grad[c];
         }
-        self.items
-            .step(&self.irows, j, &s.grad, k + 1, self.lr, ireg, &mut s.b);
+        self.items.step(
+            &self.irows,
+            j,
+            &s.grad,
+            k + 1,
+            self.learning_rate,
+            ireg,
+            &mut s.b,
+        );
     }
 
     /// WARP against positive `i` whose score is `pos` (the user's and the positive's
@@ -271,7 +301,10 @@ impl Trainer<'_> {
                 -sigmoid(x).max(1e-12).ln()
             }
             HybridLoss::Bce => {
-                let (ureg, ireg) = (self.p.user_reg as f32, self.p.item_reg as f32);
+                let (ureg, ireg) = (
+                    self.p.regularization_user as f32,
+                    self.p.regularization_item as f32,
+                );
                 let mut loss = 0.0;
                 for t in 0..=self.p.negatives {
                     let (item, label) = if t == 0 {
@@ -296,10 +329,24 @@ impl Trainer<'_> {
                         s.j[c] = g * s.u[c];
                     }
                     s.j[k] = g;
-                    self.users
-                        .step(&self.urows, u, &s.grad, k + 1, self.lr, ureg, &mut s.b);
-                    self.items
-                        .step(&self.irows, item, &s.j, k + 1, self.lr, ireg, &mut s.b);
+                    self.users.step(
+                        &self.urows,
+                        u,
+                        &s.grad,
+                        k + 1,
+                        self.learning_rate,
+                        ureg,
+                        &mut s.b,
+                    );
+                    self.items.step(
+                        &self.irows,
+                        item,
+                        &s.j,
+                        k + 1,
+                        self.learning_rate,
+                        ireg,
+                        &mut s.b,
+                    );
                 }
                 loss
             }
@@ -401,7 +448,7 @@ impl Hybrid {
             urows,
             irows,
             k: p.factors,
-            lr: p.lr as f32,
+            learning_rate: p.learning_rate as f32,
         };
         // Examples: every positive (user, item) pair; k-OS WARP uses only its user.
         let mut order: Vec<(u32, u32)> = m
@@ -470,30 +517,61 @@ impl Recommender for Hybrid {
     factor_capabilities!();
 }
 
-impl_model!(Hybrid, Hybrid);
+impl_model!(Hybrid);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{check_behaviour, structured_data};
-    use crate::ModelSpec;
-    use reco_core::split::{split, Protocol};
+impl crate::spec::Kind for Hybrid {
+    const NAME: &'static str = "hybrid";
+    const SUMMARY: &'static str = "LightFM-style hybrid MF over identity and metadata features (WARP, k-OS WARP, BPR or BCE).";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        ("lr", "learning_rate"),
+        ("user_reg", "regularization_user"),
+        ("item_reg", "regularization_item"),
+    ];
+    type Params = HybridParams;
+    type Fitted = Hybrid;
 
-    #[test]
-    fn passes_the_behaviour_suite_with_every_loss() {
-        for loss in [
+    fn validate(p: &HybridParams) -> Result<()> {
+        p.validate()
+    }
+
+    fn capabilities(_: &HybridParams) -> crate::spec::Capabilities {
+        use crate::spec::Capabilities;
+        Capabilities {
+            ranks: true,
+            similar_items: true,
+            embeddings: true,
+            ..Default::default()
+        }
+    }
+
+    fn fit(p: &HybridParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Hybrid> {
+        Hybrid::fit(p, data, opts)
+    }
+
+    fn restore(_: &HybridParams, state: &[u8]) -> Result<Hybrid> {
+        crate::spec::restore_postcard(state)
+    }
+
+    fn examples() -> Vec<HybridParams> {
+        [
             HybridLoss::Warp,
             HybridLoss::KosWarp,
             HybridLoss::Bpr,
             HybridLoss::Bce,
-        ] {
-            check_behaviour(&ModelSpec::Hybrid(HybridParams {
-                loss,
-                epochs: 10,
-                ..Default::default()
-            }));
-        }
+        ]
+        .map(|loss| HybridParams {
+            loss,
+            epochs: 10,
+            ..Default::default()
+        })
+        .to_vec()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reco_core::split::{split, Protocol};
 
     #[test]
     fn warp_weight_follows_the_rank_estimate() {
@@ -512,7 +590,7 @@ mod tests {
     fn cold_items_are_placed_by_their_features() {
         // Hold out whole items; with item metadata the model ranks them for the users whose
         // category they share far better than chance, with identity features only it cannot.
-        let data = structured_data();
+        let data = reco_core::synth::structured().unwrap();
         let folds = split(&data, &Protocol::ColdItems { fraction: 0.2 }, 3).unwrap();
         let fold = &folds[0];
         let cold: Vec<u32> = (0..data.n_items() as u32)
@@ -565,7 +643,7 @@ mod tests {
 
     #[test]
     fn hogwild_training_learns_as_well_as_one_thread() {
-        let data = structured_data();
+        let data = reco_core::synth::structured().unwrap();
         let folds = split(&data, &Protocol::Holdout { ratio: 0.2 }, 1).unwrap();
         let fold = &folds[0];
         let opts = FitOptions {
@@ -597,7 +675,7 @@ mod tests {
 
     #[test]
     fn early_stopping_keeps_the_best_epoch() {
-        let data = structured_data();
+        let data = reco_core::synth::structured().unwrap();
         let folds = split(&data, &Protocol::Holdout { ratio: 0.2 }, 1).unwrap();
         let fold = &folds[0];
         let seen = std::sync::Mutex::new(Vec::new());
@@ -634,10 +712,10 @@ mod tests {
         })
         .contains("factors"));
         assert!(bad(HybridParams {
-            lr: 0.0,
+            learning_rate: 0.0,
             ..Default::default()
         })
-        .contains("lr"));
+        .contains("learning_rate"));
         assert!(bad(HybridParams {
             max_sampled: 0,
             ..Default::default()
@@ -654,9 +732,9 @@ mod tests {
         })
         .contains("negatives"));
         assert!(bad(HybridParams {
-            user_reg: -1.0,
+            regularization_user: -1.0,
             ..Default::default()
         })
-        .contains("user_reg"));
+        .contains("regularization_user"));
     }
 }

@@ -1,0 +1,111 @@
+//! The registry of model kinds: the built-in kinds of this crate, and the families other
+//! crates plug in (neural networks, pipelines) so that their heavy dependencies stay out of
+//! the core build.
+
+use std::sync::RwLock;
+
+use reco_core::{Error, Result};
+
+use crate::spec::KindEntry;
+
+/// The kinds of this crate, in the order listings show them.
+pub static BUILTIN: &[KindEntry] = &[
+    KindEntry::of::<crate::baseline::RandomModel>(),
+    KindEntry::of::<crate::baseline::Popularity>(),
+    KindEntry::of::<crate::bias::Baseline>(),
+    KindEntry::of::<crate::knn::UserKnn>(),
+    KindEntry::of::<crate::knn::ItemKnn>(),
+    KindEntry::of::<crate::slope_one::SlopeOne>(),
+    KindEntry::of::<crate::content::Content>(),
+    KindEntry::of::<crate::covisit::Covisit>(),
+    KindEntry::of::<crate::ease::Ease>(),
+    KindEntry::of::<crate::rp3::Rp3>(),
+    KindEntry::of::<crate::mf::svd::Svd>(),
+    KindEntry::of::<crate::mf::svdpp::Svdpp>(),
+    KindEntry::of::<crate::mf::nmf::Nmf>(),
+    KindEntry::of::<crate::mf::als::Als>(),
+    KindEntry::of::<crate::mf::ials::Ials>(),
+    KindEntry::of::<crate::mf::bpr::Bpr>(),
+    KindEntry::of::<crate::mf::lmf::Lmf>(),
+    KindEntry::of::<crate::mf::hybrid::Hybrid>(),
+    KindEntry::of::<crate::fm::Fm>(),
+];
+
+static FAMILIES: RwLock<Vec<&'static [KindEntry]>> = RwLock::new(Vec::new());
+
+/// Plugs in a family of kinds defined in another crate. Registering the same list twice is
+/// harmless; a name already taken (by a built-in kind, another family, or twice in the list)
+/// is refused with [`Error::DuplicateKind`] and nothing is registered.
+pub fn register(family: &'static [KindEntry]) -> Result<()> {
+    let mut list = FAMILIES.write().unwrap_or_else(|e| e.into_inner());
+    if list.iter().any(|f| std::ptr::eq(*f, family)) {
+        return Ok(());
+    }
+    for (i, k) in family.iter().enumerate() {
+        let taken = BUILTIN
+            .iter()
+            .chain(list.iter().flat_map(|f| f.iter()))
+            .chain(&family[..i])
+            .any(|e| e.name == k.name);
+        if taken {
+            return Err(Error::DuplicateKind { kind: k.name });
+        }
+    }
+    list.push(family);
+    Ok(())
+}
+
+/// Every known kind: the built-in ones, then each registered family's.
+pub fn kinds() -> Vec<&'static KindEntry> {
+    let list = FAMILIES.read().unwrap_or_else(|e| e.into_inner());
+    BUILTIN
+        .iter()
+        .chain(list.iter().flat_map(|f| f.iter()))
+        .collect()
+}
+
+/// The kind called `name`, or [`Error::UnknownKind`] listing the known ones.
+pub fn lookup(name: &str) -> Result<&'static KindEntry> {
+    let all = kinds();
+    all.iter()
+        .find(|k| k.name == name)
+        .copied()
+        .ok_or_else(|| Error::UnknownKind {
+            kind: name.chars().take(80).collect(),
+            known: all.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CLASH: &[KindEntry] = &[KindEntry::of::<crate::mf::svd::Svd>()];
+
+    #[test]
+    fn names_are_unique_and_collisions_are_refused() {
+        let names: Vec<&str> = BUILTIN.iter().map(|k| k.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "duplicate built-in name");
+        assert!(matches!(
+            register(CLASH),
+            Err(Error::DuplicateKind { kind: "svd" })
+        ));
+        assert!(kinds().iter().filter(|k| k.name == "svd").count() == 1);
+    }
+
+    #[test]
+    fn every_kind_has_examples_that_validate() {
+        for k in BUILTIN {
+            let ex = k.examples();
+            assert!(!ex.is_empty(), "{} has no examples", k.name);
+            for s in ex {
+                assert_eq!(s.kind(), k.name);
+                s.validate()
+                    .unwrap_or_else(|e| panic!("{} example invalid: {e}", k.name));
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The behaviour suite on the pipeline, blend and switch kinds, one test per example
+//! (`reco_testing`), through the registry as the binary uses them.
+
+fn main() -> std::process::ExitCode {
+    if let Err(e) = reco_pipeline::register() {
+        eprintln!("{e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let kinds: Vec<_> = reco_pipeline::KINDS.iter().collect();
+    reco_testing::run_suite(&kinds)
+}
