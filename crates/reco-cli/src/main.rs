@@ -1,9 +1,6 @@
 //! `reco`: load data, split it, train, evaluate and recommend from the command line.
 
-mod audit;
 mod commands;
-mod demo;
-mod lookup;
 mod models;
 mod progress;
 mod source;
@@ -30,8 +27,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a failed command: the class of the first reco error in the chain, so
+/// that scripts can tell bad input from a bad model file or a diverged fit (documented in
+/// README.md; clap uses 2 for a malformed command line).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use reco_core::ErrorCategory as C;
+    let Some(r) = e.chain().find_map(|c| c.downcast_ref::<reco_core::Error>()) else {
+        return 1;
+    };
+    match r.category() {
+        C::Spec => 3,
+        C::Data => 4,
+        C::Io => 5,
+        C::Artifact => 6,
+        C::Training => 7,
+        C::Unsupported => 8,
     }
 }
 

@@ -369,6 +369,7 @@ fn split_train_recommend_and_eval_on_files_round_trip() {
     std::fs::write(d.path().join("model/model.bin"), b"tampered").unwrap();
     let o = reco(&["recommend", "--model", &p("model"), "--user", "u3"]);
     assert!(!o.status.success() && stderr(&o).contains("checksum mismatch"));
+    assert_eq!(o.status.code(), Some(6), "artifact errors exit with 6");
 }
 
 #[test]
@@ -543,4 +544,143 @@ fn pipelines_audits_and_explanations_through_the_cli() {
     assert!(!v["popularity"]["by_group"].as_array().unwrap().is_empty());
     let bad = reco(&["audit", "--data", data, "--by", "shoe_size"]);
     assert!(!bad.status.success() && stderr(&bad).contains("shoe_size"));
+}
+
+#[test]
+fn a_models_file_is_validated_whole_before_anything_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("models.toml");
+    // The first model cannot train on 20,001 items (EASE's dense limit, a fit-time check):
+    // were training to start before the third model is checked, that would be the error.
+    std::fs::write(
+        &file,
+        "[[model]]\nmodel = \"ease\"\n\n[[model]]\nmodel = \"popularity\"\n\n\
+         [[model]]\nmodel = \"svd\"\nfactors = 0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = reco(&[
+        "eval",
+        "--data",
+        "synth:users=50,items=20001,interactions=3000,seed=1",
+        "--protocol",
+        "holdout:0.2",
+        "--models",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "spec errors exit with 3: {e}");
+    assert!(e.contains("model #3") && e.contains("factors"), "{e}");
+    assert!(!e.contains("ease accepts"), "training started: {e}");
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
+fn exit_codes_say_what_kind_of_error_it_was() {
+    let o = reco(&[
+        "train",
+        "--data",
+        "/no/such/dir/ratings.csv",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "I/O: {}", stderr(&o));
+    let o = reco(&[
+        "train",
+        "--data",
+        "synth:users=20,items=10,interactions=100",
+        "--model",
+        r#"{"model":"nope"}"#,
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "spec: {}", stderr(&o));
+    assert!(stderr(&o).contains("two-tower"), "lists the kinds");
+    let o = reco(&["eval", "--bogus-flag"]);
+    assert_eq!(o.status.code(), Some(2), "usage");
+    // A capability the spec says the model lacks fails before the data are read.
+    let o = reco(&[
+        "eval",
+        "--data",
+        "/no/such/data",
+        "--ratings-only",
+        "--model",
+        "svd",
+        "--model",
+        "popularity",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"popularity\" (popularity) does not predict ratings"));
+}
+
+#[test]
+fn renamed_parameters_still_work_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("m");
+    let o = reco(&[
+        "train",
+        "--data",
+        "synth:users=100,items=50,interactions=2000,seed=2",
+        "--model",
+        r#"{"model":"svd","factors":4,"epochs":2,"lr":0.01}"#,
+        "--out",
+        art.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`lr` is now called `learning_rate`"),
+        "{}",
+        stderr(&o)
+    );
+    let manifest = std::fs::read_to_string(art.join("manifest.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(v["spec"]["learning_rate"], 0.01, "saved under the new name");
+    let o = reco(&[
+        "train",
+        "--data",
+        "synth:users=100,items=50,interactions=2000,seed=2",
+        "--model",
+        r#"{"model":"svd","lr":0.01,"learning_rate":0.02}"#,
+        "--out",
+        art.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("give only `learning_rate`"));
+}
+
+#[test]
+fn models_lists_every_kind_with_examples_that_parse() {
+    let o = reco(&["models", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "popularity",
+        "svd",
+        "lmf",
+        "two-tower",
+        "neural-cf",
+        "pipeline",
+        "switch",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    for k in v.as_array().unwrap() {
+        let ex = k["examples"].as_array().unwrap();
+        assert!(!ex.is_empty(), "{}", k["kind"]);
+        // Every printed example is a spec `train --model` accepts as it is.
+        assert_eq!(ex[0]["model"], k["kind"]);
+    }
+    let o = reco(&["models", "ease"]);
+    assert!(
+        stdout(&o).contains(r#""regularization":50.0"#),
+        "{}",
+        stdout(&o)
+    );
 }

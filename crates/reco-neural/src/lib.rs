@@ -42,7 +42,12 @@ pub use family::{register, ContentDnn, KINDS};
 pub use ncf::{NcfParams, NeuralCf};
 pub use two_tower::{Loss, TwoTower, TwoTowerParams};
 
-/// Turns a candle error into reco's error type, naming what failed.
+/// Turns a candle error while training or scoring into reco's error type, naming what failed.
 pub(crate) fn nn_err(what: &str) -> impl Fn(candle_core::Error) -> reco_core::Error + '_ {
-    move |e| reco_core::Error::Unsupported(format!("neural network, {what}: {e}"))
+    move |e| reco_core::Error::training("neural network", format!("{what}: {e}"))
+}
+
+/// Turns a candle error while reading a saved network into an artifact error.
+pub(crate) fn file_err(what: &str) -> impl Fn(candle_core::Error) -> reco_core::Error + '_ {
+    move |e| reco_core::Error::artifact("model.safetensors", format!("{what}: {e}"))
 }

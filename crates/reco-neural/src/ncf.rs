@@ -18,8 +18,8 @@ use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
 use crate::nn::{Init, Mlp, Store};
-use crate::nn_err;
 use crate::train::{fit_loop, optim_of, Validation};
+use crate::{file_err, nn_err};
 
 /// Parameters of neural collaborative filtering (`"model": "neural-cf"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,18 +250,19 @@ impl NeuralCf {
             reco_models::Model::spec(self).to_value()?.to_string(),
         );
         safetensors::serialize(self.weights.clone(), Some(meta))
-            .map_err(|e| Error::Unsupported(format!("saving: {e}")))
+            .map_err(|e| Error::artifact("model.safetensors", format!("cannot be written: {e}")))
     }
 
     /// Reads a model written by [`NeuralCf::to_safetensors`].
     pub fn from_safetensors(p: &NcfParams, bytes: &[u8]) -> Result<NeuralCf> {
         p.validate()?;
         let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(nn_err("reading"))?;
+            .map_err(file_err("reading"))?;
         let dims = |k: &str| map.get(k).map(|t| t.dims().first().copied().unwrap_or(0));
         let (Some(n_users), Some(n_items)) = (dims("user_gmf"), dims("item_gmf")) else {
-            return Err(Error::Unsupported(
-                "neural-cf model file: embeddings missing".into(),
+            return Err(Error::artifact(
+                "model.safetensors",
+                "neural-cf model file: embeddings missing",
             ));
         };
         let mut weights: Vec<(String, Tensor)> =

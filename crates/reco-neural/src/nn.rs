@@ -62,14 +62,20 @@ impl Store {
             }
             Store::Load(map) => {
                 let t = map.remove(name).ok_or_else(|| {
-                    Error::Unsupported(format!("the model file has no tensor {name:?}"))
+                    Error::artifact(
+                        "model.safetensors",
+                        format!("the model file has no tensor {name:?}"),
+                    )
                 })?;
                 if t.dims() != shape || t.dtype() != DType::F32 {
-                    return Err(Error::Unsupported(format!(
-                        "tensor {name:?} has shape {:?} {:?}, expected {shape:?} f32",
-                        t.dims(),
-                        t.dtype()
-                    )));
+                    return Err(Error::artifact(
+                        "model.safetensors",
+                        format!(
+                            "tensor {name:?} has shape {:?} {:?}, expected {shape:?} f32",
+                            t.dims(),
+                            t.dtype()
+                        ),
+                    ));
                 }
                 Ok(t)
             }
@@ -81,9 +87,10 @@ impl Store {
     pub fn finish(&self, what: &str) -> Result<()> {
         match self {
             Store::Load(rest) => match rest.keys().min() {
-                Some(extra) => Err(Error::Unsupported(format!(
-                    "{what} model file: unexpected tensor {extra:?}"
-                ))),
+                Some(extra) => Err(Error::artifact(
+                    "model.safetensors",
+                    format!("{what} model file: unexpected tensor {extra:?}"),
+                )),
                 None => Ok(()),
             },
             Store::Train { .. } => Ok(()),

@@ -246,9 +246,10 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
         }
         let mean_loss = loss_sum / batches.max(1) as f64;
         if !mean_loss.is_finite() {
-            return Err(Error::Unsupported(format!(
-                "training diverged at epoch {epochs} (loss {mean_loss}); lower learning_rate"
-            )));
+            return Err(Error::diverged(
+                "neural network",
+                format!("loss {mean_loss} at epoch {epochs}; lower learning_rate"),
+            ));
         }
         let score = end_epoch()?;
         let stop = match (&mut best, validation) {

@@ -169,8 +169,9 @@ fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Result<Vec<f64>> {
             if i == j {
                 let d = a[i * p + i] - s;
                 if d <= 0.0 || !d.is_finite() {
-                    return Err(reco_core::Error::Unsupported(
-                        "ranker: the Hessian is not positive definite".into(),
+                    return Err(reco_core::Error::training(
+                        "pipeline",
+                        "logistic ranker: the Hessian is not positive definite; raise the ranker's regularization",
                     ));
                 }
                 l[i * p + i] = d.sqrt();

@@ -35,10 +35,9 @@ impl Layout {
     /// Detects the layout of `path`.
     pub fn detect(path: &Path) -> Result<Layout> {
         if !path.exists() {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                message: "no such file or directory".into(),
-            });
+            let missing =
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory");
+            return Err(Error::io(path, missing));
         }
         if path.is_file() {
             return Ok(Layout::Delimited);

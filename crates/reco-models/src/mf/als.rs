@@ -97,7 +97,12 @@ fn solve_side(
             }
             let sol = a
                 .llt(Side::Lower)
-                .map_err(|e| Error::Unsupported(format!("als: {e:?}")))?
+                .map_err(|e| {
+                    Error::training(
+                        "als",
+                        format!("a least-squares solve failed ({e:?}); raise regularization"),
+                    )
+                })?
                 .solve(&b);
             for c in 0..k {
                 row[c] = sol[(c, 0)] as f32;

@@ -159,7 +159,12 @@ fn solve_row(
             }
             let sol = a
                 .llt(Side::Lower)
-                .map_err(|e| Error::Unsupported(format!("ials: {e:?}")))?
+                .map_err(|e| {
+                    Error::training(
+                        "ials",
+                        format!("a least-squares solve failed ({e:?}); raise regularization"),
+                    )
+                })?
                 .solve(&b);
             for r in 0..k {
                 x[r] = sol[(r, 0)] as f32;
@@ -389,7 +394,12 @@ impl Ials {
         let target = Mat::<f64>::from_fn(kk, 1, |r, _| self.f.item(item)[r] as f64);
         let w = a
             .llt(Side::Lower)
-            .map_err(|e| Error::Unsupported(format!("ials explain: {e:?}")))?
+            .map_err(|e| {
+                Error::training(
+                    "ials",
+                    format!("explain: the least-squares solve failed: {e:?}"),
+                )
+            })?
             .solve(&target);
         let mut out: Vec<(u32, f32)> = history
             .iter()

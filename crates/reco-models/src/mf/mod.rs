@@ -209,7 +209,10 @@ impl Factors {
             || bad(&self.item_bias)
             || !self.mu.is_finite()
         {
-            return Err(Error::Unsupported(format!("{model}: training diverged (NaN or infinite factors); lower the learning rate or raise regularisation")));
+            return Err(Error::diverged(
+                model,
+                "NaN or infinite factors; lower the learning rate or raise regularization",
+            ));
         }
         Ok(())
     }
@@ -265,7 +268,9 @@ impl Factors {
         }
         let inv = a
             .llt(Side::Lower)
-            .map_err(|e| Error::Unsupported(format!("fold-in: {e:?}")))?
+            .map_err(|e| {
+                Error::training("fold-in", format!("the least-squares solve failed: {e:?}"))
+            })?
             .inverse();
         Ok((0..k)
             .map(|r| (0..k).map(|c| inv[(r, c)] * b[c]).sum::<f64>() as f32)

@@ -9,14 +9,14 @@ use reco_core::{Error, Result};
 
 use super::{towers, TwoTower, TwoTowerParams};
 use crate::bags::Bags;
+use crate::file_err;
 use crate::nn::Store;
-use crate::nn_err;
 
 impl TwoTower {
     /// The weights, vectors and inputs as a safetensors file, the parameters in its metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let dev = Device::Cpu;
-        let err = nn_err("saving");
+        let err = file_err("saving");
         let mut t: Vec<(String, Tensor)> = self.weights.clone();
         let n_items = self.items.len() / self.dim.max(1);
         t.push((
@@ -49,12 +49,13 @@ impl TwoTower {
             reco_models::Model::spec(self).to_value()?.to_string(),
         );
         safetensors::serialize(t, Some(meta))
-            .map_err(|e| Error::Unsupported(format!("saving: {e}")))
+            .map_err(|e| Error::artifact("model.safetensors", format!("cannot be written: {e}")))
     }
 
     /// Reads a model written by [`TwoTower::to_safetensors`].
     pub fn from_safetensors(p: &TwoTowerParams, bytes: &[u8]) -> Result<TwoTower> {
-        let bad = |m: String| Error::Unsupported(format!("two-tower model file: {m}"));
+        let bad =
+            |m: String| Error::artifact("model.safetensors", format!("two-tower model file: {m}"));
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let info = meta
@@ -68,7 +69,7 @@ impl TwoTower {
         };
         let count = |k: &str| info[k].as_u64().map(|x| x as usize);
         let mut map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(nn_err("reading"))?;
+            .map_err(file_err("reading"))?;
         let user_rows = take_bags(&mut map, "user_rows", count("user_tokens"))?
             .ok_or_else(|| bad("no user rows".into()))?;
         let item_rows = take_bags(&mut map, "item_rows", count("item_tokens"))?
@@ -79,7 +80,7 @@ impl TwoTower {
                 .ok_or_else(|| bad(format!("no tensor {k}")))?
                 .flatten_all()
                 .and_then(|t| t.to_vec1::<f32>())
-                .map_err(nn_err("reading"))
+                .map_err(file_err("reading"))
         };
         let users = pop("user_vectors")?;
         let items = pop("item_vectors")?;
@@ -129,13 +130,18 @@ impl TwoTower {
 /// A bag set as three tensors (`NAME.ptr`, `NAME.tok` as u32, `NAME.w`).
 fn bag_tensors(name: &str, b: &Bags) -> Result<Vec<(String, Tensor)>> {
     let dev = Device::Cpu;
-    let err = nn_err("saving inputs");
+    let err = file_err("saving inputs");
     let ptr = b
         .ptr
         .iter()
         .map(|&x| u32::try_from(x))
         .collect::<std::result::Result<Vec<u32>, _>>()
-        .map_err(|_| Error::Unsupported(format!("{name}: more than 2^32 inputs")))?;
+        .map_err(|_| {
+            Error::artifact(
+                "model.safetensors",
+                format!("{name}: more than 2^32 inputs"),
+            )
+        })?;
     Ok(vec![
         (
             format!("{name}.ptr"),
@@ -158,7 +164,7 @@ fn take_bags(
     name: &str,
     n_tokens: Option<usize>,
 ) -> Result<Option<Bags>> {
-    let bad = |m: &str| Error::Unsupported(format!("model file: {name}: {m}"));
+    let bad = |m: &str| Error::artifact("model.safetensors", format!("{name}: {m}"));
     let (Some(ptr), Some(tok), Some(w)) = (
         map.remove(&format!("{name}.ptr")),
         map.remove(&format!("{name}.tok")),
@@ -166,7 +172,7 @@ fn take_bags(
     ) else {
         return Ok(None);
     };
-    let err = nn_err("reading inputs");
+    let err = file_err("reading inputs");
     let ptr: Vec<usize> = ptr
         .to_dtype(DType::U32)
         .and_then(|t| t.to_vec1::<u32>())

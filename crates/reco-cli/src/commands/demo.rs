@@ -6,9 +6,28 @@ use reco_core::model::{Filter, FitOptions, Query};
 use reco_core::split::{self, Protocol};
 use reco_eval::{evaluate, EvalConfig};
 
-use crate::commands::{candidates, eval_progress};
+use super::eval::{candidates, eval_progress};
 use crate::models::{self, Named};
 use crate::source;
+
+/// Options of `reco demo`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Seed of the data and of the split.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// User whose recommendations are shown.
+    #[arg(long, default_value = "2")]
+    user: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `reco demo`.
+pub(crate) fn run(a: DemoArgs) -> Result<()> {
+    demo(a.seed, &a.user, a.json)
+}
 
 /// The models `reco demo` compares: every model family that exists, with the notebook's names.
 fn demo_models() -> Result<Vec<Named>> {
@@ -30,7 +49,7 @@ fn demo_models() -> Result<Vec<Named>> {
     .collect()
 }
 
-pub(crate) fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
+fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
     let ds = source::synthesize(&format!("notebook,seed={seed}"))?;
     let mut folds = split::split(&ds, &Protocol::LeaveLastOut, seed)?;
     // The notebook's co-visitation learns from every session, as its sessions are not tied to

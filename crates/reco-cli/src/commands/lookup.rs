@@ -1,12 +1,79 @@
-//! `reco recommend` and `reco similar`: answers from a saved model, in external ids.
+//! `reco recommend`, `reco similar` and `reco export-vectors`: answers from a saved model, in
+//! external ids.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use reco_core::model::{Filter, Query};
 
-pub(crate) fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
+/// Options of `reco recommend`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct RecommendArgs {
+    /// Artifact directory written by `reco train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// External user id.
+    #[arg(long)]
+    user: String,
+    /// Number of items.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Also recommend items the user already has.
+    #[arg(long)]
+    include_seen: bool,
+    /// Say why each item is recommended.
+    #[arg(long)]
+    explain: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `reco similar`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SimilarArgs {
+    /// Artifact directory written by `reco train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// External item id.
+    #[arg(long)]
+    item: String,
+    /// Number of items.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `reco export-vectors`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// Artifact directory written by `reco train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Directory to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `reco recommend`.
+pub(crate) fn run_recommend(a: RecommendArgs) -> Result<()> {
+    recommend(&a.model, &a.user, a.k, a.include_seen, a.explain, a.json)
+}
+
+/// Runs `reco similar`.
+pub(crate) fn run_similar(a: SimilarArgs) -> Result<()> {
+    similar(&a.model, &a.item, a.k, a.json)
+}
+
+/// Runs `reco export-vectors`.
+pub(crate) fn run_export(a: ExportArgs) -> Result<()> {
+    export_vectors(&a.model, &a.out)
+}
+
+fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
     let m = reco_models::load(dir)?;
     let i = m
         .items
@@ -64,7 +131,7 @@ fn print_rows(doc: &serde_json::Value, rows: &[serde_json::Value], json: bool) -
     Ok(())
 }
 
-pub(crate) fn recommend(
+fn recommend(
     dir: &Path,
     user: &str,
     k: usize,
@@ -168,7 +235,7 @@ fn describe(m: &reco_models::LoadedModel, r: &reco_core::explain::Reason) -> Str
 
 /// `reco export-vectors`: every user and item vector of an embedding model, for ANN indexes and
 /// for peers that score from vectors.
-pub(crate) fn export_vectors(dir: &Path, out: &Path) -> Result<()> {
+fn export_vectors(dir: &Path, out: &Path) -> Result<()> {
     let m = reco_models::load(dir)?;
     let kind = m.model.spec().kind();
     let emb = m

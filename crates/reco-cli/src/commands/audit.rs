@@ -9,10 +9,52 @@ use reco_eval::fairness::{audit as run_audit, reweight_by_popularity, Audit};
 use crate::models;
 use crate::source::DataArgs;
 
+/// Options of `reco audit`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// kfold:K, holdout:R, loo, temporal:F, timecut:Q|T, cold-users:F, cold-items:F.
+    #[arg(long, default_value = "temporal:0.2")]
+    protocol: String,
+    /// A model (repeatable): a name or a JSON spec.
+    #[arg(long)]
+    model: Vec<String>,
+    /// User fields to break accuracy down by (categorical, or numeric in quartile bands).
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    /// Cutoff.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Also audit each model trained on popularity-re-weighted data: values × count^−α.
+    #[arg(long)]
+    reweight: Option<f64>,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `reco audit`.
+pub(crate) fn run(a: AuditArgs) -> Result<()> {
+    audit(
+        &a.data,
+        &a.protocol,
+        &a.model,
+        &a.by,
+        a.k,
+        a.reweight,
+        a.seed,
+        a.json,
+    )
+}
+
 /// Fits each model on the protocol's first fold (and, with `reweight`, again on the
 /// popularity-re-weighted training data) and prints its audit.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn audit(
+fn audit(
     data: &DataArgs,
     protocol: &str,
     model: &[String],
@@ -37,7 +79,7 @@ pub(crate) fn audit(
             .collect::<Result<Vec<_>>>()?
     };
     let list = models::unique(list)?;
-    let (bar, on_progress) = crate::commands::eval_progress();
+    let (bar, on_progress) = super::eval::eval_progress();
     let mut out: Vec<(String, Audit)> = Vec::new();
     for m in &list {
         for alpha in std::iter::once(None).chain(reweight.map(Some)) {

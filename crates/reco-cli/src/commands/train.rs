@@ -1,0 +1,82 @@
+//! `reco train`: fit one model and write it as an artifact directory.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use reco_core::model::{FitOptions, Progress};
+use reco_core::split::{self, Protocol};
+
+use crate::models;
+use crate::progress;
+use crate::source::DataArgs;
+
+/// Options of `reco train`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Model: a name (`popularity`) or a JSON spec (`{"model":"popularity","weighting":"trending"}`).
+    #[arg(long, default_value = "popularity")]
+    model: String,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Hold out this fraction of the data (at random) for early stopping by models with
+    /// `patience` (the factor models, factorization machines, the hybrid and the neural
+    /// networks); the model is trained on the rest.
+    #[arg(long)]
+    validation: Option<f64>,
+    /// Artifact directory to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Fits the model on the data (less the validation share) and saves it with the whole data's
+/// histories, so `recommend` excludes validation items too.
+pub(crate) fn run(a: TrainArgs) -> Result<()> {
+    let TrainArgs {
+        data,
+        model,
+        seed,
+        validation,
+        out,
+    } = a;
+    // The spec is checked before the data are read: a typo fails at once.
+    let named = models::parse_one(&model)?;
+    let full = data.load()?;
+    let folds;
+    let (ds, held_out) = match validation {
+        Some(r) => {
+            folds = split::split(&full, &Protocol::Holdout { ratio: r }, seed)?;
+            (&folds[0].train, Some(&folds[0].test))
+        }
+        None => (&full, None),
+    };
+    let bar = progress::bar(0, &named.name);
+    let report = |p: Progress<'_>| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    };
+    let m = named.spec.fit(
+        ds,
+        &FitOptions {
+            seed,
+            progress: Some(&report),
+            validation: held_out,
+        },
+    )?;
+    bar.finish_and_clear();
+    // Saved with the whole data, so `recommend` excludes validation items too.
+    reco_models::save(
+        m.as_ref(),
+        &full,
+        &out,
+        serde_json::json!({ "dataset": ds.name, "seed": seed, "validation": validation }),
+    )?;
+    if let Some((eps, delta)) = m.privacy() {
+        println!("privacy: ({eps:.3}, {delta:e})-differentially private per rating");
+    }
+    println!("saved {} to {}", named.name, out.display());
+    Ok(())
+}
