@@ -1,0 +1,149 @@
+//! Saved artifacts of every model kind, one directory per artifact format version under
+//! `fixtures/artifacts/`, loaded by this version of reco: a change of a model's saved state, of
+//! its parameters or of the artifact layout that would break models users have saved fails
+//! here.
+//!
+//! The fixtures of the current format version must load and score as they did when they were
+//! written (`expected.json`); fixtures of older versions must be refused as incompatible,
+//! never misread. Every registered kind needs a fixture of the current version. To write the
+//! missing ones (after adding a kind, or when a format version is added):
+//!
+//! ```sh
+//! RECO_WRITE_FIXTURES=1 cargo test -p reco-testing --test artifact_fixtures
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use reco_core::artifact::FORMAT_VERSION;
+use reco_core::model::{FitOptions, Query};
+use reco_core::synth::{scalable, ScalableConfig};
+use reco_core::{Dataset, Error};
+use reco_models::{registry, ModelSpec};
+
+/// Users whose scores the fixtures record.
+const USERS: [u32; 4] = [0, 7, 23, 59];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/artifacts")
+}
+
+/// Small data with every input some kind reads: ratings, timestamps, sessions, item and user
+/// features.
+fn data() -> Dataset {
+    let c = ScalableConfig {
+        users: 60,
+        items: 80,
+        interactions: 1_500,
+        categories: 4,
+        seed: 3,
+        ..Default::default()
+    };
+    scalable(&c, &|_, _| {}).expect("synthetic data")
+}
+
+/// The kind's first example, made small enough to commit: neural layers and hashed text
+/// shrink to a few dimensions.
+fn fixture_spec(kind: &reco_models::KindEntry) -> ModelSpec {
+    let spec = kind.examples().into_iter().next().expect("examples");
+    let mut v = spec.to_value().expect("value");
+    let o = v.as_object_mut().expect("object");
+    for (key, small) in [
+        ("embedding_dim", serde_json::json!(8)),
+        ("layers", serde_json::json!([8])),
+        ("text_buckets", serde_json::json!(64)),
+    ] {
+        if o.contains_key(key) {
+            o.insert(key.into(), small);
+        }
+    }
+    ModelSpec::from_value(v).expect("shrunk spec")
+}
+
+fn scores(m: &dyn reco_models::Model) -> Vec<Vec<f32>> {
+    USERS
+        .iter()
+        .map(|&u| {
+            let mut s = vec![0f32; m.n_items()];
+            m.score(&Query::user(u), &mut s).expect("score");
+            s
+        })
+        .collect()
+}
+
+fn write_fixture(dir: &Path, kind: &reco_models::KindEntry, data: &Dataset) {
+    let spec = fixture_spec(kind);
+    let opts = FitOptions {
+        seed: 1,
+        ..Default::default()
+    };
+    let m = spec.fit(data, &opts).expect("fit");
+    reco_models::save(m.as_ref(), data, dir, serde_json::Value::Null).expect("save");
+    // What the saved model answers, read back: the fixture is what a user's artifact holds.
+    let loaded = reco_models::load(dir).expect("load");
+    let expected = serde_json::json!({ "users": USERS, "scores": scores(loaded.model.as_ref()) });
+    std::fs::write(dir.join("expected.json"), expected.to_string()).expect("write");
+}
+
+fn close(a: f32, b: f32) -> bool {
+    a == b || (a - b).abs() <= 1e-5 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn every_kind_loads_its_saved_artifact_of_every_format_version() {
+    reco_neural::register().expect("neural");
+    reco_pipeline::register().expect("composites");
+    let write = std::env::var_os("RECO_WRITE_FIXTURES").is_some();
+    let current = root().join(format!("v{FORMAT_VERSION}"));
+    let data = data();
+    let mut missing = Vec::new();
+    for kind in registry::kinds() {
+        let dir = current.join(kind.name);
+        if !dir.join("manifest.json").exists() {
+            if write {
+                write_fixture(&dir, kind, &data);
+            } else {
+                missing.push(kind.name);
+                continue;
+            }
+        }
+        let loaded = reco_models::load(&dir)
+            .unwrap_or_else(|e| panic!("{}: a saved model no longer loads: {e}", kind.name));
+        assert_eq!(loaded.model.spec().kind(), kind.name);
+        let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
+        let want: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let want: Vec<Vec<f32>> = serde_json::from_value(want["scores"].clone()).expect("scores");
+        let got = scores(loaded.model.as_ref());
+        for (u, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.len(), w.len(), "{}: catalogue size", kind.name);
+            let bad = g.iter().zip(w).position(|(a, b)| !close(*a, *b));
+            assert!(
+                bad.is_none(),
+                "{}: user {} item {:?}: {} now, {} when saved",
+                kind.name,
+                USERS[u],
+                bad,
+                bad.map_or(0.0, |i| g[i]),
+                bad.map_or(0.0, |i| w[i]),
+            );
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no saved artifact of format v{FORMAT_VERSION} for {missing:?}: write them with \
+         RECO_WRITE_FIXTURES=1 cargo test -p reco-testing --test artifact_fixtures"
+    );
+    // Older layouts are refused as incompatible, never misread.
+    for entry in std::fs::read_dir(root()).expect("fixtures") {
+        let dir = entry.expect("entry").path();
+        if dir == current {
+            continue;
+        }
+        for kind in std::fs::read_dir(&dir).expect("version dir") {
+            let kind = kind.expect("entry").path();
+            match reco_models::load(&kind) {
+                Err(Error::ArtifactIncompatible { .. }) => {}
+                other => panic!("{}: {:?}", kind.display(), other.err()),
+            }
+        }
+    }
+}
