@@ -14,6 +14,7 @@ use reco_core::split::Fold;
 use reco_core::topk::top_k;
 use reco_core::{Dataset, Error, Feedback, Result};
 
+use crate::metric::{Accuracy, Beyond, Metric};
 use crate::metrics::{at_k, auc, gini, intra_list_diversity, personalization, Relevant};
 use crate::stats::{paired_t, Paired, Stat};
 
@@ -67,10 +68,10 @@ pub struct ModelReport {
     /// Time to predict every test rating, seconds summed over folds (rating models).
     #[serde(default)]
     pub predict_seconds: f64,
-    /// Metric name (`ndcg@10`, `rmse`, `coverage@10`, …) → mean, interval, n.
-    pub metrics: BTreeMap<String, Stat>,
-    /// Metric name → paired test against the baseline.
-    pub vs_baseline: BTreeMap<String, Paired>,
+    /// Metric (written `ndcg@10`, `rmse`, `coverage@10`, …) → mean, interval, n.
+    pub metrics: BTreeMap<Metric, Stat>,
+    /// Per-user metric → paired test against the baseline.
+    pub vs_baseline: BTreeMap<Metric, Paired>,
 }
 
 /// The result of an evaluation.
@@ -186,13 +187,44 @@ type UserRow = (Vec<(u32, f32)>, Option<f64>);
 /// Per-model accumulators across folds.
 #[derive(Default)]
 struct Acc {
-    per_user: BTreeMap<String, Vec<f64>>,
+    /// Per-user values, in (fold, user) order so that models stay paired.
+    per_user: BTreeMap<Metric, Vec<f64>>,
+    /// One value per fold.
+    per_fold: BTreeMap<Metric, Vec<f64>>,
     fit_seconds: Vec<f64>,
     rec_seconds: f64,
     rec_users: usize,
     predict_seconds: f64,
-    rating_sq: (f64, f64, usize),
-    beyond: BTreeMap<String, Vec<f64>>,
+    /// Squared and absolute rating errors summed, and their count.
+    rating_errors: (f64, f64, usize),
+}
+
+/// What a fold offers every model: its relevance, catalogue statistics and candidates.
+struct FoldView<'a> {
+    fold: &'a Fold,
+    rel: Vec<(u32, Relevant)>,
+    counts: Vec<u32>,
+    n_train_users: usize,
+    categories: Option<reco_core::features::CategoricalField>,
+}
+
+impl<'a> FoldView<'a> {
+    fn new(fold: &'a Fold, cfg: &EvalConfig) -> Self {
+        let train = &fold.train;
+        FoldView {
+            fold,
+            rel: relevance(fold, cfg.relevance_threshold),
+            counts: train.interactions.item_counts(),
+            n_train_users: (0..train.n_users() as u32)
+                .filter(|&u| train.interactions.user_len(u) > 0)
+                .count()
+                .max(1),
+            categories: train
+                .item_features
+                .as_ref()
+                .and_then(|t| t.primary_category().cloned()),
+        }
+    }
 }
 
 /// Evaluates `candidates` on `folds`. `progress` receives (model, fold, users done, users).
@@ -216,182 +248,26 @@ pub fn evaluate(
             ));
         }
     }
-    let kmax = *cfg.ks.iter().max().unwrap_or(&10);
     let mut accs: Vec<Acc> = candidates.iter().map(|_| Acc::default()).collect();
     let mut users_evaluated = 0;
     for (f, fold) in folds.iter().enumerate() {
-        let rel = relevance(fold, cfg.relevance_threshold);
-        users_evaluated += rel.len();
-        let train = &fold.train;
-        let counts = train.interactions.item_counts();
-        let n_train_users = (0..train.n_users() as u32)
-            .filter(|&u| train.interactions.user_len(u) > 0)
-            .count()
-            .max(1);
-        let cats = train
-            .item_features
-            .as_ref()
-            .and_then(|t| t.primary_category().cloned());
-        let n_cands = fold.candidates.as_ref().map_or(train.n_items(), Vec::len);
+        let view = FoldView::new(fold, cfg);
+        users_evaluated += view.rel.len();
         for (c, acc) in candidates.iter().zip(accs.iter_mut()) {
             let stage = format!("{} fold {}/{}", c.name, f + 1, folds.len());
-            let report_fit = |p: Progress<'_>| progress(&stage, p);
-            let t0 = Instant::now();
-            let model = (c.fit)(
-                train,
-                &FitOptions {
-                    seed: cfg.seed,
-                    progress: Some(&report_fit),
-                    validation: None,
-                },
-            )?;
-            acc.fit_seconds.push(t0.elapsed().as_secs_f64());
-            if model.n_items() != train.n_items() {
-                return Err(Error::Unsupported(format!(
-                    "{} scores {} items, the data has {}",
-                    c.name,
-                    model.n_items(),
-                    train.n_items()
-                )));
-            }
-            let done = AtomicU64::new(0);
-            let total = rel.len() as u64;
-            let t0 = Instant::now();
-            let ranked: &[(u32, Relevant)] = if cfg.ranking { &rel } else { &[] };
-            let rows: Vec<UserRow> = ranked
-                .par_iter()
-                .map_init(
-                    || vec![0f32; train.n_items()],
-                    |buf, (u, r)| -> Result<_> {
-                        model.score(&Query::user(*u), buf)?;
-                        let seen = train.interactions.user_items(*u);
-                        let allow = fold.candidates.as_deref();
-                        let top = match allow {
-                            Some(a) => top_k(buf, kmax, seen, |i| a.binary_search(&i).is_err()),
-                            None => top_k(buf, kmax, seen, |_| false),
-                        };
-                        let a = if cfg.auc {
-                            auc(buf, r, seen, allow)
-                        } else {
-                            None
-                        };
-                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if d.is_multiple_of(512) || d == total {
-                            progress(
-                                &stage,
-                                Progress {
-                                    stage: "users",
-                                    done: d,
-                                    total,
-                                    loss: None,
-                                },
-                            );
-                        }
-                        Ok((top.iter().map(|s| (s.item, s.score)).collect(), a))
-                    },
-                )
-                .collect::<Result<_>>()?;
-            acc.rec_seconds += t0.elapsed().as_secs_f64();
-            acc.rec_users += rel.len();
-            // Per-user accuracy, in (fold, user) order so models stay paired.
-            for ((_, r), (list, a)) in rel.iter().zip(&rows) {
-                let items: Vec<u32> = list.iter().map(|x| x.0).collect();
-                for &k in &cfg.ks {
-                    let m = at_k(&items, r, k);
-                    for (name, v) in crate::metrics::AtK::NAMES.iter().zip(m.values()) {
-                        acc.per_user
-                            .entry(format!("{name}@{k}"))
-                            .or_default()
-                            .push(v);
-                    }
-                }
-                if cfg.auc {
-                    acc.per_user
-                        .entry("auc".into())
-                        .or_default()
-                        .push(a.unwrap_or(f64::NAN));
-                }
-            }
-            // Beyond accuracy, one value per fold and k (none for a fold without test users).
-            for &k in cfg.ks.iter().filter(|_| !rows.is_empty()) {
-                let mut exposure = vec![0f64; train.n_items()];
-                let (mut novelty, mut pop, mut n_items_shown) = (0.0, 0.0, 0usize);
-                let mut ild = Vec::new();
-                for (list, _) in &rows {
-                    let l = &list[..list.len().min(k)];
-                    for &(i, _) in l {
-                        exposure[i as usize] += 1.0;
-                        let p = (counts[i as usize] as f64 + 1.0) / (n_train_users as f64 + 1.0);
-                        novelty += -p.log2();
-                        pop += counts[i as usize] as f64;
-                        n_items_shown += 1;
-                    }
-                    if let Some(cf) = &cats {
-                        let items: Vec<u32> = l.iter().map(|x| x.0).collect();
-                        if let Some(d) = intra_list_diversity(&items, |i| cf.of(i)) {
-                            ild.push(d);
-                        }
-                    }
-                }
-                // Exposure over the candidate items only (all items unless cold-item protocol).
-                if let Some(c) = &fold.candidates {
-                    exposure = c.iter().map(|&i| exposure[i as usize]).collect();
-                }
-                let shown = exposure.iter().filter(|&&e| e > 0.0).count();
-                let b = &mut acc.beyond;
-                b.entry(format!("coverage@{k}"))
-                    .or_default()
-                    .push(shown as f64 / n_cands.max(1) as f64);
-                b.entry(format!("gini@{k}"))
-                    .or_default()
-                    .push(gini(&exposure));
-                b.entry(format!("personalization@{k}"))
-                    .or_default()
-                    .push(personalization(&exposure, rows.len(), k));
-                if n_items_shown > 0 {
-                    b.entry(format!("novelty@{k}"))
-                        .or_default()
-                        .push(novelty / n_items_shown as f64);
-                    b.entry(format!("avg_popularity@{k}"))
-                        .or_default()
-                        .push(pop / n_items_shown as f64);
-                }
-                if !ild.is_empty() {
-                    b.entry(format!("diversity@{k}"))
-                        .or_default()
-                        .push(ild.iter().sum::<f64>() / ild.len() as f64);
-                }
-            }
-            if train.feedback == Feedback::Explicit {
-                if let Some(rp) = model.as_rating_predictor() {
-                    let t0 = Instant::now();
-                    let t = &fold.test;
-                    let errs: Vec<f64> = (0..t.n_users() as u32)
-                        .into_par_iter()
-                        .flat_map_iter(|u| {
-                            let mut out = vec![0f32; t.user_len(u)];
-                            rp.predict_user(u, t.user_items(u), &mut out);
-                            out.into_iter()
-                                .zip(t.user_values(u))
-                                .map(|(p, &v)| (p - v) as f64)
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
-                    acc.predict_seconds += t0.elapsed().as_secs_f64();
-                    for e in errs {
-                        acc.rating_sq.0 += e * e;
-                        acc.rating_sq.1 += e.abs();
-                        acc.rating_sq.2 += 1;
-                    }
-                }
-            }
+            let model = fit(c, &fold.train, cfg, &stage, progress, acc)?;
+            let rows = rank(model.as_ref(), &view, cfg, &stage, progress, acc)?;
+            accuracy(&view, &rows, cfg, acc);
+            beyond_accuracy(&view, &rows, cfg, acc);
+            rating_errors(model.as_ref(), fold, acc);
             if let Some(s) = sink {
-                let lists: RunLists = rel
+                let lists: RunLists = view
+                    .rel
                     .iter()
                     .map(|(u, _)| *u)
                     .zip(rows.into_iter().map(|r| r.0))
                     .collect();
-                s.lists(&c.name, f, train, &lists)?;
+                s.lists(&c.name, f, &fold.train, &lists)?;
             }
         }
     }
@@ -399,57 +275,14 @@ pub fn evaluate(
         .baseline
         .as_ref()
         .and_then(|b| candidates.iter().position(|c| &c.name == b));
-    let mut models = Vec::new();
-    for (c, acc) in candidates.iter().zip(&accs) {
-        let mut metrics: BTreeMap<String, Stat> = BTreeMap::new();
-        for (name, xs) in &acc.per_user {
-            let xs: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
-            metrics.insert(name.clone(), Stat::of(&xs));
-        }
-        for (name, xs) in &acc.beyond {
-            metrics.insert(name.clone(), Stat::of(xs));
-        }
-        if acc.rating_sq.2 > 0 {
-            let n = acc.rating_sq.2 as f64;
-            metrics.insert(
-                "rmse".into(),
-                Stat {
-                    mean: (acc.rating_sq.0 / n).sqrt(),
-                    ci95: 0.0,
-                    n: acc.rating_sq.2,
-                },
-            );
-            metrics.insert(
-                "mae".into(),
-                Stat {
-                    mean: acc.rating_sq.1 / n,
-                    ci95: 0.0,
-                    n: acc.rating_sq.2,
-                },
-            );
-        }
-        let mut vs_baseline = BTreeMap::new();
-        if let Some(b) = baseline.filter(|&b| candidates[b].name != c.name) {
-            for (name, xs) in &acc.per_user {
-                if let Some(p) = accs[b].per_user.get(name).and_then(|ys| paired_t(xs, ys)) {
-                    vs_baseline.insert(name.clone(), p);
-                }
-            }
-        }
-        models.push(ModelReport {
-            name: c.name.clone(),
-            spec: c.spec.clone(),
-            fit_seconds: acc.fit_seconds.clone(),
-            predict_seconds: acc.predict_seconds,
-            recommend_ms_per_user: if acc.rec_users > 0 {
-                1000.0 * acc.rec_seconds / acc.rec_users as f64
-            } else {
-                0.0
-            },
-            metrics,
-            vs_baseline,
-        });
-    }
+    let models = candidates
+        .iter()
+        .enumerate()
+        .map(|(m, c)| {
+            let paired = baseline.filter(|&b| b != m).map(|b| &accs[b]);
+            summarise(c, &accs[m], paired)
+        })
+        .collect();
     Ok(Report {
         dataset: dataset.into(),
         protocol: protocol.into(),
@@ -459,4 +292,235 @@ pub fn evaluate(
         users_evaluated,
         models,
     })
+}
+
+/// Fits one model on a fold's training data, timed.
+fn fit(
+    c: &Candidate<'_>,
+    train: &Dataset,
+    cfg: &EvalConfig,
+    stage: &str,
+    progress: &(dyn Fn(&str, Progress<'_>) + Sync),
+    acc: &mut Acc,
+) -> Result<Box<dyn Recommender>> {
+    let report_fit = |p: Progress<'_>| progress(stage, p);
+    let t0 = Instant::now();
+    let model = (c.fit)(
+        train,
+        &FitOptions {
+            seed: cfg.seed,
+            progress: Some(&report_fit),
+            validation: None,
+        },
+    )?;
+    acc.fit_seconds.push(t0.elapsed().as_secs_f64());
+    if model.n_items() != train.n_items() {
+        return Err(Error::Unsupported(format!(
+            "{} scores {} items, the data has {}",
+            c.name,
+            model.n_items(),
+            train.n_items()
+        )));
+    }
+    Ok(model)
+}
+
+/// Every test user's top list (and AUC), from one `score` call each, in parallel.
+fn rank(
+    model: &dyn Recommender,
+    view: &FoldView<'_>,
+    cfg: &EvalConfig,
+    stage: &str,
+    progress: &(dyn Fn(&str, Progress<'_>) + Sync),
+    acc: &mut Acc,
+) -> Result<Vec<UserRow>> {
+    let train = &view.fold.train;
+    let kmax = cfg.ks.iter().copied().max().unwrap_or(10);
+    let done = AtomicU64::new(0);
+    let total = view.rel.len() as u64;
+    let t0 = Instant::now();
+    let ranked: &[(u32, Relevant)] = if cfg.ranking { &view.rel } else { &[] };
+    let rows = ranked
+        .par_iter()
+        .map_init(
+            || vec![0f32; train.n_items()],
+            |buf, (u, r)| -> Result<UserRow> {
+                model.score(&Query::user(*u), buf)?;
+                let seen = train.interactions.user_items(*u);
+                let allow = view.fold.candidates.as_deref();
+                let top = match allow {
+                    Some(a) => top_k(buf, kmax, seen, |i| a.binary_search(&i).is_err()),
+                    None => top_k(buf, kmax, seen, |_| false),
+                };
+                let a = if cfg.auc {
+                    auc(buf, r, seen, allow)
+                } else {
+                    None
+                };
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if d.is_multiple_of(512) || d == total {
+                    progress(
+                        stage,
+                        Progress {
+                            stage: "users",
+                            done: d,
+                            total,
+                            loss: None,
+                        },
+                    );
+                }
+                Ok((top.iter().map(|s| (s.item, s.score)).collect(), a))
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    acc.rec_seconds += t0.elapsed().as_secs_f64();
+    acc.rec_users += view.rel.len();
+    Ok(rows)
+}
+
+/// Per-user accuracy at every cutoff, and AUC.
+fn accuracy(view: &FoldView<'_>, rows: &[UserRow], cfg: &EvalConfig, acc: &mut Acc) {
+    for ((_, r), (list, a)) in view.rel.iter().zip(rows) {
+        let items: Vec<u32> = list.iter().map(|x| x.0).collect();
+        for &k in &cfg.ks {
+            let m = at_k(&items, r, k);
+            for metric in Accuracy::ALL {
+                acc.per_user
+                    .entry(Metric::Accuracy(metric, k))
+                    .or_default()
+                    .push(metric.of(&m));
+            }
+        }
+        if cfg.auc {
+            acc.per_user
+                .entry(Metric::Auc)
+                .or_default()
+                .push(a.unwrap_or(f64::NAN));
+        }
+    }
+}
+
+/// Coverage, Gini, personalization, novelty, popularity and diversity of the lists at every
+/// cutoff: one value per fold (none for a fold without test users).
+fn beyond_accuracy(view: &FoldView<'_>, rows: &[UserRow], cfg: &EvalConfig, acc: &mut Acc) {
+    let n_items = view.fold.train.n_items();
+    let n_cands = view.fold.candidates.as_ref().map_or(n_items, Vec::len);
+    for &k in cfg.ks.iter().filter(|_| !rows.is_empty()) {
+        let mut exposure = vec![0f64; n_items];
+        let (mut novelty, mut pop, mut n_items_shown) = (0.0, 0.0, 0usize);
+        let mut ild = Vec::new();
+        for (list, _) in rows {
+            let l = &list[..list.len().min(k)];
+            for &(i, _) in l {
+                let count = view.counts[i as usize] as f64;
+                exposure[i as usize] += 1.0;
+                let p = (count + 1.0) / (view.n_train_users as f64 + 1.0);
+                novelty += -p.log2();
+                pop += count;
+                n_items_shown += 1;
+            }
+            if let Some(cf) = &view.categories {
+                let items: Vec<u32> = l.iter().map(|x| x.0).collect();
+                if let Some(d) = intra_list_diversity(&items, |i| cf.of(i)) {
+                    ild.push(d);
+                }
+            }
+        }
+        // Exposure over the candidate items only (all items unless cold-item protocol).
+        if let Some(c) = &view.fold.candidates {
+            exposure = c.iter().map(|&i| exposure[i as usize]).collect();
+        }
+        let shown = exposure.iter().filter(|&&e| e > 0.0).count();
+        let mut put = |m: Beyond, v: f64| {
+            acc.per_fold
+                .entry(Metric::Beyond(m, k))
+                .or_default()
+                .push(v)
+        };
+        put(Beyond::Coverage, shown as f64 / n_cands.max(1) as f64);
+        put(Beyond::Gini, gini(&exposure));
+        put(
+            Beyond::Personalization,
+            personalization(&exposure, rows.len(), k),
+        );
+        if n_items_shown > 0 {
+            put(Beyond::Novelty, novelty / n_items_shown as f64);
+            put(Beyond::AvgPopularity, pop / n_items_shown as f64);
+        }
+        if !ild.is_empty() {
+            put(
+                Beyond::Diversity,
+                ild.iter().sum::<f64>() / ild.len() as f64,
+            );
+        }
+    }
+}
+
+/// Errors of every test rating's prediction, for rating models on explicit data.
+fn rating_errors(model: &dyn Recommender, fold: &Fold, acc: &mut Acc) {
+    if fold.train.feedback != Feedback::Explicit {
+        return;
+    }
+    let Some(rp) = model.as_rating_predictor() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let t = &fold.test;
+    let errs: Vec<f64> = (0..t.n_users() as u32)
+        .into_par_iter()
+        .flat_map_iter(|u| {
+            let mut out = vec![0f32; t.user_len(u)];
+            rp.predict_user(u, t.user_items(u), &mut out);
+            out.into_iter()
+                .zip(t.user_values(u))
+                .map(|(p, &v)| (p - v) as f64)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    acc.predict_seconds += t0.elapsed().as_secs_f64();
+    for e in errs {
+        acc.rating_errors.0 += e * e;
+        acc.rating_errors.1 += e.abs();
+        acc.rating_errors.2 += 1;
+    }
+}
+
+/// One model's report: means with intervals, paired tests against the baseline's
+/// accumulators when there is one, and timings.
+fn summarise(c: &Candidate<'_>, acc: &Acc, baseline: Option<&Acc>) -> ModelReport {
+    let mut metrics: BTreeMap<Metric, Stat> = BTreeMap::new();
+    for (&name, xs) in &acc.per_user {
+        let xs: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+        metrics.insert(name, Stat::of(&xs));
+    }
+    for (&name, xs) in &acc.per_fold {
+        metrics.insert(name, Stat::of(xs));
+    }
+    let (se, ae, n) = acc.rating_errors;
+    if n > 0 {
+        let exact = |mean: f64| Stat { mean, ci95: 0.0, n };
+        metrics.insert(Metric::Rmse, exact((se / n as f64).sqrt()));
+        metrics.insert(Metric::Mae, exact(ae / n as f64));
+    }
+    let mut vs_baseline = BTreeMap::new();
+    if let Some(b) = baseline {
+        for (&name, xs) in &acc.per_user {
+            if let Some(p) = b.per_user.get(&name).and_then(|ys| paired_t(xs, ys)) {
+                vs_baseline.insert(name, p);
+            }
+        }
+    }
+    ModelReport {
+        name: c.name.clone(),
+        spec: c.spec.clone(),
+        fit_seconds: acc.fit_seconds.clone(),
+        predict_seconds: acc.predict_seconds,
+        recommend_ms_per_user: if acc.rec_users > 0 {
+            1000.0 * acc.rec_seconds / acc.rec_users as f64
+        } else {
+            0.0
+        },
+        metrics,
+        vs_baseline,
+    }
 }

@@ -7,8 +7,10 @@
 
 pub mod evaluator;
 pub mod fairness;
+pub mod metric;
 pub mod metrics;
 pub mod report;
 pub mod stats;
 
 pub use evaluator::{evaluate, Candidate, EvalConfig, Report, RunFiles, RunSink};
+pub use metric::{Accuracy, Beyond, Metric};

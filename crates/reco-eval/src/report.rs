@@ -3,9 +3,19 @@
 use std::fmt::Write;
 
 use crate::evaluator::Report;
+use crate::metric::{Accuracy, Beyond, Metric};
 
-/// The metrics shown in tables, per cutoff.
-pub const TABLE_METRICS: [&str; 6] = ["precision", "recall", "ndcg", "map", "hit_rate", "coverage"];
+/// The metrics shown in tables at cutoff `k`.
+pub fn table_metrics(k: usize) -> [Metric; 6] {
+    [
+        Metric::Accuracy(Accuracy::Precision, k),
+        Metric::Accuracy(Accuracy::Recall, k),
+        Metric::Accuracy(Accuracy::Ndcg, k),
+        Metric::Accuracy(Accuracy::Map, k),
+        Metric::Accuracy(Accuracy::HitRate, k),
+        Metric::Beyond(Beyond::Coverage, k),
+    ]
+}
 
 /// The report as pretty JSON.
 pub fn to_json(r: &Report) -> String {
@@ -36,17 +46,22 @@ pub fn to_csv(r: &Report) -> String {
 /// A markdown table: one row per model, the main metrics at each cutoff (mean ± 95% interval),
 /// RMSE/MAE when measured, fit and recommend times; a `*` marks p < 0.05 against the baseline.
 pub fn to_markdown(r: &Report) -> String {
-    let mut cols: Vec<String> = Vec::new();
+    let mut cols: Vec<Metric> = Vec::new();
     for &k in &r.ks {
-        cols.extend(TABLE_METRICS.iter().map(|m| format!("{m}@{k}")));
+        cols.extend(table_metrics(k));
     }
-    for extra in ["auc", "rmse", "mae"] {
-        if r.models.iter().any(|m| m.metrics.contains_key(extra)) {
-            cols.push(extra.into());
+    for extra in [Metric::Auc, Metric::Rmse, Metric::Mae] {
+        if r.models.iter().any(|m| m.metrics.contains_key(&extra)) {
+            cols.push(extra);
         }
     }
+    let header: Vec<String> = cols.iter().map(Metric::to_string).collect();
     let mut s = String::new();
-    let _ = writeln!(s, "| model | {} | fit s | rec ms/user |", cols.join(" | "));
+    let _ = writeln!(
+        s,
+        "| model | {} | fit s | rec ms/user |",
+        header.join(" | ")
+    );
     let _ = writeln!(s, "|---|{}---|---|", "---|".repeat(cols.len()));
     for m in &r.models {
         let cells: Vec<String> = cols

@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 
+/// A metric by its written name.
+fn metric(name: &str) -> reco_eval::Metric {
+    name.parse().expect("metric name")
+}
+
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::split::Fold;
 use reco_core::{Dataset, DuplicatePolicy, Feedback, Interactions, Result, Triplets};
@@ -98,30 +103,30 @@ fn metrics_and_run_files_match_hand_computation() {
     assert_eq!(r.users_evaluated, 2);
     let m = &r.models[0].metrics;
     // u0: hit at rank 1 of 2 relevant: P 1/2, R 1/2. u1: hit at rank 1: P 1/2, R 1.
-    assert!((m["precision@2"].mean - 0.5).abs() < 1e-12);
-    assert!((m["recall@2"].mean - 0.75).abs() < 1e-12);
-    assert!((m["mrr@2"].mean - 1.0).abs() < 1e-12);
+    assert!((m[&metric("precision@2")].mean - 0.5).abs() < 1e-12);
+    assert!((m[&metric("recall@2")].mean - 0.75).abs() < 1e-12);
+    assert!((m[&metric("mrr@2")].mean - 1.0).abs() < 1e-12);
     // u0 AUC: candidates 1..4; positives 1 (s4), 3 (s2); negatives 2 (s3), 4 (s1) → 3/4. u1: 0 beats 2,3,4 → 1.
-    assert!((m["auc"].mean - 0.875).abs() < 1e-12);
+    assert!((m[&metric("auc")].mean - 0.875).abs() < 1e-12);
     // Graded NDCG u0: gains 4 at rank 1; ideal 4, 2 → 4 / (4 + 2/log2(3)).
     let g0 = 4.0 / (4.0 + 2.0 / 3f64.log2());
-    assert!((m["ndcg_graded@2"].mean - (g0 + 1.0) / 2.0).abs() < 1e-12);
+    assert!((m[&metric("ndcg_graded@2")].mean - (g0 + 1.0) / 2.0).abs() < 1e-12);
     // "asc": u0 gets [4, 3] (hit 3 at rank 2), u1 gets [4, 3] (no hit).
     let a = &r.models[1].metrics;
-    assert!((a["precision@2"].mean - 0.25).abs() < 1e-12);
-    assert!(r.models[0].vs_baseline.contains_key("precision@2"));
+    assert!((a[&metric("precision@2")].mean - 0.25).abs() < 1e-12);
+    assert!(r.models[0].vs_baseline.contains_key(&metric("precision@2")));
     assert!(
         r.models[1].vs_baseline.is_empty(),
         "the baseline is not tested against itself"
     );
     // Test ratings 4, 2, 5 against a constant 3: errors 1, −1, 2.
-    assert!((m["rmse"].mean - 2f64.sqrt()).abs() < 1e-12);
-    assert!((m["mae"].mean - 4.0 / 3.0).abs() < 1e-12);
+    assert!((m[&metric("rmse")].mean - 2f64.sqrt()).abs() < 1e-12);
+    assert!((m[&metric("mae")].mean - 4.0 / 3.0).abs() < 1e-12);
     let run = std::fs::read_to_string(dir.path().join("runs/desc.fold0.run")).unwrap();
     assert_eq!(run.lines().next().unwrap(), "u0 Q0 i1 1 4 desc");
     assert_eq!(run.lines().count(), 4);
     // Coverage@2: items shown {1, 2, 0} of 5.
-    assert!((m["coverage@2"].mean - 0.6).abs() < 1e-12);
+    assert!((m[&metric("coverage@2")].mean - 0.6).abs() < 1e-12);
 }
 
 #[test]

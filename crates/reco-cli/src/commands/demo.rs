@@ -124,8 +124,9 @@ fn demo(seed: u64, user: &str, json: bool) -> Result<()> {
     println!("|---|---|---|---|---|---|");
     for m in &report.models {
         let g = |k: &str| {
-            m.metrics
-                .get(k)
+            k.parse::<reco_eval::Metric>()
+                .ok()
+                .and_then(|k| m.metrics.get(&k))
                 .map_or("–".to_string(), |s| format!("{:.3}", s.mean))
         };
         println!(
