@@ -80,7 +80,7 @@ impl Exact {
     /// An index of the rows of `vectors` (row-major, `dim` columns), row `r` keyed `r`.
     pub fn from_rows(dim: usize, metric: Metric, vectors: &[f32]) -> Result<Self> {
         let mut index = Exact::new(dim, metric)?;
-        if vectors.len() % dim != 0 {
+        if !vectors.len().is_multiple_of(dim) {
             return Err(reco_core::Error::param(
                 "vectors",
                 format!("{} values are not rows of {dim}", vectors.len()),
@@ -116,7 +116,7 @@ impl Exact {
         k: usize,
         filter_of: impl Fn(usize) -> Filter<'f> + Sync,
     ) -> Result<Vec<Vec<Scored>>> {
-        if queries.len() % self.dim != 0 {
+        if !queries.len().is_multiple_of(self.dim) {
             return Err(reco_core::Error::param(
                 "queries",
                 format!("{} values are not rows of {}", queries.len(), self.dim),

@@ -246,7 +246,7 @@ impl Graph {
         let work = |node: usize| {
             this.insert(node as u32);
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % 16384 == 0 {
+            if d.is_multiple_of(16384) {
                 progress(d);
             }
         };
@@ -460,7 +460,7 @@ impl Graph {
         }
         if level > top {
             let mut e = self.entry.lock().unwrap_or_else(|e| e.into_inner());
-            if e.map_or(true, |(_, t)| level > t) {
+            if e.is_none_or(|(_, t)| level > t) {
                 *e = Some((node, level));
             }
         }

@@ -99,7 +99,7 @@ impl Hnsw {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Self> {
         let mut index = Hnsw::new(dim, metric, params)?;
-        if vectors.len() % dim != 0 {
+        if !vectors.len().is_multiple_of(dim) {
             return Err(reco_core::Error::param(
                 "vectors",
                 format!("{} values are not rows of {dim}", vectors.len()),

@@ -113,7 +113,7 @@ fn check_rows(ids: &[u32], vectors: &[f32], dim: usize) -> Result<()> {
 #[inline]
 fn passes(filter: &Filter<'_>, id: u32) -> bool {
     filter.exclude.binary_search(&id).is_err()
-        && filter.allow.map_or(true, |a| a.binary_search(&id).is_ok())
+        && filter.allow.is_none_or(|a| a.binary_search(&id).is_ok())
 }
 
 /// `v / ‖v‖` (zero vectors stay zero: they match nothing).

@@ -396,7 +396,7 @@ fn grow(
                 continue;
             }
             let gain = gl * gl / (hl + LAMBDA) + gr * gr / (hr + LAMBDA) - parent;
-            if gain > 1e-9 && best.map_or(true, |(bg, _, _)| gain > bg) {
+            if gain > 1e-9 && best.is_none_or(|(bg, _, _)| gain > bg) {
                 best = Some((gain, j, b));
             }
         }

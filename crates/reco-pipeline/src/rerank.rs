@@ -36,7 +36,7 @@ pub fn mmr(
             let penalty = if picked.is_empty() { 0.0 } else { max_sim[k] };
             let v = lambda * scaled[k] - (1.0 - lambda) * penalty;
             // Ties keep the earlier (better-ranked) item.
-            if best.map_or(true, |(b, _)| v > b) {
+            if best.is_none_or(|(b, _)| v > b) {
                 best = Some((v, k));
             }
         }

@@ -10,7 +10,7 @@ use crate::spec::SourceSpec;
 
 /// Whether `item` may be proposed.
 pub(crate) fn allowed(item: u32, seen: &[u32], allow: Option<&[u32]>) -> bool {
-    seen.binary_search(&item).is_err() && allow.map_or(true, |a| a.binary_search(&item).is_ok())
+    seen.binary_search(&item).is_err() && allow.is_none_or(|a| a.binary_search(&item).is_ok())
 }
 
 /// The shares of each category value in a history.
