@@ -12,6 +12,7 @@
 
 pub mod baseline;
 pub mod bias;
+pub mod coclustering;
 pub mod content;
 pub mod covisit;
 pub mod ease;

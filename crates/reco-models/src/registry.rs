@@ -16,6 +16,7 @@ pub static BUILTIN: &[KindEntry] = &[
     KindEntry::of::<crate::knn::UserKnn>(),
     KindEntry::of::<crate::knn::ItemKnn>(),
     KindEntry::of::<crate::slope_one::SlopeOne>(),
+    KindEntry::of::<crate::coclustering::CoClustering>(),
     KindEntry::of::<crate::content::Content>(),
     KindEntry::of::<crate::covisit::Covisit>(),
     KindEntry::of::<crate::ease::Ease>(),
