@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
-use reco_core::{Dataset, Error, Result};
+use reco_core::{Dataset, Error, Interactions, Result};
 
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, Seen};
 use crate::spec::impl_model;
@@ -156,213 +156,43 @@ pub struct Svd {
 }
 
 impl Svd {
-    /// Runs SGD.
+    /// Runs SGD: DSGD over blocks (one sequential pass when `parallel` is false), or DP-SGD
+    /// when `dp` is set.
     pub fn fit(p: &SvdParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let m = &data.interactions;
-        let k = p.factors;
         let mut f = Factors::normal(
             m.n_users(),
             m.n_items(),
-            k,
+            p.factors,
             p.init_mean,
             p.init_std,
             p.biased,
             opts.seed,
         )?;
-        if let Some(dp) = &p.dp {
-            // μ must not come from the private ratings: the middle of the (public) scale.
-            let scale = crate::bias::Scale::of(m);
-            f.mu = 0.5 * (scale.min + scale.max);
-            let eps = super::dp::train(
-                &mut f,
-                m,
-                p.epochs,
-                p.learning_rate as f32,
-                p.regularization as f32,
-                dp,
-                opts,
-            );
-            f.check_finite("svd")?;
-            return Ok(Svd {
-                params: p.clone(),
-                seen: Seen::of(m),
-                f,
-                epsilon: Some(eps),
-            });
-        }
-        if p.biased && m.nnz() > 0 {
-            f.mu = (m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64) as f32;
-        }
-        let g = |x: Option<f64>, d: f64| x.unwrap_or(d) as f32;
-        let (learning_rate_bu, learning_rate_bi, learning_rate_pu, learning_rate_qi) = (
-            g(p.learning_rate_bu, p.learning_rate),
-            g(p.learning_rate_bi, p.learning_rate),
-            g(p.learning_rate_pu, p.learning_rate),
-            g(p.learning_rate_qi, p.learning_rate),
-        );
-        let (regularization_bu, regularization_bi, regularization_pu, regularization_qi) = (
-            g(p.regularization_bu, p.regularization),
-            g(p.regularization_bi, p.regularization),
-            g(p.regularization_pu, p.regularization),
-            g(p.regularization_qi, p.regularization),
-        );
-        let rates = Rates {
-            learning_rate_bu,
-            learning_rate_bi,
-            learning_rate_pu,
-            learning_rate_qi,
-            regularization_bu,
-            regularization_bi,
-            regularization_pu,
-            regularization_qi,
-            biased: p.biased,
-            mu: f.mu,
-            k,
-        };
-        // Blocks of contiguous user and item ranges; with T blocks per side, the T blocks of a
-        // stratum (t, (t + s) mod T) share no user and no item and run in parallel (DSGD).
-        // Users and items are renumbered by a seeded permutation first, so blocks hold about
-        // the same number of ratings however the ids were ordered.
-        let t = if p.parallel {
-            rayon::current_num_threads().clamp(1, 64)
-        } else {
-            1
-        };
-        let (nu, ni) = (m.n_users(), m.n_items());
-        let mut perm_u: Vec<u32> = (0..nu as u32).collect();
-        let mut perm_i: Vec<u32> = (0..ni as u32).collect();
-        if t > 1 {
-            perm_u.shuffle(&mut rng(opts.seed, 22));
-            perm_i.shuffle(&mut rng(opts.seed, 23));
-        }
-        let triples: Vec<(u32, u32, f32)> = m
-            .iter()
-            .map(|(u, i, r)| (perm_u[u as usize], perm_i[i as usize], r))
-            .collect();
-        let mut g = Factors {
-            k,
-            users: vec![0.0; f.users.len()],
-            items: vec![0.0; f.items.len()],
-            user_bias: f.user_bias.clone(),
-            item_bias: f.item_bias.clone(),
-            mu: f.mu,
-        };
-        for (u, &pu) in perm_u.iter().enumerate() {
-            let pu = pu as usize;
-            g.users[pu * k..(pu + 1) * k].copy_from_slice(&f.users[u * k..(u + 1) * k]);
-        }
-        for (i, &pi) in perm_i.iter().enumerate() {
-            let pi = pi as usize;
-            g.items[pi * k..(pi + 1) * k].copy_from_slice(&f.items[i * k..(i + 1) * k]);
-        }
-        let (nu1, ni1) = (nu.max(1), ni.max(1));
-        let ub = |u: u32| (u as usize * t / nu1).min(t - 1);
-        let ib = |i: u32| (i as usize * t / ni1).min(t - 1);
-        let mut blocks: Vec<Vec<u32>> = vec![Vec::new(); t * t];
-        for (n, &(u, i, _)) in triples.iter().enumerate() {
-            blocks[ub(u) * t + ib(i)].push(n as u32);
-        }
-        // Row boundaries consistent with ub/ib: block b holds rows r with r·t/n = b.
-        let user_cut: Vec<usize> = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
-        let item_cut: Vec<usize> = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
-        let mut shuffler = rng(opts.seed, 21);
-        let mut best: Option<(f64, usize, Factors)> = None;
-        for epoch in 0..p.epochs {
-            if p.shuffle {
-                blocks.iter_mut().for_each(|b| b.shuffle(&mut shuffler));
+        let epsilon = match &p.dp {
+            Some(dp) => {
+                // μ must not come from the private ratings: the middle of the (public) scale.
+                let scale = crate::bias::Scale::of(m);
+                f.mu = 0.5 * (scale.min + scale.max);
+                let (lr, reg) = (p.learning_rate as f32, p.regularization as f32);
+                Some(super::dp::train(&mut f, m, p.epochs, lr, reg, dp, opts))
             }
-            let mut sq = 0f64;
-            for s in 0..t {
-                let mut users = split_by(&mut g.users, &user_cut, k);
-                let mut ubias = split_by(&mut g.user_bias, &user_cut, usize::from(p.biased));
-                let mut items: Vec<Option<&mut [f32]>> = split_by(&mut g.items, &item_cut, k)
-                    .into_iter()
-                    .map(Some)
-                    .collect();
-                let mut ibias: Vec<Option<&mut [f32]>> =
-                    split_by(&mut g.item_bias, &item_cut, usize::from(p.biased))
-                        .into_iter()
-                        .map(Some)
-                        .collect();
-                let jobs: Vec<_> = (0..t)
-                    .map(|b| {
-                        let c = (b + s) % t;
-                        (
-                            b,
-                            c,
-                            std::mem::take(&mut users[b]),
-                            std::mem::take(&mut ubias[b]),
-                            items[c].take().unwrap_or_default(),
-                            ibias[c].take().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                let errs: Vec<f64> = jobs
-                    .into_par_iter()
-                    .map(|(b, c, pu, bu, qi, bi)| {
-                        let block = Block {
-                            users: pu,
-                            ubias: bu,
-                            items: qi,
-                            ibias: bi,
-                            u0: user_cut[b],
-                            i0: item_cut[c],
-                        };
-                        run_block(block, &blocks[b * t + c], &triples, &rates)
-                    })
-                    .collect();
-                sq += errs.iter().sum::<f64>();
-            }
-            let mut loss = (sq / triples.len().max(1) as f64).sqrt();
-            if let (Some(v), true) = (opts.validation, p.patience > 0) {
-                // Validation RMSE in the permuted training space; keep the best epoch's factors.
-                let (mut se, mut n) = (0f64, 0usize);
-                for (u, i, r) in v.iter() {
-                    let (pu, pi) = (perm_u[u as usize] as usize, perm_i[i as usize] as usize);
-                    let mut est = dot(
-                        &g.users[pu * k..(pu + 1) * k],
-                        &g.items[pi * k..(pi + 1) * k],
-                    );
-                    if p.biased {
-                        est += g.mu + g.user_bias[pu] + g.item_bias[pi];
-                    }
-                    se += ((r - est) as f64).powi(2);
-                    n += 1;
+            None => {
+                if p.biased && m.nnz() > 0 {
+                    let sum = m.values().iter().map(|&v| v as f64).sum::<f64>();
+                    f.mu = (sum / m.nnz() as f64) as f32;
                 }
-                loss = (se / n.max(1) as f64).sqrt();
-                if best.as_ref().is_none_or(|b| loss < b.0) {
-                    best = Some((loss, epoch, g.clone()));
-                } else if best.as_ref().is_some_and(|b| epoch - b.1 >= p.patience) {
-                    opts.report("epoch", p.epochs as u64, p.epochs as u64, Some(loss));
-                    break;
-                }
+                dsgd(p, m, &mut f, opts);
+                None
             }
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
-        }
-        if let Some((_, _, snapshot)) = best {
-            g = snapshot;
-        }
-        for (u, &pu) in perm_u.iter().enumerate() {
-            let pu = pu as usize;
-            f.users[u * k..(u + 1) * k].copy_from_slice(&g.users[pu * k..(pu + 1) * k]);
-            if p.biased {
-                f.user_bias[u] = g.user_bias[pu];
-            }
-        }
-        for (i, &pi) in perm_i.iter().enumerate() {
-            let pi = pi as usize;
-            f.items[i * k..(i + 1) * k].copy_from_slice(&g.items[pi * k..(pi + 1) * k]);
-            if p.biased {
-                f.item_bias[i] = g.item_bias[pi];
-            }
-        }
+        };
         f.check_finite("svd")?;
         Ok(Svd {
             params: p.clone(),
             seen: Seen::of(m),
             f,
-            epsilon: None,
+            epsilon,
         })
     }
 
@@ -390,6 +220,219 @@ struct Rates {
     biased: bool,
     mu: f32,
     k: usize,
+}
+
+impl Rates {
+    /// The per-group rates of `p`, each falling back to the common one.
+    fn of(p: &SvdParams, mu: f32) -> Rates {
+        let g = |x: Option<f64>, d: f64| x.unwrap_or(d) as f32;
+        Rates {
+            learning_rate_bu: g(p.learning_rate_bu, p.learning_rate),
+            learning_rate_bi: g(p.learning_rate_bi, p.learning_rate),
+            learning_rate_pu: g(p.learning_rate_pu, p.learning_rate),
+            learning_rate_qi: g(p.learning_rate_qi, p.learning_rate),
+            regularization_bu: g(p.regularization_bu, p.regularization),
+            regularization_bi: g(p.regularization_bi, p.regularization),
+            regularization_pu: g(p.regularization_pu, p.regularization),
+            regularization_qi: g(p.regularization_qi, p.regularization),
+            biased: p.biased,
+            mu,
+            k: p.factors,
+        }
+    }
+}
+
+/// The ratings cut into a t × t grid of blocks of contiguous user and item ranges: the t blocks
+/// of a stratum (b, (b + s) mod t) share no user and no item and run in parallel (DSGD). Users
+/// and items are renumbered by a seeded permutation first, so blocks hold about the same number
+/// of ratings however the ids were ordered.
+struct Grid {
+    t: usize,
+    perm_u: Vec<u32>,
+    perm_i: Vec<u32>,
+    /// (user, item, rating) in permuted ids.
+    triples: Vec<(u32, u32, f32)>,
+    /// Rating positions of each block, row-major.
+    blocks: Vec<Vec<u32>>,
+    /// Row boundaries of the user and item ranges.
+    user_cut: Vec<usize>,
+    item_cut: Vec<usize>,
+}
+
+impl Grid {
+    fn new(m: &Interactions, t: usize, seed: u64) -> Grid {
+        let (nu, ni) = (m.n_users(), m.n_items());
+        let mut perm_u: Vec<u32> = (0..nu as u32).collect();
+        let mut perm_i: Vec<u32> = (0..ni as u32).collect();
+        if t > 1 {
+            perm_u.shuffle(&mut rng(seed, 22));
+            perm_i.shuffle(&mut rng(seed, 23));
+        }
+        let triples: Vec<(u32, u32, f32)> = m
+            .iter()
+            .map(|(u, i, r)| (perm_u[u as usize], perm_i[i as usize], r))
+            .collect();
+        let (nu1, ni1) = (nu.max(1), ni.max(1));
+        let ub = |u: u32| (u as usize * t / nu1).min(t - 1);
+        let ib = |i: u32| (i as usize * t / ni1).min(t - 1);
+        let mut blocks: Vec<Vec<u32>> = vec![Vec::new(); t * t];
+        for (n, &(u, i, _)) in triples.iter().enumerate() {
+            blocks[ub(u) * t + ib(i)].push(n as u32);
+        }
+        // Row boundaries consistent with ub/ib: block b holds rows r with r·t/n = b.
+        let user_cut = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
+        let item_cut = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
+        Grid {
+            t,
+            perm_u,
+            perm_i,
+            triples,
+            blocks,
+            user_cut,
+            item_cut,
+        }
+    }
+
+    /// `f` with rows in permuted order.
+    fn permute(&self, f: &Factors) -> Factors {
+        let k = f.k;
+        let mut g = Factors {
+            k,
+            users: vec![0.0; f.users.len()],
+            items: vec![0.0; f.items.len()],
+            user_bias: f.user_bias.clone(),
+            item_bias: f.item_bias.clone(),
+            mu: f.mu,
+        };
+        for (u, &pu) in self.perm_u.iter().enumerate() {
+            let pu = pu as usize;
+            g.users[pu * k..(pu + 1) * k].copy_from_slice(&f.users[u * k..(u + 1) * k]);
+        }
+        for (i, &pi) in self.perm_i.iter().enumerate() {
+            let pi = pi as usize;
+            g.items[pi * k..(pi + 1) * k].copy_from_slice(&f.items[i * k..(i + 1) * k]);
+        }
+        g
+    }
+
+    /// Writes the permuted `g` back into `f`'s order (biases only when `biased`).
+    fn unpermute(&self, g: &Factors, f: &mut Factors, biased: bool) {
+        let k = f.k;
+        for (u, &pu) in self.perm_u.iter().enumerate() {
+            let pu = pu as usize;
+            f.users[u * k..(u + 1) * k].copy_from_slice(&g.users[pu * k..(pu + 1) * k]);
+            if biased {
+                f.user_bias[u] = g.user_bias[pu];
+            }
+        }
+        for (i, &pi) in self.perm_i.iter().enumerate() {
+            let pi = pi as usize;
+            f.items[i * k..(i + 1) * k].copy_from_slice(&g.items[pi * k..(pi + 1) * k]);
+            if biased {
+                f.item_bias[i] = g.item_bias[pi];
+            }
+        }
+    }
+
+    /// One epoch: the t strata in turn, each stratum's blocks in parallel. Returns the summed
+    /// squared training error.
+    fn epoch(&self, g: &mut Factors, rates: &Rates) -> f64 {
+        let (t, k, biased) = (self.t, g.k, rates.biased);
+        let mut sq = 0f64;
+        for s in 0..t {
+            let mut users = split_by(&mut g.users, &self.user_cut, k);
+            let mut ubias = split_by(&mut g.user_bias, &self.user_cut, usize::from(biased));
+            let mut items: Vec<Option<&mut [f32]>> = split_by(&mut g.items, &self.item_cut, k)
+                .into_iter()
+                .map(Some)
+                .collect();
+            let mut ibias: Vec<Option<&mut [f32]>> =
+                split_by(&mut g.item_bias, &self.item_cut, usize::from(biased))
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+            let jobs: Vec<_> = (0..t)
+                .map(|b| {
+                    let c = (b + s) % t;
+                    let block = Block {
+                        users: std::mem::take(&mut users[b]),
+                        ubias: std::mem::take(&mut ubias[b]),
+                        items: items[c].take().unwrap_or_default(),
+                        ibias: ibias[c].take().unwrap_or_default(),
+                        u0: self.user_cut[b],
+                        i0: self.item_cut[c],
+                    };
+                    (block, &self.blocks[b * t + c])
+                })
+                .collect();
+            let errs: Vec<f64> = jobs
+                .into_par_iter()
+                .map(|(block, ids)| run_block(block, ids, &self.triples, rates))
+                .collect();
+            sq += errs.iter().sum::<f64>();
+        }
+        sq
+    }
+
+    /// RMSE of `g` (permuted) on the validation ratings (original ids).
+    fn validation_rmse(&self, g: &Factors, v: &Interactions, biased: bool) -> f64 {
+        let k = g.k;
+        let (mut se, mut n) = (0f64, 0usize);
+        for (u, i, r) in v.iter() {
+            let (pu, pi) = (
+                self.perm_u[u as usize] as usize,
+                self.perm_i[i as usize] as usize,
+            );
+            let mut est = dot(
+                &g.users[pu * k..(pu + 1) * k],
+                &g.items[pi * k..(pi + 1) * k],
+            );
+            if biased {
+                est += g.mu + g.user_bias[pu] + g.item_bias[pi];
+            }
+            se += ((r - est) as f64).powi(2);
+            n += 1;
+        }
+        (se / n.max(1) as f64).sqrt()
+    }
+}
+
+/// Trains `f` by DSGD, with early stopping on the validation RMSE when there is validation
+/// data (keeping the best epoch's factors).
+fn dsgd(p: &SvdParams, m: &Interactions, f: &mut Factors, opts: &FitOptions<'_>) {
+    let rates = Rates::of(p, f.mu);
+    let t = if p.parallel {
+        rayon::current_num_threads().clamp(1, 64)
+    } else {
+        1
+    };
+    let mut grid = Grid::new(m, t, opts.seed);
+    let mut g = grid.permute(f);
+    let mut shuffler = rng(opts.seed, 21);
+    let mut best: Option<(f64, usize, Factors)> = None;
+    for epoch in 0..p.epochs {
+        if p.shuffle {
+            grid.blocks
+                .iter_mut()
+                .for_each(|b| b.shuffle(&mut shuffler));
+        }
+        let sq = grid.epoch(&mut g, &rates);
+        let mut loss = (sq / grid.triples.len().max(1) as f64).sqrt();
+        if let (Some(v), true) = (opts.validation, p.patience > 0) {
+            loss = grid.validation_rmse(&g, v, p.biased);
+            if best.as_ref().is_none_or(|b| loss < b.0) {
+                best = Some((loss, epoch, g.clone()));
+            } else if best.as_ref().is_some_and(|b| epoch - b.1 >= p.patience) {
+                opts.report("epoch", p.epochs as u64, p.epochs as u64, Some(loss));
+                break;
+            }
+        }
+        opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
+    }
+    if let Some((_, _, snapshot)) = best {
+        g = snapshot;
+    }
+    grid.unpermute(&g, f, p.biased);
 }
 
 /// The parameters one block may touch: a user range and an item range.

@@ -178,6 +178,27 @@ fn text_fields<'d>(data: &'d Dataset, fields: &[String]) -> (Vec<String>, Vec<&'
     (rest, chosen)
 }
 
+/// Starts the rating head at the middle of the training rating range, spanning half of it;
+/// returns the range.
+fn init_head(
+    vars: &[(String, candle_core::Var)],
+    m: &reco_core::Interactions,
+) -> Result<(f32, f32)> {
+    let (lo, hi) = m
+        .values()
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| {
+            (a.min(r), b.max(r))
+        });
+    let mean = m.values().iter().map(|&r| f64::from(r)).sum::<f64>() / m.nnz() as f64;
+    if let Some((_, v)) = vars.iter().find(|(n, _)| n == "head") {
+        let init = Tensor::new(&[((hi - lo) / 2.0).max(1e-3), mean as f32], &Device::Cpu)
+            .map_err(nn_err("head"))?;
+        v.set(&init).map_err(nn_err("head"))?;
+    }
+    Ok((lo, hi))
+}
+
 /// A fitted two-tower model.
 pub struct TwoTower {
     params: TwoTowerParams,
@@ -303,19 +324,7 @@ impl TwoTower {
             inputs.recent.as_ref().map(|_| n_items),
         )?;
         let vars = store.named();
-        // The rating head starts at the middle of the rating range, spanning half of it.
-        let (lo, hi) = m
-            .values()
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &r| {
-                (a.min(r), b.max(r))
-            });
-        let mean = m.values().iter().map(|&r| f64::from(r)).sum::<f64>() / m.nnz() as f64;
-        if let Some((_, v)) = vars.iter().find(|(n, _)| n == "head") {
-            let init = Tensor::new(&[((hi - lo) / 2.0).max(1e-3), mean as f32], &Device::Cpu)
-                .map_err(nn_err("head"))?;
-            v.set(&init).map_err(nn_err("head"))?;
-        }
+        let (lo, hi) = init_head(&vars, m)?;
         let counts = m.item_counts();
         let logq: Vec<f32> = counts
             .iter()
@@ -327,8 +336,6 @@ impl TwoTower {
             Loss::Mse => opts.validation.map(|valid| Validation::Rmse { valid }),
             _ => Validation::recall(m, opts.validation, opts.seed),
         };
-        let dev = Device::Cpu;
-        let tau = p.temperature;
         let mut model = TwoTower {
             params: p.clone(),
             content_dnn: false,
@@ -346,89 +353,13 @@ impl TwoTower {
             head: [0.0, 0.0, lo, hi],
         };
         let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
-            let b = chunk.len();
-            let ub = batch(
-                chunk
-                    .iter()
-                    .map(|&(u, _, _)| (model.user_rows.row(u), None)),
-                &dev,
-            )?;
-            let rb = match &model.recent {
-                Some(r) => Some(batch(
-                    chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))),
-                    &dev,
-                )?),
-                None => None,
-            };
-            let items: Vec<u32> = match p.loss {
-                Loss::Bce => chunk
-                    .iter()
-                    .map(|e| e.1)
-                    .chain((0..b * p.negatives).map(|_| rng.gen_range(0..n_items as u32)))
-                    .collect(),
-                _ => chunk.iter().map(|e| e.1).collect(),
-            };
-            let ib = batch(items.iter().map(|&i| (model.item_rows.row(i), None)), &dev)?;
-            let loss = (|| {
-                let u = model.user_tower.forward(&ub, rb.as_ref())?;
-                let v = model.item_tower.forward(&ib, None)?;
-                match p.loss {
-                    Loss::Softmax => in_batch_softmax(&u, &v, &items, p.logq.then_some(&logq), tau),
-                    Loss::Bce => {
-                        let k = p.negatives;
-                        let pos = v.narrow(0, 0, b)?;
-                        let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
-                        let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
-                        let ln =
-                            (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)? / tau)?;
-                        let logits = Tensor::cat(&[lp, ln], 1)?;
-                        let mut t = vec![0f32; b * (k + 1)];
-                        for r in 0..b {
-                            t[r * (k + 1)] = 1.0;
-                        }
-                        let t = Tensor::from_vec(t, (b, k + 1), &dev)?;
-                        candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
-                    }
-                    Loss::Mse => {
-                        let d = u.mul(&v)?.sum(D::Minus1)?;
-                        let s = head.narrow(0, 0, 1)?;
-                        let o = head.narrow(0, 1, 1)?;
-                        let pred = d.broadcast_mul(&s)?.broadcast_add(&o)?;
-                        let r: Vec<f32> = chunk.iter().map(|e| e.2).collect();
-                        let r = Tensor::from_vec(r, b, &dev)?;
-                        candle_nn::loss::mse(&pred, &r)
-                    }
-                }
-            })()
-            .map_err(nn_err("training step"))?;
-            Ok(loss)
+            model.batch_loss(chunk, rng, &head, &logq, n_items)
         };
         let end_epoch = || -> Result<f64> {
-            let Some(v) = validation.as_ref() else {
-                return Ok(0.0);
-            };
-            let (users, items) = model.compute_vectors(n_users, n_items)?;
-            let h = read_head(&head)?;
-            let dim = model.dim;
-            let score_user = |u: u32, out: &mut [f32]| {
-                let uv = &users[u as usize * dim..(u as usize + 1) * dim];
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = dot(uv, &items[i * dim..(i + 1) * dim]);
-                }
-            };
-            let predict = |pairs: &[(u32, u32)]| {
-                pairs
-                    .iter()
-                    .map(|&(u, i)| {
-                        let d = dot(
-                            &users[u as usize * dim..(u as usize + 1) * dim],
-                            &items[i as usize * dim..(i as usize + 1) * dim],
-                        );
-                        (h[1] + h[0] * d).clamp(lo, hi)
-                    })
-                    .collect()
-            };
-            Ok(v.score(n_items, &score_user, &predict))
+            match validation.as_ref() {
+                Some(v) => model.validation_score(v, &head, n_users, n_items),
+                None => Ok(0.0),
+            }
         };
         fit_loop(
             &optim_of!(p),
@@ -451,6 +382,105 @@ impl TwoTower {
             .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
             .collect();
         Ok(model)
+    }
+
+    /// The training loss of one batch of (user, item, rating) examples.
+    fn batch_loss(
+        &self,
+        chunk: &[(u32, u32, f32)],
+        rng: &mut ChaCha8Rng,
+        head: &Tensor,
+        logq: &Tensor,
+        n_items: usize,
+    ) -> Result<Tensor> {
+        let p = &self.params;
+        let dev = Device::Cpu;
+        let tau = p.temperature;
+        let b = chunk.len();
+        let ub = batch(
+            chunk.iter().map(|&(u, _, _)| (self.user_rows.row(u), None)),
+            &dev,
+        )?;
+        let rb = match &self.recent {
+            Some(r) => Some(batch(
+                chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))),
+                &dev,
+            )?),
+            None => None,
+        };
+        let items: Vec<u32> = match p.loss {
+            Loss::Bce => chunk
+                .iter()
+                .map(|e| e.1)
+                .chain((0..b * p.negatives).map(|_| rng.gen_range(0..n_items as u32)))
+                .collect(),
+            _ => chunk.iter().map(|e| e.1).collect(),
+        };
+        let ib = batch(items.iter().map(|&i| (self.item_rows.row(i), None)), &dev)?;
+        (|| {
+            let u = self.user_tower.forward(&ub, rb.as_ref())?;
+            let v = self.item_tower.forward(&ib, None)?;
+            match p.loss {
+                Loss::Softmax => in_batch_softmax(&u, &v, &items, p.logq.then_some(logq), tau),
+                Loss::Bce => {
+                    let k = p.negatives;
+                    let pos = v.narrow(0, 0, b)?;
+                    let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
+                    let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
+                    let ln = (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)? / tau)?;
+                    let logits = Tensor::cat(&[lp, ln], 1)?;
+                    let mut t = vec![0f32; b * (k + 1)];
+                    for r in 0..b {
+                        t[r * (k + 1)] = 1.0;
+                    }
+                    let t = Tensor::from_vec(t, (b, k + 1), &dev)?;
+                    candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
+                }
+                Loss::Mse => {
+                    let d = u.mul(&v)?.sum(D::Minus1)?;
+                    let s = head.narrow(0, 0, 1)?;
+                    let o = head.narrow(0, 1, 1)?;
+                    let pred = d.broadcast_mul(&s)?.broadcast_add(&o)?;
+                    let r: Vec<f32> = chunk.iter().map(|e| e.2).collect();
+                    let r = Tensor::from_vec(r, b, &dev)?;
+                    candle_nn::loss::mse(&pred, &r)
+                }
+            }
+        })()
+        .map_err(nn_err("training step"))
+    }
+
+    /// The validation score at the end of an epoch, from freshly computed tower vectors.
+    fn validation_score(
+        &self,
+        v: &Validation<'_>,
+        head: &Tensor,
+        n_users: usize,
+        n_items: usize,
+    ) -> Result<f64> {
+        let (users, items) = self.compute_vectors(n_users, n_items)?;
+        let h = read_head(head)?;
+        let [_, _, lo, hi] = self.head;
+        let dim = self.dim;
+        let score_user = |u: u32, out: &mut [f32]| {
+            let uv = &users[u as usize * dim..(u as usize + 1) * dim];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot(uv, &items[i * dim..(i + 1) * dim]);
+            }
+        };
+        let predict = |pairs: &[(u32, u32)]| {
+            pairs
+                .iter()
+                .map(|&(u, i)| {
+                    let d = dot(
+                        &users[u as usize * dim..(u as usize + 1) * dim],
+                        &items[i as usize * dim..(i as usize + 1) * dim],
+                    );
+                    (h[1] + h[0] * d).clamp(lo, hi)
+                })
+                .collect()
+        };
+        Ok(v.score(n_items, &score_user, &predict))
     }
 
     fn compute_vectors(&self, n_users: usize, n_items: usize) -> Result<(Vec<f32>, Vec<f32>)> {
