@@ -30,6 +30,7 @@ PAIRS = [
     ("svd", {"model": "svd"}),
     ("nmf", {"model": "nmf"}),
     ("svdpp", {"model": "svdpp"}),
+    ("coclustering", {"model": "coclustering"}),
 ]
 
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from surprise import (BaselineOnly, Dataset, KNNBaseline, KNNBasic, KNNWithMeans,
+from surprise import (BaselineOnly, CoClustering, Dataset, KNNBaseline, KNNBasic, KNNWithMeans,
                       KNNWithZScore, NMF, Reader, SlopeOne, SVD, SVDpp)
 
 ALGOS = {
@@ -32,6 +32,7 @@ ALGOS = {
     "svd": lambda: SVD(),
     "nmf": lambda: NMF(),
     "svdpp": lambda: SVDpp(),
+    "coclustering": lambda: CoClustering(),
 }
 
 
