@@ -4,7 +4,7 @@
 # Usage: bench/dp_tradeoff.sh [NOISE ...]     (default noise multipliers: 1 2 4 8 16)
 #
 # For each noise multiplier σ: 5-fold RMSE/MAE of `svd` with 10 factors trained with
-# {"dp": {"noise": σ, "clip": 1, "batch": 5000, "delta": 1e-5}} (Surprise's other defaults), and
+# {"dp": {"noise": σ, "clip": 1, "batch_size": 5000, "delta": 1e-5}} (Surprise's other defaults), and
 # the ε of the (ε, 1e-5) guarantee for one fold's training part (80,000 ratings), printed by
 # `reco train`. The first row is the same model without privacy. Few factors and large batches
 # suit private training: the noise grows with the number of parameters and of steps. Needs data/ml-100k
@@ -22,7 +22,7 @@ echo "|---|---|---|---|---|"
 read -r rmse mae fit < <("$reco" eval --splits "$work/k5" --ratings-only --json --model '{"model":"svd","factors":10}' | metric)
 echo "| no privacy | ∞ | $rmse | $mae | $fit |"
 for s in "${noises[@]}"; do
-  spec="{\"model\":\"svd\",\"factors\":10,\"dp\":{\"noise\":$s,\"clip\":1.0,\"batch\":5000,\"delta\":1e-5}}"
+  spec="{\"model\":\"svd\",\"factors\":10,\"dp\":{\"noise\":$s,\"clip\":1.0,\"batch_size\":5000,\"delta\":1e-5}}"
   eps=$("$reco" train --data "$work/k5/fold-1/train.csv" --model "$spec" --out "$work/m.reco" | sed -n 's/^privacy: (\([0-9.]*\),.*/\1/p')
   read -r rmse mae fit < <("$reco" eval --splits "$work/k5" --ratings-only --json --model "$spec" | metric)
   echo "| $s | $eps | $rmse | $mae | $fit |"

@@ -86,14 +86,16 @@ fn main() -> Res<()> {
         },
     )?;
     let fold = split(&ds, &Protocol::Temporal { fraction: 0.2 }, 42)?.remove(0);
-    let spec: PipelineSpec = serde_json::from_value(reco_pipeline::spec_from_toml(
-        &std::fs::read_to_string(config)?,
-    )?)?;
+    let spec = reco_pipeline::spec_from_toml(&std::fs::read_to_string(config)?)?;
+    let spec: PipelineSpec = spec
+        .params::<reco_pipeline::Pipeline>()
+        .ok_or("not a pipeline")?
+        .clone();
     let (trees, depth, lr, l2) = (
         spec.ranker.trees,
         spec.ranker.max_depth,
         spec.ranker.learning_rate,
-        spec.ranker.l2,
+        spec.ranker.regularization,
     );
     let t0 = Instant::now();
     let opts = FitOptions {

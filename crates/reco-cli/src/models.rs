@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use reco_core::Error;
 use reco_models::ModelSpec;
 
 /// A named specification.
@@ -19,7 +20,8 @@ pub struct Named {
 /// Parses one `--model` value: a bare model name (defaults) or a JSON object.
 pub fn parse_one(s: &str) -> Result<Named> {
     let value: serde_json::Value = if s.trim_start().starts_with('{') {
-        serde_json::from_str(s).with_context(|| format!("model {s:?} is not valid JSON"))?
+        serde_json::from_str(s)
+            .map_err(|e| Error::param("model", format!("{s:?} is not valid JSON: {e}")))?
     } else {
         serde_json::json!({ "model": s })
     };
@@ -42,18 +44,19 @@ fn from_value(mut value: serde_json::Value) -> Result<Named> {
 
 /// Reads a model file.
 pub fn read_file(path: &Path) -> Result<Vec<Named>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::param("models", format!("{}: {m}", path.display()));
     let doc: toml::Value =
-        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        toml::from_str(&text).map_err(|e| bad(format!("not valid TOML: {e}")))?;
     let Some(list) = doc.get("model").and_then(|m| m.as_array()) else {
-        bail!("{}: expected [[model]] tables", path.display());
+        return Err(bad("expected [[model]] tables".into()).into());
     };
     let models = list
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            let json = serde_json::to_value(m).context("model table")?;
+            let json = reco_models::strict_value(m.clone())
+                .map_err(|e| bad(format!("model #{}: {e}", k + 1)))?;
             from_value(json).with_context(|| format!("{}: model #{}", path.display(), k + 1))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -65,16 +68,24 @@ pub fn unique(models: Vec<Named>) -> Result<Vec<Named>> {
     let mut seen = std::collections::HashSet::new();
     for m in &models {
         if !seen.insert(m.name.clone()) {
-            bail!(
-                "two models are named {:?}; give them distinct `name`s",
-                m.name
-            );
+            return Err(Error::param(
+                "name",
+                format!(
+                    "two models are named {:?}; give them distinct `name`s",
+                    m.name
+                ),
+            )
+            .into());
         }
         if m.name.contains(['/', ' ', '\t']) {
-            bail!(
-                "model name {:?} must not contain '/', spaces or tabs",
-                m.name
-            );
+            return Err(Error::param(
+                "name",
+                format!(
+                    "model name {:?} must not contain '/', spaces or tabs",
+                    m.name
+                ),
+            )
+            .into());
         }
     }
     Ok(models)

@@ -613,6 +613,42 @@ fn exit_codes_say_what_kind_of_error_it_was() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("\"popularity\" (popularity) does not predict ratings"));
+    // Settings are checked before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = reco(&[
+        "eval",
+        "--data",
+        "synth:users=30,items=20,interactions=300",
+        "--model",
+        "popularity",
+        "--baseline",
+        "nope",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!out.exists(), "wrote before checking --baseline");
+    // A models file that is not TOML is a spec error; an unreadable one an I/O error.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[model]\nmodel = ").unwrap();
+    let o = reco(&["eval", "--models", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = reco(&["eval", "--models", "/no/such/models.toml"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    // Data that cannot train a model is a data error: trending without timestamps.
+    let csv = dir.path().join("r.csv");
+    std::fs::write(&csv, "user,item,rating\nu1,i1,5\nu2,i2,3\nu1,i2,4\n").unwrap();
+    let o = reco(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--model",
+        r#"{"model":"popularity","weighting":"trending"}"#,
+        "--out",
+        dir.path().join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
 }
 
 #[test]
@@ -647,6 +683,31 @@ fn renamed_parameters_still_work_with_a_warning() {
         art.to_str().unwrap(),
     ]);
     assert!(!o.status.success() && stderr(&o).contains("give only `learning_rate`"));
+    // A non-finite number in TOML is refused with its key, not taken as "absent".
+    let file = dir.path().join("m.toml");
+    std::fs::write(
+        &file,
+        "[[model]]\nmodel = \"svd\"\nlearning_rate_bu = nan\n",
+    )
+    .unwrap();
+    let o = reco(&["eval", "--models", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("learning_rate_bu"), "{}", stderr(&o));
+    let o = reco(&[
+        "eval",
+        "--data",
+        "synth:users=30,items=20,interactions=300",
+        "--model",
+        "popularity",
+        "--relevant-threshold",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--relevance-threshold"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -671,12 +732,35 @@ fn models_lists_every_kind_with_examples_that_parse() {
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
+    reco_neural::register().unwrap();
+    reco_pipeline::register().unwrap();
     for k in v.as_array().unwrap() {
         let ex = k["examples"].as_array().unwrap();
         assert!(!ex.is_empty(), "{}", k["kind"]);
         // Every printed example is a spec `train --model` accepts as it is.
-        assert_eq!(ex[0]["model"], k["kind"]);
+        for e in ex {
+            let spec = reco_models::ModelSpec::from_value(e.clone())
+                .unwrap_or_else(|err| panic!("{e}: {err}"));
+            assert_eq!(spec.kind(), k["kind"].as_str().unwrap());
+        }
     }
+    // Capabilities that depend on parameters are listed if any example has them.
+    let fm = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "fm")
+        .unwrap();
+    let caps: Vec<&str> = fm["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        caps.contains(&"ranks") && caps.contains(&"rates"),
+        "{caps:?}"
+    );
     let o = reco(&["models", "ease"]);
     assert!(
         stdout(&o).contains(r#""regularization":50.0"#),

@@ -78,6 +78,13 @@ pub enum Error {
         /// The broken rule.
         message: String,
     },
+    /// The data cannot serve the request: too few items for a model, negative ratings for a
+    /// non-negative one, no timestamps for a time-based one, nothing to train on.
+    #[error("{message}")]
+    UnsuitableData {
+        /// What is missing or wrong.
+        message: String,
+    },
     /// A split would put the same (user, item) pair in train and test.
     #[error("train/test overlap: {count} (user, item) pairs are in both, e.g. ({user}, {item})")]
     Overlap {
@@ -183,6 +190,7 @@ impl Error {
             | Error::MissingColumn { .. }
             | Error::UnknownId { .. }
             | Error::Format { .. }
+            | Error::UnsuitableData { .. }
             | Error::Overlap { .. } => ErrorCategory::Data,
             Error::InvalidParameter { .. }
             | Error::UnknownKind { .. }
@@ -190,6 +198,13 @@ impl Error {
             Error::Diverged { .. } | Error::TrainingFailed { .. } => ErrorCategory::Training,
             Error::Artifact { .. } | Error::ArtifactIncompatible { .. } => ErrorCategory::Artifact,
             Error::Unsupported(_) => ErrorCategory::Unsupported,
+        }
+    }
+
+    /// Builds an unsuitable-data error.
+    pub fn data(message: impl Into<String>) -> Self {
+        Error::UnsuitableData {
+            message: message.into(),
         }
     }
 

@@ -151,7 +151,7 @@ pub fn split(ds: &Dataset, protocol: &Protocol, seed: u64) -> Result<Vec<Fold>> 
     let m = &ds.interactions;
     let nnz = m.nnz();
     if nnz == 0 {
-        return Err(Error::param("data", "no interactions to split"));
+        return Err(Error::data("no interactions to split"));
     }
     let fold = |is_test: Vec<bool>, candidates: Option<Vec<u32>>| -> Fold {
         let keep: Vec<bool> = is_test.iter().map(|t| !t).collect();

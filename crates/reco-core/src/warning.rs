@@ -2,7 +2,7 @@
 //! skipped row).
 //!
 //! Library code calls [`warn`]; whoever drives it decides where warnings go. Inside
-//! [`capture`] they are collected for the caller (the server returns them with the response);
+//! [`capture`] they are collected for the caller (a server could return them with its response);
 //! otherwise they are printed to standard error, so a command-line user always sees them.
 //! Capture is per thread, which is where specifications are parsed.
 

@@ -54,6 +54,25 @@ fn yes() -> bool {
     true
 }
 
+impl EvalConfig {
+    /// Checks the settings against the names of the models to evaluate, before anything is
+    /// fitted or written.
+    pub fn check(&self, names: &[&str]) -> Result<()> {
+        if self.ks.is_empty() || self.ks.contains(&0) {
+            return Err(Error::param("k", "give at least one cutoff, each >= 1"));
+        }
+        if let Some(b) = &self.baseline {
+            if !names.contains(&b.as_str()) {
+                return Err(Error::param(
+                    "baseline",
+                    format!("{b:?} is not one of the models ({names:?})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything measured for one model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelReport {
@@ -237,17 +256,8 @@ pub fn evaluate(
     sink: Option<&dyn RunSink>,
     progress: &(dyn Fn(&str, Progress<'_>) + Sync),
 ) -> Result<Report> {
-    if cfg.ks.is_empty() || cfg.ks.contains(&0) {
-        return Err(Error::param("k", "give at least one cutoff, each >= 1"));
-    }
-    if let Some(b) = &cfg.baseline {
-        if !candidates.iter().any(|c| &c.name == b) {
-            return Err(Error::param(
-                "baseline",
-                format!("{b:?} is not one of the models"),
-            ));
-        }
-    }
+    let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
+    cfg.check(&names)?;
     let mut accs: Vec<Acc> = candidates.iter().map(|_| Acc::default()).collect();
     let mut users_evaluated = 0;
     for (f, fold) in folds.iter().enumerate() {

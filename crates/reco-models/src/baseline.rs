@@ -157,10 +157,7 @@ impl Popularity {
             }
             Weighting::Trending => {
                 let ts = m.timestamps().ok_or_else(|| {
-                    Error::param(
-                        "weighting",
-                        "trending needs timestamps and the training data has none",
-                    )
+                    Error::data("popularity weighting trending needs timestamps and the training data has none")
                 })?;
                 let now = ts.iter().copied().max().unwrap_or(0);
                 let half_life = p.half_life_days * 86_400.0;

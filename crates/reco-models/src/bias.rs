@@ -99,7 +99,7 @@ impl Biases {
     pub fn fit(m: &Interactions, p: &BaselineParams, opts: &FitOptions<'_>) -> Result<Biases> {
         p.validate()?;
         if m.nnz() == 0 {
-            return Err(Error::param("data", "no ratings to fit biases on"));
+            return Err(Error::data("no ratings to fit biases on"));
         }
         let mu = m.values().iter().map(|&v| v as f64).sum::<f64>() / m.nnz() as f64;
         let (mut bu, mut bi) = (vec![0f64; m.n_users()], vec![0f64; m.n_items()]);

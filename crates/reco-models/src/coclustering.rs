@@ -183,7 +183,7 @@ impl CoClustering {
         opts: &FitOptions<'_>,
     ) -> Result<Self> {
         if m.nnz() == 0 {
-            return Err(Error::param("data", "there are no training ratings"));
+            return Err(Error::data("there are no training ratings"));
         }
         let mu = m.values().iter().map(|&v| f64::from(v)).sum::<f64>() / m.nnz() as f64;
         let user_mean = row_means(m.n_users(), |u| m.user_values(u).to_vec());

@@ -64,7 +64,7 @@ impl Ease {
         let m = &data.interactions;
         let n = m.n_items();
         if n > MAX_ITEMS {
-            return Err(Error::param("items", format!("ease accepts at most {MAX_ITEMS} items (dense n × n matrices), the data has {n}; use item-knn or rp3beta")));
+            return Err(Error::data(format!("ease accepts at most {MAX_ITEMS} items (dense n × n matrices), the data has {n}; use item-knn or rp3beta")));
         }
         let value = |v: f32| if p.binary { 1.0 } else { v as f64 };
         let mut g = Mat::<f64>::zeros(n, n);
@@ -86,8 +86,8 @@ impl Ease {
         }
         opts.report("gram", 1, 2, None);
         let llt = g.llt(Side::Lower).map_err(|e| {
-            Error::param(
-                "regularization",
+            Error::training(
+                "ease",
                 format!(
                     "the regularised Gram matrix is not positive definite ({e:?}); raise regularization"
                 ),

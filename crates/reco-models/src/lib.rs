@@ -5,7 +5,7 @@
 //! examples), the [`registry`] of kinds (built-in ones, and families other crates plug in with
 //! [`register`]), and [`ModelSpec`]: one kind with its parameters, the one description of a
 //! model (`{"model": "popularity", "weighting": "count"}`) that the CLI, model files,
-//! artifacts, the evaluator and the server share. `ModelSpec::fit` validates the parameters,
+//! artifacts and the evaluator share (and a server or bindings would). `ModelSpec::fit` validates the parameters,
 //! trains, and returns an immutable [`Model`]; [`save`] and [`load`] write and read
 //! checksummed artifacts.
 #![warn(missing_docs)]
@@ -31,4 +31,6 @@ mod spec;
 pub use baseline::{PopularityParams, RandomParams, Weighting};
 pub use persist::{load, save, ItemLabels, LoadedModel};
 pub use registry::register;
-pub use spec::{restore_postcard, Capabilities, Kind, KindEntry, Model, ModelSpec, STATE_FILES};
+pub use spec::{
+    restore_postcard, strict_value, Capabilities, Kind, KindEntry, Model, ModelSpec, STATE_FILES,
+};

@@ -53,13 +53,10 @@ impl SlopeOne {
     pub fn fit(p: &SlopeOneParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         let m = &data.interactions;
         if m.n_items() > MAX_ITEMS {
-            return Err(Error::param(
-                "items",
-                format!(
-                    "slope-one accepts at most {MAX_ITEMS} items, the data has {}",
-                    m.n_items()
-                ),
-            ));
+            return Err(Error::data(format!(
+                "slope-one accepts at most {MAX_ITEMS} items, the data has {}",
+                m.n_items()
+            )));
         }
         let n = m.n_items();
         let done = std::sync::atomic::AtomicU64::new(0);

@@ -39,8 +39,8 @@ pub struct Capabilities {
     pub listwise: bool,
 }
 
-/// One model kind: the unit that model files, artifacts, the CLI, the server and the Python
-/// package name. Adding a kind is implementing this trait in the model's file and adding one
+/// One model kind: the unit that model files, artifacts and the CLI (and any server or
+/// bindings) name. Adding a kind is implementing this trait in the model's file and adding one
 /// [`KindEntry::of`] line to a registry list; the behaviour suite, the spec round trip and the
 /// artifact fixtures then cover it without further edits.
 pub trait Kind: 'static {
@@ -368,8 +368,94 @@ impl Serialize for ModelSpec {
 
 impl<'de> Deserialize<'de> for ModelSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
+        let value = strict_value(d)?;
         ModelSpec::from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads any self-describing format (TOML, JSON, …) into a JSON value, refusing the numbers
+/// JSON cannot hold: a TOML `nan` or `inf` would otherwise become `null`, and an optional
+/// parameter would silently take its default.
+pub fn strict_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<serde_json::Value, D::Error> {
+    d.deserialize_any(StrictVisitor)
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value with finite numbers")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        strict_value(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(x) = seq.next_element_seed(StrictSeed)? {
+            out.push(x);
+        }
+        Ok(out.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map
+                .next_value_seed(StrictSeed)
+                .map_err(|e| serde::de::Error::custom(format!("`{k}`: {e}")))?;
+            out.insert(k, v);
+        }
+        Ok(out.into())
+    }
+}
+
+struct StrictSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictSeed {
+    type Value = serde_json::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        strict_value(d)
     }
 }
 
@@ -438,6 +524,23 @@ mod tests {
         assert!(e.to_string().contains("popularity"), "lists the kinds: {e}");
         assert!(ModelSpec::from_json(r#"{"factors":3}"#).is_err());
         assert!(ModelSpec::from_json(r#"{"model":3}"#).is_err());
+    }
+
+    #[test]
+    fn non_finite_numbers_in_toml_are_refused_with_their_key() {
+        let e = toml::from_str::<ModelSpec>("model = \"svd\"\nlearning_rate_bu = nan\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("learning_rate_bu") && e.contains("not a finite number"),
+            "{e}"
+        );
+        let e = toml::from_str::<ModelSpec>("model = \"svd\"\nregularization = inf\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("regularization") && e.contains("inf"), "{e}");
+        let ok: ModelSpec = toml::from_str("model = \"svd\"\nlearning_rate_bu = 0.01\n").unwrap();
+        assert_eq!(ok.kind(), "svd");
     }
 
     #[test]

@@ -204,7 +204,7 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
     mut end_epoch: impl FnMut() -> Result<f64>,
 ) -> Result<usize> {
     if examples.is_empty() {
-        return Err(Error::param("data", "there are no training interactions"));
+        return Err(Error::data("there are no training interactions"));
     }
     let mut opt = AdamW::new(
         vars.iter().map(|(_, v)| v.clone()).collect(),

@@ -76,6 +76,11 @@ impl BlendSpec {
                 return bad(format!("two models are named {n:?}"));
             }
         }
+        for m in &self.models {
+            m.spec.validate().map_err(|e| {
+                reco_core::Error::param("blend", format!("model {:?}: {e}", m.name))
+            })?;
+        }
         Ok(())
     }
 }

@@ -54,9 +54,7 @@ fn latest_share(
     split(data, &protocol, seed)?
         .into_iter()
         .next()
-        .ok_or_else(|| {
-            reco_core::Error::param("data", "too small to hold out its latest interactions")
-        })
+        .ok_or_else(|| reco_core::Error::data("too small to hold out its latest interactions"))
 }
 
 /// Reads a pipeline from TOML text (the format of `reco pipeline --config`): a pipeline model
@@ -64,7 +62,7 @@ fn latest_share(
 pub fn spec_from_toml(text: &str) -> reco_core::Result<reco_models::ModelSpec> {
     let doc: toml::Value =
         toml::from_str(text).map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
-    let mut value = serde_json::to_value(doc)
+    let mut value = reco_models::strict_value(doc)
         .map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
     if let Some(o) = value.as_object_mut() {
         o.entry("model").or_insert_with(|| "pipeline".into());

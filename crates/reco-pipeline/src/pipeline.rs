@@ -270,7 +270,7 @@ impl Pipeline {
     }
 
     /// The labelled rows `spec`'s ranker is trained on, and their feature names: the models are
-    /// fitted on all but each user's latest `ranker.window` share of `data`, and the candidates
+    /// fitted on all but each user's latest `ranker.validation` share of `data`, and the candidates
     /// of up to 20,000 sampled users are labelled by that share. For studying or training a
     /// ranker outside reco.
     pub fn ranker_rows(

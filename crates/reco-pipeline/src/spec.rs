@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// Name in reports.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The models the sources and the ranker refer to by name.
     #[serde(default)]
@@ -36,19 +36,37 @@ fn default_depth() -> usize {
 
 /// A model used by a pipeline or a blend: a name and any model specification, written as one
 /// object (`{"name": "mf", "model": "ials", "factors": 32}`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NamedModel {
     /// Name the sources and the ranker use.
     pub name: String,
     /// The specification, as for `reco train --model`.
-    #[serde(flatten)]
     pub spec: ModelSpec,
+}
+
+impl Serialize for NamedModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let mut value = self.spec.to_value().map_err(S::Error::custom)?;
+        let Some(map) = value.as_object_mut() else {
+            return Err(S::Error::custom("a model specification is an object"));
+        };
+        // The sub-model's own `name` (a pipeline's report name) would collide with the one the
+        // other parts refer to it by: only the latter is kept.
+        match map.insert("name".into(), self.name.clone().into()) {
+            None | Some(serde_json::Value::Null) => value.serialize(s),
+            Some(own) => Err(S::Error::custom(format!(
+                "model {:?} has a `name` of its own ({own}); a named sub-model cannot",
+                self.name
+            ))),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for NamedModel {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let mut value = serde_json::Value::deserialize(d)?;
+        let mut value = reco_models::strict_value(d)?;
         let name = match value.as_object_mut().and_then(|o| o.remove("name")) {
             Some(serde_json::Value::String(n)) => n,
             Some(other) => {
@@ -96,7 +114,7 @@ pub enum SourceSpec {
         #[serde(default)]
         hnsw: HnswParams,
     },
-    /// For each of the user's last `last` items, its `per_item` most similar items (the
+    /// For each of the user's last `recent_items` items, its `per_item` most similar items (the
     /// lectures' "because you watched").
     Related {
         /// A model with similar items (item-kNN, co-visitation, content, factor models).
@@ -341,6 +359,11 @@ impl PipelineSpec {
             if names[..i].contains(n) {
                 return bad(format!("two models are named {n:?}"));
             }
+        }
+        for m in &self.models {
+            m.spec.validate().map_err(|e| {
+                reco_core::Error::param("pipeline", format!("model {:?}: {e}", m.name))
+            })?;
         }
         let find = |n: &str, user: &str| -> Result<usize> {
             names.iter().position(|x| *x == n).ok_or_else(|| {

@@ -16,7 +16,8 @@
 //! - no NaN and no +∞ score (−∞ means "cannot be scored" and ranks last);
 //! - the same output for the same seed, and identical scores after a save/load round trip;
 //! - k items and finite scores for an anonymous user, with an empty and with a non-empty
-//!   history (whose items are never recommended back);
+//!   history (none of the history when it is excluded, which list-building kinds must honour
+//!   themselves);
 //! - ranking models beat random recall by half again, rating models beat the global mean.
 #![warn(missing_docs)]
 

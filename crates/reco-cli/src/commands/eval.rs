@@ -48,8 +48,11 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     baseline: Option<String>,
     /// Test ratings below this are not relevant (explicit data).
-    #[arg(long, alias = "relevant-threshold")]
+    #[arg(long)]
     relevance_threshold: Option<f32>,
+    /// The old name of --relevance-threshold, accepted with a warning.
+    #[arg(long, hide = true, conflicts_with = "relevance_threshold")]
+    relevant_threshold: Option<f32>,
     /// Skip AUC (one pass over the catalogue per user).
     #[arg(long)]
     no_auc: bool,
@@ -176,11 +179,20 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
     let cfg = EvalConfig {
         ks,
         seed: a.seed,
-        relevance_threshold: a.relevance_threshold,
+        relevance_threshold: a.relevance_threshold.or_else(|| {
+            a.relevant_threshold.inspect(|_| {
+                reco_core::warning::warn(
+                    "--relevant-threshold is now called --relevance-threshold; the old name will \
+                     be refused in the next release",
+                )
+            })
+        }),
         baseline: a.baseline.clone(),
         auc: !a.no_auc,
         ranking: !a.ratings_only,
     };
+    let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
+    cfg.check(&names)?;
     let cands = candidates(&list);
     let (bar, on_progress) = eval_progress();
     let sink = a.out.as_ref().map(|d| RunFiles(d.as_path()));

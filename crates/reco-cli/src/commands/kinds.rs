@@ -1,9 +1,9 @@
-//! `reco models`: the model kinds this binary knows, what each can do, and an example
-//! specification of each.
+//! `reco models`: the model kinds this binary knows, what they can do (with some parameters:
+//! a factorization machine rates or ranks depending on its task), and example specifications.
 
 use anyhow::Result;
 
-use reco_models::registry;
+use reco_models::{registry, Capabilities};
 
 /// Options of `reco models`.
 #[derive(clap::Args, Debug)]
@@ -15,8 +15,8 @@ pub(crate) struct ModelsArgs {
     json: bool,
 }
 
-/// The capabilities of a kind's first example, as words.
-fn abilities(c: reco_models::Capabilities) -> Vec<&'static str> {
+/// Capabilities as words.
+fn abilities(c: Capabilities) -> Vec<&'static str> {
     [
         (c.ranks, "ranks"),
         (c.rates, "rates"),
@@ -38,10 +38,19 @@ pub(crate) fn run(a: ModelsArgs) -> Result<()> {
     let mut rows = Vec::with_capacity(kinds.len());
     for k in &kinds {
         let examples = k.examples();
-        let caps = examples
-            .first()
-            .map(|e| abilities(e.capabilities()))
-            .unwrap_or_default();
+        // Some capabilities depend on the parameters (a classification FM ranks, a regression
+        // one rates): list what any example can do.
+        let any = examples.iter().fold(Capabilities::default(), |a, e| {
+            let c = e.capabilities();
+            Capabilities {
+                ranks: a.ranks || c.ranks,
+                rates: a.rates || c.rates,
+                similar_items: a.similar_items || c.similar_items,
+                embeddings: a.embeddings || c.embeddings,
+                listwise: a.listwise || c.listwise,
+            }
+        });
+        let caps = abilities(any);
         let examples = examples
             .iter()
             .map(|e| e.to_value())

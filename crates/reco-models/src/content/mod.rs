@@ -211,10 +211,7 @@ impl Content {
     pub fn fit(p: &ContentParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self> {
         p.validate()?;
         let f = data.item_features.as_ref().ok_or_else(|| {
-            Error::param(
-                "data",
-                "the content model needs item metadata (titles, categories, text)",
-            )
+            Error::data("the content model needs item metadata (titles, categories, text)")
         })?;
         let space = FeatureSpace::build(p, f)?;
         let dim = space.dim();

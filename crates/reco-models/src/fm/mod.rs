@@ -252,7 +252,7 @@ impl Fm {
         let m = &data.interactions;
         let ni = m.n_items();
         if m.nnz() == 0 {
-            return Err(Error::param("data", "no interactions to train on"));
+            return Err(Error::data("no interactions to train on"));
         }
         let urows = FeatureRows::of_users(data, p.user_identity, &p.user_fields, p.numeric_bins)?;
         let irows = FeatureRows::of_items(data, p.item_identity, &p.item_fields, p.numeric_bins)?;

@@ -168,7 +168,7 @@ impl Als {
                 p,
                 k,
             )?;
-            if end_of_pass(&mut early, it, p.epochs, "iteration", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts).stop {
                 break;
             }
         }

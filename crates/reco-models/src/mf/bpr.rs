@@ -1,6 +1,6 @@
 //! Bayesian personalised ranking (Rendle et al. 2009) by SGD on sampled (user, positive,
 //! negative) triples, with item biases (a constant-1 user factor, as implicit does), uniform or
-//! popularity-weighted negative_sampling (∝ count^0.75), one epoch = as many samples as interactions.
+//! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
 //! Training is sequential and deterministic with the seed.
 
 use rand::seq::SliceRandom;
@@ -14,7 +14,7 @@ use super::{best_or, end_of_pass, EarlyStop};
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
 use crate::spec::impl_model;
 
-/// How negative_sampling are drawn.
+/// How negatives are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NegativeSampling {
@@ -87,7 +87,7 @@ impl Bpr {
         let m = &data.interactions;
         let (nu, ni) = (m.n_users(), m.n_items());
         if ni < 2 {
-            return Err(Error::param("data", "BPR needs at least two items"));
+            return Err(Error::data("BPR needs at least two items"));
         }
         let k = p.factors + 1;
         let mut init = rng(opts.seed, 31);

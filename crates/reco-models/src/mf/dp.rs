@@ -6,7 +6,7 @@
 //! probability q = batch_size / N, computes each sampled rating's gradient with respect to
 //! (b_u, b_i, p_u, q_i) (regularisation included), clips it to L2 norm ≤ C, sums the clipped
 //! gradients, adds N(0, σ²C²) noise to every coordinate of every parameter (untouched ones too:
-//! which rows moved would otherwise reveal who rated what), and takes one step of size lr.
+//! which rows moved would otherwise reveal who rated what), and takes one step of size learning_rate.
 //! The global mean μ is not learned from the data: it is the middle of the rating scale, which
 //! is public; the biases learn the offset.
 //!
@@ -114,7 +114,8 @@ pub fn epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Trains `f` (biased, μ set by the caller) privately with step `lr` and L2 penalty `reg`;
+/// Trains `f` (biased, μ set by the caller) privately with step `lr` (the learning rate) and
+/// L2 penalty `reg` (the regularization);
 /// `dp` has been validated. Returns the ε spent.
 pub(crate) fn train(
     f: &mut Factors,

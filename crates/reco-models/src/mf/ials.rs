@@ -319,7 +319,7 @@ impl Ials {
         for it in 0..p.epochs {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            if end_of_pass(&mut early, it, p.epochs, "iteration", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts).stop {
                 break;
             }
         }

@@ -1,5 +1,5 @@
 //! Non-negative matrix factorisation with multiplicative updates (Luo et al. 2014), Surprise's
-//! semantics and defaults: 15 factors, 50 epochs, reg 0.06, factors from U(0, 1), unbiased.
+//! semantics and defaults: 15 factors, 50 epochs, regularization_pu and regularization_qi 0.06, factors from U(0, 1), unbiased.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -95,10 +95,7 @@ impl Nmf {
         p.validate()?;
         let m = &data.interactions;
         if m.values().iter().any(|&v| v < 0.0) {
-            return Err(reco_core::Error::param(
-                "data",
-                "NMF needs non-negative ratings",
-            ));
+            return Err(reco_core::Error::data("NMF needs non-negative ratings"));
         }
         let k = p.factors;
         let (nu, ni) = (m.n_users(), m.n_items());

@@ -1,8 +1,11 @@
 //! Biased matrix factorisation by SGD ("SVD", Funk / Koren), with Surprise's semantics and
-//! defaults: r̂ = μ + b_u + b_i + p_u · q_i, 100 factors, 20 epochs, learning_rate 0.005, regularization 0.02, factors
-//! from N(0, 0.1). `biased = false` drops μ and the biases, which is probabilistic MF's MAP
-//! objective (squared error with Gaussian priors = L2 penalties). Training is sequential and
-//! deterministic: one pass per epoch in the data's order (user by user), or a seeded shuffle.
+//! defaults: r̂ = μ + b_u + b_i + p_u · q_i, 100 factors, 20 epochs, learning_rate 0.005,
+//! regularization 0.02, factors from N(0, 0.1). `biased = false` drops μ and the biases, which
+//! is probabilistic MF's MAP objective (squared error with Gaussian priors = L2 penalties).
+//! Training is DSGD by default: the ratings are cut into a grid of user × item blocks, and the
+//! blocks of a stratum, which share no user and no item, run in parallel; deterministic for a
+//! seed and a thread count. `parallel = false` is one sequential pass per epoch in the data's
+//! order (user by user), or a seeded shuffle.
 
 use rand::seq::SliceRandom;
 use rayon::prelude::*;

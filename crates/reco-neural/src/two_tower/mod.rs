@@ -309,7 +309,7 @@ impl TwoTower {
         let m = &data.interactions;
         let (n_users, n_items) = (m.n_users(), m.n_items());
         if m.nnz() == 0 {
-            return Err(Error::param("data", "there are no training interactions"));
+            return Err(Error::data("there are no training interactions"));
         }
         let inputs = Inputs::of(p, data)?;
         let mut store = Store::Train {

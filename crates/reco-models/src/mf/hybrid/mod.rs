@@ -426,10 +426,7 @@ impl Hybrid {
         let m = &data.interactions;
         let ni = m.n_items();
         if ni < 2 {
-            return Err(Error::param(
-                "data",
-                "the hybrid model needs at least two items",
-            ));
+            return Err(Error::data("the hybrid model needs at least two items"));
         }
         let urows = FeatureRows::of_users(data, p.user_identity, &p.user_fields, p.numeric_bins)?;
         let irows = FeatureRows::of_items(data, p.item_identity, &p.item_fields, p.numeric_bins)?;
