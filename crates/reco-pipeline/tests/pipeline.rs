@@ -427,3 +427,27 @@ fn hnsw_source_finds_what_exact_search_finds() {
     }
     assert!(found as f64 / total as f64 > 0.95, "{found}/{total}");
 }
+
+#[test]
+fn a_pipeline_inside_a_blend_keeps_its_name_through_a_round_trip() {
+    let inner = pipeline(json!([]), "sources");
+    let mut named = inner.clone();
+    named["name"] = json!("p");
+    let blend = spec(json!({
+        "model": "blend",
+        "models": [named, {"name": "pop", "model": "popularity"}]
+    }));
+    let value = blend.to_value().unwrap();
+    assert_eq!(value["models"][0]["name"], "p");
+    assert_eq!(spec(value), blend);
+    // A named sub-model cannot carry a report name of its own: it would be lost on reading.
+    let mut own = reco_pipeline::PipelineSpec::clone(
+        spec(inner).params::<reco_pipeline::Pipeline>().unwrap(),
+    );
+    own.name = Some("report".into());
+    let clash = reco_pipeline::spec::NamedModel {
+        name: "p".into(),
+        spec: ModelSpec::new::<reco_pipeline::Pipeline>(own),
+    };
+    assert!(serde_json::to_value(&clash).is_err());
+}
