@@ -73,7 +73,7 @@ pub(crate) fn run(a: ModelsArgs) -> Result<()> {
             .map(|c| c.iter().filter_map(|x| x.as_str()).collect())
             .unwrap_or_default();
         println!(
-            "{:<12} {}  [{}]",
+            "{:<13} {}  [{}]",
             r["kind"].as_str().unwrap_or(""),
             r["summary"].as_str().unwrap_or(""),
             caps.join(", ")
