@@ -35,7 +35,6 @@ fn from_value(mut value: serde_json::Value) -> Result<Named> {
         .and_then(|n| n.as_str().map(str::to_string));
     let spec = ModelSpec::from_value(value.clone())
         .with_context(|| format!("invalid model specification {value}"))?;
-    spec.validate()?;
     Ok(Named {
         name: name.unwrap_or_else(|| spec.kind().to_string()),
         spec,

@@ -145,7 +145,7 @@ pub struct CoClustering {
     scale: Scale,
 }
 
-fn row_means(n: usize, values: impl Fn(u32) -> Vec<f32> + Sync) -> Vec<f32> {
+fn row_means<'a>(n: usize, values: impl Fn(u32) -> &'a [f32] + Sync) -> Vec<f32> {
     (0..n as u32)
         .into_par_iter()
         .map(|x| {
@@ -186,8 +186,8 @@ impl CoClustering {
             return Err(Error::data("there are no training ratings"));
         }
         let mu = m.values().iter().map(|&v| f64::from(v)).sum::<f64>() / m.nnz() as f64;
-        let user_mean = row_means(m.n_users(), |u| m.user_values(u).to_vec());
-        let item_mean = row_means(m.n_items(), |i| m.item_values(i).to_vec());
+        let user_mean = row_means(m.n_users(), |u| m.user_values(u));
+        let item_mean = row_means(m.n_items(), |i| m.item_values(i));
         for epoch in 0..p.epochs {
             let means = Means::of(m, &uc, &ic, p, mu);
             uc = (0..m.n_users() as u32)

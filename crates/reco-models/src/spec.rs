@@ -39,6 +39,21 @@ pub struct Capabilities {
     pub listwise: bool,
 }
 
+impl std::ops::BitOr for Capabilities {
+    type Output = Capabilities;
+
+    /// What either can do.
+    fn bitor(self, o: Capabilities) -> Capabilities {
+        Capabilities {
+            ranks: self.ranks || o.ranks,
+            rates: self.rates || o.rates,
+            similar_items: self.similar_items || o.similar_items,
+            embeddings: self.embeddings || o.embeddings,
+            listwise: self.listwise || o.listwise,
+        }
+    }
+}
+
 /// One model kind: the unit that model files, artifacts and the CLI (and any server or
 /// bindings) name. Adding a kind is implementing this trait in the model's file and adding one
 /// [`KindEntry::of`] line to a registry list; the behaviour suite, the spec round trip and the

@@ -67,14 +67,17 @@ pub struct Pipeline {
     pub(crate) feature_names: Vec<String>,
 }
 
+/// The model at a resolved reference.
+fn model_at(models: &[Box<dyn Model>], k: Option<usize>) -> Result<&dyn Model> {
+    k.and_then(|k| models.get(k))
+        .map(|m| m.as_ref())
+        .ok_or_else(|| reco_core::Error::param("pipeline", "a model reference does not resolve"))
+}
+
 impl Stage {
     /// The model at a resolved reference.
     pub(crate) fn model(&self, k: Option<usize>) -> Result<&dyn Model> {
-        k.and_then(|k| self.models.get(k))
-            .map(|m| m.as_ref())
-            .ok_or_else(|| {
-                reco_core::Error::param("pipeline", "a model reference does not resolve")
-            })
+        model_at(&self.models, k)
     }
 }
 
@@ -149,9 +152,7 @@ impl Stage {
                 indexes.push(None);
                 continue;
             };
-            let m = refs.sources[s].and_then(|k| models.get(k)).ok_or_else(|| {
-                reco_core::Error::param("pipeline", "a model reference does not resolve")
-            })?;
+            let m = model_at(&models, refs.sources.get(s).copied().flatten())?;
             let emb = m.as_embeddings().ok_or_else(|| {
                 reco_core::Error::param(
                     "source",
@@ -243,7 +244,7 @@ impl Pipeline {
         let (ranker, early) = match spec.ranker.kind {
             RankerKind::Sources => (Ranker::Sources, None),
             kind => {
-                let (partial, rows) = Self::labelled(spec.clone(), data, opts)?;
+                let (partial, rows) = Self::labelled(spec.clone(), refs.clone(), data, opts)?;
                 opts.report("ranker", 0, 1, None);
                 let r = &spec.ranker;
                 let ranker = match kind {
@@ -278,17 +279,18 @@ impl Pipeline {
         data: &Dataset,
         opts: &FitOptions<'_>,
     ) -> Result<(Rows, Vec<String>)> {
-        let (p, rows) = Self::labelled(spec, data, opts)?;
+        let refs = spec.resolve()?;
+        let (p, rows) = Self::labelled(spec, refs, data, opts)?;
         Ok((rows, p.feature_names))
     }
 
     /// A pipeline without a ranker fitted on the earlier share of `data`, and its labelled rows.
     fn labelled(
         spec: PipelineSpec,
+        refs: Refs,
         data: &Dataset,
         opts: &FitOptions<'_>,
     ) -> Result<(Pipeline, Rows)> {
-        let refs = spec.resolve()?;
         let fold = crate::latest_share(data, spec.ranker.validation, opts.seed ^ 0x5eed)?;
         let stage = Stage::build(&spec, &refs, &fold.train, opts)?;
         let partial = Pipeline {

@@ -40,16 +40,9 @@ pub(crate) fn run(a: ModelsArgs) -> Result<()> {
         let examples = k.examples();
         // Some capabilities depend on the parameters (a classification FM ranks, a regression
         // one rates): list what any example can do.
-        let any = examples.iter().fold(Capabilities::default(), |a, e| {
-            let c = e.capabilities();
-            Capabilities {
-                ranks: a.ranks || c.ranks,
-                rates: a.rates || c.rates,
-                similar_items: a.similar_items || c.similar_items,
-                embeddings: a.embeddings || c.embeddings,
-                listwise: a.listwise || c.listwise,
-            }
-        });
+        let any = examples
+            .iter()
+            .fold(Capabilities::default(), |a, e| a | e.capabilities());
         let caps = abilities(any);
         let examples = examples
             .iter()
