@@ -182,7 +182,7 @@ impl Exact {
 
     /// Reads an index written by [`Exact::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| reco_core::Error::io(path, e))?;
+        let bytes = reco_core::input::read(path, reco_core::input::MAX_FILE_BYTES)?;
         let index: Exact = reco_core::artifact::decode(&bytes, &path.display().to_string())?;
         if index.dim == 0 || index.data.len() != index.ids.len() * index.dim {
             return Err(reco_core::Error::Artifact {

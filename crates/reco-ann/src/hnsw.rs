@@ -203,7 +203,7 @@ impl Hnsw {
     /// Reads a graph written by [`Hnsw::save`].
     pub fn load(dir: &Path) -> Result<Self> {
         let json = dir.join("hnsw.json");
-        let text = std::fs::read_to_string(&json).map_err(|e| reco_core::Error::io(&json, e))?;
+        let text = reco_core::input::read_text(&json)?;
         let bad = |message: String| reco_core::Error::Artifact {
             path: dir.into(),
             message,
@@ -217,7 +217,7 @@ impl Hnsw {
             )));
         }
         let bin = dir.join("hnsw.bin");
-        let bytes = std::fs::read(&bin).map_err(|e| reco_core::Error::io(&bin, e))?;
+        let bytes = reco_core::input::read(&bin, reco_core::input::MAX_FILE_BYTES)?;
         let mut index = Hnsw::from_bytes(&bytes)?;
         if index.graph.len() != header.len || index.graph.dim != header.dim {
             return Err(bad(format!(

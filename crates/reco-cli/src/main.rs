@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     keep_freed_memory();
+    stop_on_interrupt();
     let cli = commands::Cli::parse();
     // The neural and composite models live in their own crates; plug their kinds in before
     // any spec is read.
@@ -47,6 +48,38 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         C::Artifact => 6,
         C::Training => 7,
         C::Unsupported => 8,
+        C::Resources => 9,
+        C::Interrupted => 130,
+    }
+}
+
+/// Ctrl-C asks long work to stop at its next safe point (an epoch, a block of rows, before an
+/// artifact is renamed into place), so the command unwinds, removes what it had half-written
+/// and says so. A second Ctrl-C ends the process at once; artifact writes are atomic, so even
+/// that leaves no half-written model.
+fn stop_on_interrupt() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_sigint(_: libc::c_int) {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            static SEEN: AtomicBool = AtomicBool::new(false);
+            if SEEN.swap(true, Ordering::SeqCst) {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(130) };
+            }
+            reco_core::interrupt::request();
+            let msg = b"\ninterrupt: stopping at the next safe point (Ctrl-C again to quit now)\n";
+            // SAFETY: write(2) on stderr with a valid buffer is async-signal-safe.
+            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        }
+        // SAFETY: installing a handler that only touches an atomic and calls async-signal-safe
+        // functions, before any thread starts.
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
     }
 }
 

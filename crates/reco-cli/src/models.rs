@@ -43,7 +43,7 @@ fn from_value(mut value: serde_json::Value) -> Result<Named> {
 
 /// Reads a model file.
 pub fn read_file(path: &Path) -> Result<Vec<Named>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = reco_core::input::read_text(path)?;
     let bad = |m: String| Error::param("models", format!("{}: {m}", path.display()));
     let doc: toml::Value =
         toml::from_str(&text).map_err(|e| bad(format!("not valid TOML: {e}")))?;

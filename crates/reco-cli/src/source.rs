@@ -101,6 +101,12 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn options(&self) -> Result<LoadOptions> {
+        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
+            bail!(reco_core::Error::param(
+                "threshold",
+                format!("{t} is not a finite number; give a rating such as 4")
+            ));
+        }
         let unknown: Option<UnknownIds> =
             self.unknown_ids.as_deref().map(str::parse).transpose()?;
         Ok(LoadOptions {

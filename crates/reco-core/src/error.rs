@@ -12,13 +12,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The operating system refused a read or write.
-    #[error("{path}: {source}")]
+    // The OS error is part of the message and deliberately not the error's `source()`:
+    // reporters that print the chain (anyhow's `{:#}`) would print it twice.
+    #[error("{path}: {error}")]
     Io {
         /// File being read or written.
         path: PathBuf,
         /// Underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A row could not be parsed.
     #[error("{path}:{line}: column {column}: {message}: {text:?}")]
@@ -86,8 +87,15 @@ pub enum Error {
         message: String,
     },
     /// A split would put the same (user, item) pair in train and test.
-    #[error("train/test overlap: {count} (user, item) pairs are in both, e.g. ({user}, {item})")]
+    #[error(
+        "{test} overlaps {train}: {count} (user, item) pairs are in both, e.g. ({user}, {item}); \
+         a test row must not repeat a training row"
+    )]
     Overlap {
+        /// The training file.
+        train: PathBuf,
+        /// The test file.
+        test: PathBuf,
         /// Number of overlapping pairs.
         count: usize,
         /// External user id of the first overlapping pair.
@@ -145,6 +153,27 @@ pub enum Error {
     /// A model was asked for something it cannot do (a capability it lacks).
     #[error("{0}")]
     Unsupported(String),
+    /// An output path exists and replacing it was not asked for.
+    #[error("{path} already exists; choose another path or pass --force to replace it")]
+    Exists {
+        /// The path that exists.
+        path: PathBuf,
+    },
+    /// The work would need more memory (or another resource) than allowed.
+    #[error("{what} would need about {needed}, more than the {budget} allowed{hint}")]
+    TooLarge {
+        /// What was about to be built ("svd with factors = 1000000000").
+        what: String,
+        /// The estimate, human-readable.
+        needed: String,
+        /// The budget, human-readable.
+        budget: String,
+        /// What to change: "; lower factors or raise --memory-limit".
+        hint: String,
+    },
+    /// The user interrupted the work (Ctrl-C); nothing was written.
+    #[error("interrupted; nothing was written")]
+    Interrupted,
 }
 
 /// The broad class of an [`Error`], for callers that map errors to exit codes, HTTP statuses
@@ -164,6 +193,10 @@ pub enum ErrorCategory {
     Io,
     /// The model cannot answer this kind of request.
     Unsupported,
+    /// The request needs more memory than allowed, or an output exists already.
+    Resources,
+    /// The user stopped the work.
+    Interrupted,
 }
 
 impl ErrorCategory {
@@ -176,6 +209,8 @@ impl ErrorCategory {
             ErrorCategory::Artifact => "artifact",
             ErrorCategory::Io => "io",
             ErrorCategory::Unsupported => "unsupported",
+            ErrorCategory::Resources => "resources",
+            ErrorCategory::Interrupted => "interrupted",
         }
     }
 }
@@ -198,6 +233,8 @@ impl Error {
             Error::Diverged { .. } | Error::TrainingFailed { .. } => ErrorCategory::Training,
             Error::Artifact { .. } | Error::ArtifactIncompatible { .. } => ErrorCategory::Artifact,
             Error::Unsupported(_) => ErrorCategory::Unsupported,
+            Error::TooLarge { .. } | Error::Exists { .. } => ErrorCategory::Resources,
+            Error::Interrupted => ErrorCategory::Interrupted,
         }
     }
 
@@ -236,7 +273,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 

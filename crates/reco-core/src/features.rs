@@ -154,6 +154,18 @@ impl FeatureTableBuilder {
 
     /// Builds the table for `len` entities; entities without a row get no categories, `NaN`
     /// numbers and empty texts.
+    /// How many of `len` entities have no row.
+    pub fn missing(&self, len: usize) -> usize {
+        let mut seen = vec![false; len];
+        for (e, _) in &self.rows {
+            if let Some(s) = seen.get_mut(*e as usize) {
+                *s = true;
+            }
+        }
+        seen.iter().filter(|s| !**s).count()
+    }
+
+    /// Places the rows of `len` entities into a table; entities without a row get empty values.
     pub fn build(self, len: usize) -> FeatureTable {
         let mut slot: Vec<Option<usize>> = vec![None; len];
         for (k, (e, _)) in self.rows.iter().enumerate() {

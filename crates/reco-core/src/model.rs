@@ -66,7 +66,14 @@ pub struct FitOptions<'a> {
 }
 
 impl FitOptions<'_> {
-    /// Reports progress if anyone listens.
+    /// Reports progress at a safe point between units of sequential work (an epoch), and
+    /// returns [`crate::Error::Interrupted`] if the user asked to stop (Ctrl-C).
+    pub fn step(&self, stage: &str, done: u64, total: u64, loss: Option<f64>) -> Result<()> {
+        self.report(stage, done, total, loss);
+        crate::interrupt::check()
+    }
+
+    /// Reports progress if anyone listens (from parallel workers too; it never stops them).
     pub fn report(&self, stage: &str, done: u64, total: u64, loss: Option<f64>) {
         if let Some(p) = self.progress {
             p(Progress {

@@ -4,7 +4,7 @@
 //! selections of one matrix: they share the id maps and cannot overlap. A split read from two
 //! files is checked for overlap and refused if any (user, item) pair is in both.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -63,6 +63,13 @@ impl std::str::FromStr for Protocol {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
+        // `kfold` takes the default; `kfold:` is a value left out by mistake.
+        if s.ends_with(':') {
+            return Err(Error::param(
+                "protocol",
+                format!("{s:?} has an empty value after ':'; write e.g. {name}:5, or {name} alone for the default"),
+            ));
+        }
         let num = |default: Option<f64>| -> Result<f64> {
             if arg.is_empty() {
                 return default.ok_or_else(|| {
@@ -93,7 +100,13 @@ impl std::str::FromStr for Protocol {
                 Protocol::KFold { k: k as usize }
             }
             "holdout" => Protocol::Holdout { ratio: frac(num(Some(0.2))?)? },
-            "loo" | "leave-last-one-out" => Protocol::LeaveLastOut,
+            "loo" | "leave-last-one-out" if arg.is_empty() => Protocol::LeaveLastOut,
+            "loo" | "leave-last-one-out" => {
+                return Err(Error::param(
+                    "protocol",
+                    format!("{name} takes no value (it holds out each user's last interaction), got {arg:?}"),
+                ))
+            }
             "temporal" => Protocol::Temporal { fraction: frac(num(Some(0.2))?)? },
             "timecut" => {
                 let at = num(Some(0.8))?;
@@ -301,6 +314,7 @@ pub struct PairReader {
     pub builder: DatasetBuilder,
     test_rows: Triplets,
     name: String,
+    paths: (PathBuf, PathBuf),
 }
 
 /// Reads a ready-made train/test pair sharing one id space; see [`from_files`].
@@ -331,6 +345,7 @@ pub fn read_pair(
         builder: b,
         test_rows,
         name,
+        paths: (train.to_path_buf(), test.to_path_buf()),
     })
 }
 
@@ -341,10 +356,41 @@ impl PairReader {
             builder: b,
             test_rows,
             name,
+            paths: (train_path, test_path),
         } = self;
         let train_ds = b.finish(&name, opts)?;
         let (n_users, n_items) = (train_ds.n_users(), train_ds.n_items());
-        let (test, _) = Interactions::from_triplets(&test_rows, n_users, n_items, opts.duplicates)?;
+        let (test, dup) =
+            Interactions::from_triplets(&test_rows, n_users, n_items, opts.duplicates)?;
+        if dup.rows_merged > 0 {
+            crate::warning::warn(format!(
+                "{}: {} rows repeat a (user, item) pair and were merged into {} ({:?} policy; \
+                 see --duplicates)",
+                test_path.display(),
+                dup.rows_merged,
+                dup.pairs,
+                opts.duplicates
+            ));
+        }
+        let cold_users = (0..n_users as u32)
+            .filter(|&u| {
+                !test.user_items(u).is_empty() && train_ds.interactions.user_items(u).is_empty()
+            })
+            .count();
+        let (test_counts, train_counts) = (test.item_counts(), train_ds.interactions.item_counts());
+        let cold_items = test_counts
+            .iter()
+            .zip(&train_counts)
+            .filter(|&(&t, &r)| t > 0 && r == 0)
+            .count();
+        if cold_users + cold_items > 0 {
+            crate::warning::warn(format!(
+                "{}: {cold_users} test users and {cold_items} test items do not occur in {}; \
+                 models score them as cold start (most cannot rank for them)",
+                test_path.display(),
+                train_path.display()
+            ));
+        }
         let overlap: Vec<(u32, u32)> = test
             .iter()
             .filter(|&(u, i, _)| train_ds.interactions.get(u, i).is_some())
@@ -352,6 +398,8 @@ impl PairReader {
             .collect();
         if let Some(&(u, i)) = overlap.first() {
             return Err(Error::Overlap {
+                train: train_path,
+                test: test_path,
                 count: overlap.len(),
                 user: train_ds.users.id(u).to_string(),
                 item: train_ds.items.id(i).to_string(),
@@ -490,7 +538,15 @@ mod tests {
             Protocol::KFold { k: 5 }
         );
         assert_eq!("loo".parse::<Protocol>().unwrap().to_string(), "loo");
-        for bad in ["kfold:1", "holdout:1.5", "temporal:x", "nope", "timecut:-1"] {
+        for bad in [
+            "kfold:1",
+            "holdout:1.5",
+            "temporal:x",
+            "nope",
+            "timecut:-1",
+            "kfold:",
+            "loo:3",
+        ] {
             assert!(bad.parse::<Protocol>().is_err(), "{bad}");
         }
         let d = ds(&[(0, 0, 1)], 1, 1);

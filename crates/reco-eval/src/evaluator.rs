@@ -265,7 +265,9 @@ pub fn evaluate(
         users_evaluated += view.rel.len();
         for (c, acc) in candidates.iter().zip(accs.iter_mut()) {
             let stage = format!("{} fold {}/{}", c.name, f + 1, folds.len());
+            reco_core::interrupt::check()?;
             let model = fit(c, &fold.train, cfg, &stage, progress, acc)?;
+            reco_core::interrupt::check()?;
             let rows = rank(model.as_ref(), &view, cfg, &stage, progress, acc)?;
             accuracy(&view, &rows, cfg, acc);
             beyond_accuracy(&view, &rows, cfg, acc);

@@ -135,7 +135,7 @@ impl Biases {
                     }
                 }
             }
-            opts.report("epoch", e as u64 + 1, epochs as u64, None);
+            opts.step("epoch", e as u64 + 1, epochs as u64, None)?;
         }
         Ok(Biases {
             mu: mu as f32,

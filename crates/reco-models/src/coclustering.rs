@@ -210,7 +210,7 @@ impl CoClustering {
                     })
                 })
                 .collect();
-            opts.report("epoch", epoch as u64 + 1, p.epochs as u64, None);
+            opts.step("epoch", epoch as u64 + 1, p.epochs as u64, None)?;
         }
         let means = Means::of(m, &uc, &ic, p, mu);
         Ok(CoClustering {

@@ -364,6 +364,9 @@ impl crate::spec::Kind for Covisit {
         p.validate()
     }
 
+    fn footprint(p: &CovisitParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::neighbours(shape, shape.items, p.max_neighbours, "max_neighbours")
+    }
     fn capabilities(_: &CovisitParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

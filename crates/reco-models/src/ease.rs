@@ -171,6 +171,16 @@ impl crate::spec::Kind for Ease {
         p.validate()
     }
 
+    fn footprint(_: &EaseParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        // The Gram matrix and its inverse in f64, the weights in f32: items × items each.
+        let n = shape.items as f64;
+        crate::spec::Footprint {
+            bytes: crate::spec::Footprint::data(shape).bytes + n * n * 20.0,
+            driver:
+                "the number of items (EASE keeps items × items matrices; use item-knn or rp3beta \
+                     for a large catalogue)",
+        }
+    }
     fn capabilities(_: &EaseParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

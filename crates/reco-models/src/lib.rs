@@ -32,5 +32,6 @@ pub use baseline::{PopularityParams, RandomParams, Weighting};
 pub use persist::{load, save, ItemLabels, LoadedModel};
 pub use registry::register;
 pub use spec::{
-    restore_postcard, strict_value, Capabilities, Kind, KindEntry, Model, ModelSpec, STATE_FILES,
+    restore_postcard, strict_value, Capabilities, Footprint, Kind, KindEntry, Model, ModelSpec,
+    Shape, SIZE_LIMITS, STATE_FILES,
 };

@@ -70,12 +70,14 @@ impl LoadedModel {
     }
 }
 
-/// Writes `model`, trained on `train`, as an artifact directory.
+/// Writes `model`, trained on `train`, as an artifact directory (atomically; an existing one is
+/// refused or replaced as `existing` says).
 pub fn save(
     model: &dyn Model,
     train: &Dataset,
     dir: &Path,
     extra: serde_json::Value,
+    existing: artifact::Existing,
 ) -> Result<()> {
     let spec = model.spec().to_value()?;
     let m = &train.interactions;
@@ -106,12 +108,28 @@ pub fn save(
         data_fingerprint: artifact::fingerprint(m),
         extra,
         files: Default::default(),
+        checksum: None,
     };
-    artifact::write(dir, manifest, &files)
+    artifact::write(dir, manifest, &files, existing)
 }
 
 /// Reads an artifact written by [`save`], verifying version, checksums and shapes.
 pub fn load(dir: &Path) -> Result<LoadedModel> {
+    // Decoders name the file they read; say which artifact it belongs to.
+    load_checked(dir).map_err(|e| match e {
+        Error::Artifact { path, message }
+            if path.is_relative() && path.components().count() == 1 =>
+        {
+            Error::Artifact {
+                path: dir.join(path),
+                message,
+            }
+        }
+        e => e,
+    })
+}
+
+fn load_checked(dir: &Path) -> Result<LoadedModel> {
     let (manifest, files) = artifact::read(dir)?;
     let bad = |message: String| Error::Artifact {
         path: dir.into(),

@@ -175,6 +175,9 @@ impl crate::spec::Kind for Rp3 {
         p.validate()
     }
 
+    fn footprint(p: &Rp3Params, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::neighbours(shape, shape.items, p.max_neighbours, "max_neighbours")
+    }
     fn capabilities(_: &Rp3Params) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

@@ -270,6 +270,14 @@ impl crate::spec::Kind for SlopeOne {
         Ok(())
     }
 
+    fn footprint(_: &SlopeOneParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        // Deviations and counts for every item pair.
+        let n = shape.items as f64;
+        crate::spec::Footprint {
+            bytes: crate::spec::Footprint::data(shape).bytes + n * n * 12.0,
+            driver: "the number of items (slope-one keeps a deviation per item pair)",
+        }
+    }
     fn capabilities(_: &SlopeOneParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

@@ -54,6 +54,89 @@ impl std::ops::BitOr for Capabilities {
     }
 }
 
+/// The size of the data a fit will see, for memory estimates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Users in the id space.
+    pub users: usize,
+    /// Items in the id space.
+    pub items: usize,
+    /// Stored interactions.
+    pub interactions: usize,
+}
+
+impl Shape {
+    /// The shape of `data`.
+    pub fn of(data: &Dataset) -> Shape {
+        Shape {
+            users: data.n_users(),
+            items: data.n_items(),
+            interactions: data.interactions.nnz(),
+        }
+    }
+}
+
+/// An estimate of the peak memory a fit needs, and the parameter that drives it (what to
+/// lower when it is too much). Estimates are in `f64` bytes so that absurd parameters give
+/// absurd numbers rather than overflow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Footprint {
+    /// Estimated peak bytes beyond the dataset itself.
+    pub bytes: f64,
+    /// The parameter to lower (`factors`, `k`), or a description of the data.
+    pub driver: &'static str,
+}
+
+impl Footprint {
+    /// What every fit costs at least: a few working copies of the interactions (indices,
+    /// values, the transposed copy some models build).
+    pub fn data(shape: &Shape) -> Footprint {
+        Footprint {
+            bytes: shape.interactions as f64 * 24.0 + (shape.users + shape.items) as f64 * 16.0,
+            driver: "the data size",
+        }
+    }
+
+    /// Dense `factors`-long vectors for every user and item, `copies` times (the vectors,
+    /// gradients or solver buffers, a best-so-far snapshot), on top of the data.
+    pub fn factors(shape: &Shape, factors: usize, copies: f64) -> Footprint {
+        let rows = (shape.users + shape.items) as f64;
+        // Least-squares solvers (ALS, iALS) also hold factors × factors systems, one per
+        // worker and a shared Gram matrix.
+        let k = factors as f64;
+        let systems = k * k * 8.0 * (rayon::current_num_threads() as f64 + 2.0);
+        Footprint {
+            bytes: Footprint::data(shape).bytes + rows * k * 4.0 * copies + systems,
+            driver: "factors",
+        }
+    }
+
+    /// `per_row` neighbours kept for each of `rows` users or items (index and score), plus a
+    /// dense score row per worker thread.
+    pub fn neighbours(
+        shape: &Shape,
+        rows: usize,
+        per_row: usize,
+        driver: &'static str,
+    ) -> Footprint {
+        let kept = rows as f64 * (per_row as f64).min(rows.max(1) as f64) * 8.0;
+        let workers = rayon::current_num_threads() as f64 * rows as f64 * 8.0;
+        Footprint {
+            bytes: Footprint::data(shape).bytes + kept + workers,
+            driver,
+        }
+    }
+
+    /// The larger of two estimates (parts that do not live at the same time).
+    pub fn max(self, o: Footprint) -> Footprint {
+        if o.bytes > self.bytes {
+            o
+        } else {
+            self
+        }
+    }
+}
+
 /// One model kind: the unit that model files, artifacts and the CLI (and any server or
 /// bindings) name. Adding a kind is implementing this trait in the model's file and adding one
 /// [`KindEntry::of`] line to a registry list; the behaviour suite, the spec round trip and the
@@ -82,6 +165,13 @@ pub trait Kind: 'static {
     fn validate(params: &Self::Params) -> Result<()>;
     /// What the fitted model will be able to do.
     fn capabilities(params: &Self::Params) -> Capabilities;
+    /// The memory a fit on data of `shape` will need, checked against the
+    /// [budget](reco_core::resources) before training starts. The default covers models whose
+    /// memory grows with the data only.
+    fn footprint(params: &Self::Params, shape: &Shape) -> Footprint {
+        let _ = params;
+        Footprint::data(shape)
+    }
     /// Trains on `data` (the parameters have been validated).
     fn fit(params: &Self::Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self::Fitted>;
     /// Rebuilds a fitted model from the state its [`Model::state`] wrote.
@@ -152,6 +242,7 @@ fn parse_kind<K: Kind>(value: serde_json::Value) -> Result<ModelSpec> {
         let path: Vec<&str> = old.split('.').collect();
         rename(&mut value, &path, new, K::NAME, old)?;
     }
+    check_sizes(&value, K::NAME)?;
     let params = K::parse(value).map_err(|e| Error::param(K::NAME, e.to_string()))?;
     K::validate(&params)?;
     Ok(ModelSpec::new::<K>(params))
@@ -208,6 +299,69 @@ fn rename(
     }
 }
 
+/// Upper bounds of the size parameters, by their one name across kinds. Far above any useful
+/// setting, they stop sizes that would overflow index arithmetic or run for years before the
+/// typed parameters reach a model; the memory estimate then judges what is left against the
+/// machine.
+pub const SIZE_LIMITS: &[(&str, u64)] = &[
+    ("factors", 1 << 16),
+    ("embedding_dim", 1 << 16),
+    ("hidden", 1 << 16),
+    ("k", 1 << 24),
+    ("max_neighbours", 1 << 24),
+    ("epochs", 100_000),
+    ("batch_size", 1 << 24),
+    ("negatives", 1 << 16),
+    ("user_clusters", 1 << 20),
+    ("item_clusters", 1 << 20),
+    ("max_features", 1 << 28),
+    ("patience", 100_000),
+    ("budget", 1 << 24),
+    ("layers", 1 << 16),
+    ("numeric_bins", 1 << 16),
+    ("text_buckets", 1 << 24),
+    ("recent_items", 1 << 16),
+];
+
+/// Checks the size parameters of a specification object against [`SIZE_LIMITS`], at the top
+/// level and in nested objects that are not themselves model specifications (those are
+/// checked when they are parsed).
+fn check_sizes(value: &serde_json::Value, kind: &'static str) -> Result<()> {
+    let Some(map) = value.as_object() else {
+        return Ok(());
+    };
+    for (key, v) in map {
+        if let Some(&(_, max)) = SIZE_LIMITS.iter().find(|(k, _)| k == key) {
+            let over = |n: &serde_json::Number| match n.as_u64() {
+                Some(x) => x > max,
+                None => n.as_f64().is_some_and(|x| x > max as f64),
+            };
+            let too_big = match v {
+                serde_json::Value::Number(n) => over(n),
+                // Layer widths: every element.
+                serde_json::Value::Array(a) => a.iter().any(|x| x.as_number().is_some_and(over)),
+                _ => false,
+            };
+            if too_big {
+                return Err(Error::param(
+                    kind,
+                    format!("`{key}` is {v}, above its limit of {max}; lower it"),
+                ));
+            }
+        }
+        match v {
+            serde_json::Value::Object(o) if !o.contains_key("model") => check_sizes(v, kind)?,
+            serde_json::Value::Array(a) => {
+                for x in a.iter().filter(|x| x.get("model").is_none()) {
+                    check_sizes(x, kind)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn examples_of<K: Kind>() -> Vec<ModelSpec> {
     K::examples().into_iter().map(ModelSpec::new::<K>).collect()
 }
@@ -217,6 +371,7 @@ trait SpecObject: Send + Sync + Debug {
     fn entry(&self) -> &'static KindEntry;
     fn validate(&self) -> Result<()>;
     fn capabilities(&self) -> Capabilities;
+    fn footprint(&self, shape: &Shape) -> Footprint;
     fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>>;
     fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>>;
     fn params_value(&self) -> Result<serde_json::Value>;
@@ -241,6 +396,9 @@ impl<K: Kind> SpecObject for Typed<K> {
     }
     fn capabilities(&self) -> Capabilities {
         K::capabilities(&self.0)
+    }
+    fn footprint(&self, shape: &Shape) -> Footprint {
+        K::footprint(&self.0, shape)
     }
     fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>> {
         Ok(Box::new(K::fit(&self.0, data, opts)?))
@@ -308,9 +466,29 @@ impl ModelSpec {
         self.inner.validate()
     }
 
-    /// Validates, then trains on `data`.
+    /// The estimated peak memory of a fit on data of `shape`.
+    pub fn footprint(&self, shape: &Shape) -> Footprint {
+        self.inner.footprint(shape)
+    }
+
+    /// Validates, checks the memory estimate against the budget, then trains on `data`.
     pub fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>> {
         self.inner.validate()?;
+        let shape = Shape::of(data);
+        let f = self.footprint(&shape);
+        reco_core::resources::check(
+            || {
+                format!(
+                    "{} on {} users × {} items ({} interactions)",
+                    self.kind(),
+                    shape.users,
+                    shape.items,
+                    shape.interactions
+                )
+            },
+            f.bytes,
+            f.driver,
+        )?;
         self.inner.fit(data, opts)
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use reco_core::model::FitOptions;
 use reco_core::{Dataset, Result};
-use reco_models::{Capabilities, Kind, KindEntry};
+use reco_models::{Capabilities, Footprint, Kind, KindEntry, Shape};
 
 use crate::ncf::{NcfParams, NeuralCf};
 use crate::two_tower::{Loss, TwoTower, TwoTowerParams};
@@ -46,6 +46,38 @@ fn tower_capabilities(p: &TwoTowerParams) -> Capabilities {
     }
 }
 
+/// Weights of an MLP with these layer widths.
+fn mlp_weights(layers: &[usize]) -> f64 {
+    layers
+        .windows(2)
+        .map(|w| (w[0] as f64 + 1.0) * w[1] as f64)
+        .sum()
+}
+
+/// Embedding tables for identities, fields, text buckets and recent items, the towers, Adam's
+/// moments for all of them, and a batch of activations (with its gradients).
+fn tower_footprint(p: &TwoTowerParams, shape: &Shape) -> Footprint {
+    let mut rows = (p.numeric_bins + p.text_buckets) as f64 * 2.0;
+    if p.user_identity {
+        rows += shape.users as f64;
+    }
+    if p.item_identity || p.recent_items > 0 {
+        rows += shape.items as f64;
+    }
+    let first = p.embedding_dim as f64 * 4.0;
+    let towers =
+        2.0 * (first * p.layers.first().copied().unwrap_or(0) as f64 + mlp_weights(&p.layers));
+    let width = p.embedding_dim as f64 + p.layers.iter().sum::<usize>() as f64;
+    let batch = p.batch_size as f64 * (1 + p.negatives) as f64 * width * 2.0;
+    let logits = p.batch_size as f64 * p.batch_size as f64;
+    Footprint {
+        bytes: Footprint::data(shape).bytes
+            + (rows * p.embedding_dim as f64 + towers) * 4.0 * 3.0
+            + (batch + logits) * 4.0 * 3.0,
+        driver: "embedding_dim, layers or batch_size",
+    }
+}
+
 impl Kind for TwoTower {
     const NAME: &'static str = "two-tower";
     const SUMMARY: &'static str =
@@ -57,6 +89,9 @@ impl Kind for TwoTower {
 
     fn validate(p: &TwoTowerParams) -> Result<()> {
         p.validate()
+    }
+    fn footprint(p: &TwoTowerParams, shape: &Shape) -> Footprint {
+        tower_footprint(p, shape)
     }
     fn capabilities(p: &TwoTowerParams) -> Capabilities {
         tower_capabilities(p)
@@ -105,6 +140,9 @@ impl Kind for ContentDnn {
     fn validate(p: &TwoTowerParams) -> Result<()> {
         p.validate()
     }
+    fn footprint(p: &TwoTowerParams, shape: &Shape) -> Footprint {
+        tower_footprint(p, shape)
+    }
     fn capabilities(p: &TwoTowerParams) -> Capabilities {
         tower_capabilities(p)
     }
@@ -136,6 +174,19 @@ impl Kind for NeuralCf {
 
     fn validate(p: &NcfParams) -> Result<()> {
         p.validate()
+    }
+    fn footprint(p: &NcfParams, shape: &Shape) -> Footprint {
+        // GMF and MLP embeddings per user and item, with Adam's two moments each.
+        let rows = (shape.users + shape.items) as f64;
+        let width = p.factors as f64 + p.layers.first().copied().unwrap_or(0) as f64 / 2.0;
+        let layers = mlp_weights(&p.layers);
+        let batch = p.batch_size as f64 * (1 + p.negatives) as f64;
+        Footprint {
+            bytes: Footprint::data(shape).bytes
+                + (rows * width + layers) * 4.0 * 3.0
+                + batch * p.layers.iter().sum::<usize>() as f64 * 4.0 * 3.0,
+            driver: "factors, layers or batch_size",
+        }
     }
     fn capabilities(_: &NcfParams) -> Capabilities {
         Capabilities {

@@ -256,7 +256,7 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
             (Some(b), Some(_)) => b.observe(epoch, score, vars)?,
             _ => false,
         };
-        opts.report(
+        opts.step(
             "epoch",
             epochs as u64,
             optim.epochs as u64,
@@ -265,7 +265,7 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
             } else {
                 mean_loss
             }),
-        );
+        )?;
         if stop {
             break;
         }

@@ -4,7 +4,7 @@
 use reco_core::artifact::{decode, encode};
 use reco_core::model::FitOptions;
 use reco_core::{Dataset, Result};
-use reco_models::{Capabilities, Kind, KindEntry, Model, ModelSpec};
+use reco_models::{Capabilities, Footprint, Kind, KindEntry, Model, ModelSpec, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::blend::{Blend, BlendSpec, Switch, SwitchSpec};
@@ -49,6 +49,21 @@ fn example_models() -> Vec<NamedModel> {
     ]
 }
 
+/// Sub-models are all kept after their fits: their footprints add up; the largest names the
+/// parameter to lower.
+fn sum_footprints<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>, shape: &Shape) -> Footprint {
+    let mut total = 0.0;
+    let mut largest = Footprint::data(shape);
+    for f in specs.into_iter().map(|s| s.footprint(shape)) {
+        total += f.bytes;
+        largest = largest.max(f);
+    }
+    Footprint {
+        bytes: total,
+        driver: largest.driver,
+    }
+}
+
 impl Kind for Pipeline {
     const NAME: &'static str = "pipeline";
     const SUMMARY: &'static str =
@@ -63,6 +78,9 @@ impl Kind for Pipeline {
 
     fn validate(p: &PipelineSpec) -> Result<()> {
         p.validate()
+    }
+    fn footprint(p: &PipelineSpec, shape: &Shape) -> Footprint {
+        sum_footprints(p.models.iter().map(|m| &m.spec), shape)
     }
     fn capabilities(_: &PipelineSpec) -> Capabilities {
         Capabilities {
@@ -161,6 +179,9 @@ impl Kind for Blend {
     fn validate(p: &BlendSpec) -> Result<()> {
         p.validate()
     }
+    fn footprint(p: &BlendSpec, shape: &Shape) -> Footprint {
+        sum_footprints(p.models.iter().map(|m| &m.spec), shape)
+    }
     fn capabilities(_: &BlendSpec) -> Capabilities {
         Capabilities {
             ranks: true,
@@ -218,6 +239,9 @@ impl Kind for Switch {
 
     fn validate(p: &SwitchSpec) -> Result<()> {
         p.validate()
+    }
+    fn footprint(p: &SwitchSpec, shape: &Shape) -> Footprint {
+        sum_footprints([&p.warm, &p.cold], shape)
     }
     fn capabilities(_: &SwitchSpec) -> Capabilities {
         Capabilities {

@@ -221,7 +221,13 @@ pub fn behaviour(spec: &ModelSpec) -> Result<(), Failure> {
 
     let dir = ok(tempfile::tempdir(), "tempdir")?;
     ok(
-        reco_models::save(model.as_ref(), &data, dir.path(), serde_json::Value::Null),
+        reco_models::save(
+            model.as_ref(),
+            &data,
+            dir.path(),
+            serde_json::Value::Null,
+            reco_core::artifact::Existing::Replace,
+        ),
         "save",
     )?;
     let loaded = ok(reco_models::load(dir.path()), "load")?;

@@ -77,7 +77,14 @@ fn write_fixture(dir: &Path, kind: &reco_models::KindEntry, data: &Dataset) {
         ..Default::default()
     };
     let m = spec.fit(data, &opts).expect("fit");
-    reco_models::save(m.as_ref(), data, dir, serde_json::Value::Null).expect("save");
+    reco_models::save(
+        m.as_ref(),
+        data,
+        dir,
+        serde_json::Value::Null,
+        reco_core::artifact::Existing::Replace,
+    )
+    .expect("save");
     // What the saved model answers, read back: the fixture is what a user's artifact holds.
     let loaded = reco_models::load(dir).expect("load");
     let expected = serde_json::json!({ "users": USERS, "scores": scores(loaded.model.as_ref()) });

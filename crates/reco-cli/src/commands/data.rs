@@ -103,6 +103,23 @@ pub(crate) fn run(command: DataCommand) -> Result<()> {
             out,
             name,
         } => {
+            let scalable_only = [
+                ("--users", users.is_some()),
+                ("--items", items.is_some()),
+                ("--interactions", interactions.is_some()),
+                ("--zipf", zipf.is_some()),
+                ("--dims", dims.is_some()),
+                ("--categories", categories.is_some()),
+                ("--no-sessions", no_sessions),
+            ];
+            if let (Preset::Notebook, Some((flag, _))) =
+                (preset, scalable_only.iter().find(|(_, given)| *given))
+            {
+                anyhow::bail!(reco_core::Error::param(
+                    "preset",
+                    format!("{flag} sizes the scalable generator; add --preset scalable")
+                ));
+            }
             let ds = match preset {
                 Preset::Notebook => synth::notebook(&synth::NotebookConfig {
                     seed,
@@ -189,8 +206,7 @@ fn write_candidates(ds: &Dataset, items: &[u32], path: &Path) -> Result<()> {
 
 /// Reads a `candidates.csv` written by `reco data split`; every id must be in the fold.
 pub(crate) fn read_candidates(ds: &Dataset, path: &Path) -> Result<Vec<u32>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = reco_core::input::read_text(path)?;
     let mut items = text
         .lines()
         .skip(1)

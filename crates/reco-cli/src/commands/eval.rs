@@ -176,6 +176,15 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
     let mut ks = a.k.clone();
     ks.sort_unstable();
     ks.dedup();
+    if let (Some(&max), Some(fold)) = (ks.last(), folds.first()) {
+        let items = fold.train.n_items();
+        if max > items {
+            reco_core::warning::warn(format!(
+                "--k {max} is more than the {items} items of the data: lists are at most {items} \
+                 long, so metrics at that cutoff equal those at {items}"
+            ));
+        }
+    }
     let cfg = EvalConfig {
         ks,
         seed: a.seed,

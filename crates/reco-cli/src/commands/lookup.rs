@@ -73,7 +73,25 @@ pub(crate) fn run_export(a: ExportArgs) -> Result<()> {
     export_vectors(&a.model, &a.out)
 }
 
+/// A list of no items is a mistake in the request, not an empty answer.
+fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        anyhow::bail!(reco_core::Error::param("k", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Says when a list cannot be as long as asked.
+fn warn_k_above_catalogue(k: usize, items: usize) {
+    if k > items {
+        reco_core::warning::warn(format!(
+            "-k {k} is more than the {items} items the model knows; the list has at most {items}"
+        ));
+    }
+}
+
 fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
+    check_k(k)?;
     let m = reco_models::load(dir)?;
     let i = m
         .items
@@ -97,6 +115,13 @@ fn scored_rows(
     m: &reco_models::LoadedModel,
     list: &[reco_core::topk::Scored],
 ) -> Vec<serde_json::Value> {
+    let bad = list.iter().filter(|s| !s.score.is_finite()).count();
+    if bad > 0 {
+        reco_core::warning::warn(format!(
+            "the model gave {bad} of these items a score that is not a finite number (shown as \
+             NaN); it has probably diverged: retrain it with a lower learning_rate"
+        ));
+    }
     list.iter()
         .enumerate()
         .map(|(r, s)| {
@@ -115,11 +140,15 @@ fn print_rows(doc: &serde_json::Value, rows: &[serde_json::Value], json: bool) -
             "rank", "item", "score", "title"
         );
         for r in rows {
+            // JSON has no NaN: a non-finite score is null there.
+            let score = r["score"]
+                .as_f64()
+                .map_or_else(|| "NaN".to_string(), |v| format!("{v:.4}"));
             println!(
-                "{:>4}  {:<10} {:>10.4}  {:<40} {}",
+                "{:>4}  {:<10} {:>10}  {:<40} {}",
                 r["rank"],
                 r["item"].as_str().unwrap_or(""),
-                r["score"].as_f64().unwrap_or(0.0),
+                score,
                 r["title"].as_str().unwrap_or(""),
                 r["category"].as_str().unwrap_or("")
             );
@@ -139,7 +168,9 @@ fn recommend(
     explain: bool,
     json: bool,
 ) -> Result<()> {
+    check_k(k)?;
     let m = reco_models::load(dir)?;
+    warn_k_above_catalogue(k, m.items.len());
     let u = m.users.get(user);
     let seen: &[u32] = match (u, include_seen) {
         (Some(u), false) => m.seen(u),

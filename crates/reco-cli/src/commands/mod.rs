@@ -17,6 +17,11 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "reco", version, about, long_about = None)]
 pub struct Cli {
+    /// Memory a command may plan to use, e.g. `4G` or `512M` (default: the memory the system
+    /// reports as available). Fits and generators whose estimate is larger stop at once, naming
+    /// the parameter to lower.
+    #[arg(long, global = true, value_name = "SIZE")]
+    memory_limit: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +57,9 @@ enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(limit) = &cli.memory_limit {
+        reco_core::resources::set_memory_budget(reco_core::resources::parse_size(limit)?);
+    }
     match cli.command {
         Command::Data(c) => data::run(c),
         Command::Train(a) => train::run(a),

@@ -20,7 +20,7 @@ pub(crate) struct PipelineArgs {
 /// Reads the pipeline and evaluates it beside any `--model` given.
 pub(crate) fn run(a: PipelineArgs) -> Result<()> {
     let PipelineArgs { config, eval: args } = a;
-    let text = std::fs::read_to_string(&config).map_err(|e| reco_core::Error::io(&config, e))?;
+    let text = reco_core::input::read_text(&config)?;
     let spec =
         reco_pipeline::spec_from_toml(&text).with_context(|| format!("{}", config.display()))?;
     let name = spec

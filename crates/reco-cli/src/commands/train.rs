@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use reco_core::artifact::Existing;
 use reco_core::model::{FitOptions, Progress};
 use reco_core::split::{self, Protocol};
 
@@ -27,9 +28,13 @@ pub(crate) struct TrainArgs {
     /// networks); the model is trained on the rest.
     #[arg(long)]
     validation: Option<f64>,
-    /// Artifact directory to write.
+    /// Artifact directory to write; it must not exist unless --force is given.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing artifact directory at --out (atomically, once the new one is
+    /// complete).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Fits the model on the data (less the validation share) and saves it with the whole data's
@@ -41,10 +46,25 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         seed,
         validation,
         out,
+        force,
     } = a;
-    // The spec is checked before the data are read: a typo fails at once.
+    let existing = if force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    // The spec and the output are checked before the data are read: a typo or a taken name
+    // fails at once, not after the fit.
     let named = models::parse_one(&model)?;
+    reco_core::artifact::check_target(&out, existing)?;
     let full = data.load()?;
+    if full.interactions.nnz() == 0 {
+        anyhow::bail!(reco_core::Error::data(format!(
+            "{}: no interactions to train on (were all rows filtered out by --threshold?); \
+             nothing was written",
+            full.name
+        )));
+    }
     let folds;
     let (ds, held_out) = match validation {
         Some(r) => {
@@ -73,6 +93,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         &full,
         &out,
         serde_json::json!({ "dataset": ds.name, "seed": seed, "validation": validation }),
+        existing,
     )?;
     if let Some((eps, delta)) = m.privacy() {
         println!("privacy: ({eps:.3}, {delta:e})-differentially private per rating");

@@ -170,6 +170,18 @@ impl DatasetBuilder {
             } else {
                 Feedback::Implicit
             });
+        for (meta, n, what) in [
+            (&self.item_meta, n_items, "items"),
+            (&self.user_meta, n_users, "users"),
+        ] {
+            let missing = meta.as_ref().map_or(0, |m| m.missing(n));
+            if missing > 0 {
+                crate::warning::warn(format!(
+                    "{name}: {missing} of {n} {what} have no metadata row (is the metadata file \
+                     truncated?); they get empty features"
+                ));
+            }
+        }
         Ok(Dataset {
             name: name.to_string(),
             users: Arc::new(self.users),

@@ -148,6 +148,7 @@ pub fn read_interactions(
     while have {
         rows += 1;
         let parsed = (|| -> Result<Option<(f32, Option<i64>)>> {
+            r.check_width(&fields)?;
             for c in [uc, ic] {
                 if r.field(&fields, c)?.is_empty() {
                     return Err(r.error(c, "", "empty id"));
@@ -307,6 +308,7 @@ pub fn read_metadata(
     while b.next_row(&mut r, &mut fields, opts)? {
         rows += 1;
         let parsed = (|| -> Result<FeatureRow> {
+            r.check_width(&fields)?;
             Ok(FeatureRow {
                 title: tc
                     .map(|c| r.field(&fields, c).map(str::to_string))
@@ -412,6 +414,7 @@ pub fn read_sessions(
     while b.next_row(&mut r, &mut fields, opts)? {
         n += 1;
         let parsed = (|| -> Result<(String, String, f64)> {
+            r.check_width(&fields)?;
             let order = match oc {
                 Some(c) => {
                     let s = r.field(&fields, c)?;

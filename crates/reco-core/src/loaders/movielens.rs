@@ -81,7 +81,7 @@ fn read_movies(
         FeatureTableBuilder::new(true, vec!["genres".into()], vec!["year".into()], vec![]);
     let mut fields = Vec::new();
     while b.next_row(&mut r, &mut fields, opts)? {
-        let (id, title, genres) = match parse(&r, &fields) {
+        let (id, title, genres) = match r.check_width(&fields).and_then(|()| parse(&r, &fields)) {
             Ok(x) => x,
             Err(e) => {
                 b.bad_row(opts, e)?;
@@ -124,6 +124,7 @@ fn read_users(
     let mut fields = Vec::new();
     while b.next_row(&mut r, &mut fields, opts)? {
         let parsed = (|| -> Result<FeatureRow> {
+            r.check_width(&fields)?;
             Ok(FeatureRow {
                 categorical: categorical
                     .iter()
@@ -153,6 +154,16 @@ fn read_users(
     Ok(())
 }
 
+/// Warns that an optional file of a MovieLens directory is missing, and what is lost.
+fn warn_if_absent(path: &Path, what: &str) {
+    if !path.exists() {
+        crate::warning::warn(format!(
+            "{} is missing: items will have no {what} (content models and explanations need them)",
+            path.display()
+        ));
+    }
+}
+
 /// Loads a MovieLens 100K directory: `u.data`, and `u.item` / `u.user` when present.
 pub fn load_100k(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let mut b = DatasetBuilder::new(true);
@@ -164,6 +175,7 @@ pub fn load_100k(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
     )?;
     let items = dir.join("u.item");
+    warn_if_absent(&items, "titles and genres");
     if items.exists() {
         read_movies(
             &mut b,
@@ -211,6 +223,7 @@ pub fn load_dat(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
     )?;
     let movies = dir.join("movies.dat");
+    warn_if_absent(&movies, "titles and genres");
     if movies.exists() {
         read_movies(&mut b, &movies, &dcolon(), opts, |r, f| {
             Ok((
@@ -257,6 +270,7 @@ pub fn load_csv(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         opts,
     )?;
     let movies = dir.join("movies.csv");
+    warn_if_absent(&movies, "titles and genres");
     if movies.exists() {
         read_movies(&mut b, &movies, &TextFormat::csv(), opts, |r, f| {
             Ok((

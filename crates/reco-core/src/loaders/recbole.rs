@@ -125,6 +125,7 @@ fn read_features(
     while b.next_row(&mut r, &mut fields, opts)? {
         n += 1;
         let parsed = (|| -> Result<(FeatureRow, Vec<Vec<f32>>)> {
+            r.check_width(&fields)?;
             let row = FeatureRow {
                 title: title
                     .map(|c| r.field(&fields, c).map(str::to_string))
@@ -224,10 +225,44 @@ fn read_features(
     Ok(())
 }
 
+/// Checks the `name:type` annotations of an interaction file: every field has a known type,
+/// ids are tokens and ratings, timestamps and weights are floats, as RecBole reads them.
+fn check_inter_types(path: &Path, header: &[String]) -> Result<()> {
+    let bad = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    for h in header {
+        let (name, ty) = h.split_once(':').ok_or_else(|| {
+            bad(format!(
+                "header field {h:?} is not name:type (e.g. user_id:token)"
+            ))
+        })?;
+        if !matches!(ty, "token" | "token_seq" | "float" | "float_seq") {
+            return Err(bad(format!(
+                "field {name:?} has unknown type {ty:?} (token, token_seq, float, float_seq)"
+            )));
+        }
+        let want = match name {
+            "user_id" | "item_id" => "token",
+            "rating" | "timestamp" | "weight" => "float",
+            _ => continue,
+        };
+        if ty != want {
+            return Err(bad(format!(
+                "field {name:?} is declared {ty:?}; reco (like RecBole) reads {name} as \
+                 {want:?}: change the header to {name}:{want}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Loads a directory of RecBole atomic files.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let (name, inter) = files(dir)?;
     let header = RecordReader::open(&inter, &TextFormat::tsv())?.header;
+    check_inter_types(&inter, &header)?;
     let find = |names: &[&str]| {
         header
             .iter()

@@ -6,11 +6,11 @@
 //! whitespace have no quoting. Bytes that are not UTF-8 are read as Latin-1, which is
 //! what the older MovieLens files use, so nothing is lost or rejected for its encoding.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::input::{self, LineRead, MAX_LINE_BYTES};
 
 /// How fields are separated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,29 +83,44 @@ impl ColumnRef {
     }
 }
 
+/// The most fields a record may have; a wider row is a wrong delimiter or a binary file.
+pub const MAX_FIELDS: usize = 100_000;
+
 /// A record reader that knows its file and the line it is on.
 pub struct RecordReader {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
     delimiter: Delimiter,
     line: u64,
     first: bool,
+    /// Fields every record must have: the header's, else the first record's.
+    width: Option<usize>,
     /// Column names from the header line; empty when the file has none.
     pub header: Vec<String>,
 }
 
 impl RecordReader {
-    /// Opens `path`; reads the header line when the format has one.
+    /// Opens `path` (a regular file only); reads the header line when the format has one.
     pub fn open(path: &Path, format: &TextFormat) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = input::open(path)?;
+        Self::from_reader(path, BufReader::with_capacity(1 << 20, file), format)
+    }
+
+    /// Reads records from any buffered reader; `path` names it in messages.
+    pub fn from_reader(
+        path: &Path,
+        reader: impl BufRead + Send + 'static,
+        format: &TextFormat,
+    ) -> Result<Self> {
         let mut r = RecordReader {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader: Box::new(reader),
             buf: Vec::new(),
             delimiter: format.delimiter.clone(),
             line: 0,
             first: true,
+            width: None,
             header: Vec::new(),
         };
         if format.has_header {
@@ -114,6 +129,7 @@ impl RecordReader {
                 return Err(Error::EmptyFile { path: r.path });
             }
             r.header = h.iter().map(|s| s.trim().to_string()).collect();
+            r.check_header(format)?;
         }
         Ok(r)
     }
@@ -132,15 +148,32 @@ impl RecordReader {
     pub fn next_record(&mut self, fields: &mut Vec<String>) -> Result<bool> {
         let mut n = 0usize;
         loop {
-            self.buf.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut self.buf)
+            let read = input::read_line_limited(&mut self.reader, &mut self.buf, MAX_LINE_BYTES)
                 .map_err(|e| Error::io(&self.path, e))?;
-            if read == 0 {
-                return Ok(false);
-            }
             self.line += 1;
+            if self.line.is_multiple_of(65_536) {
+                crate::interrupt::check()?;
+            }
+            match read {
+                LineRead::End => return Ok(false),
+                LineRead::Line => {}
+                LineRead::TooLong => {
+                    return Err(self.bad_line(format!(
+                        "line longer than {} MiB: {}",
+                        MAX_LINE_BYTES >> 20,
+                        if input::looks_binary(&self.buf) {
+                            "this looks like a binary file, not delimited text"
+                        } else {
+                            "a missing line break or the wrong file"
+                        }
+                    )));
+                }
+            }
+            if self.first && input::looks_binary(&self.buf) {
+                return Err(
+                    self.bad_line("this looks like a binary file, not delimited text".into())
+                );
+            }
             let buf = &mut self.buf;
             while matches!(buf.last(), Some(b'\n' | b'\r')) {
                 buf.pop();
@@ -150,7 +183,9 @@ impl RecordReader {
             }
             let first = self.first;
             let mut push = |f: &[u8]| {
-                set_field(fields, n, f, first && n == 0);
+                if n < MAX_FIELDS {
+                    set_field(fields, n, f, first && n == 0);
+                }
                 n += 1;
             };
             match &self.delimiter {
@@ -179,10 +214,54 @@ impl RecordReader {
                 n = 0;
                 continue;
             }
+            if n > MAX_FIELDS {
+                return Err(self.bad_line(format!(
+                    "{n} fields, more than {MAX_FIELDS}; is the delimiter right?"
+                )));
+            }
             self.first = false;
             fields.truncate(n);
+            if self.width.is_none() {
+                self.width = Some(n);
+            }
             return Ok(true);
         }
+    }
+
+    /// Checks that a record has as many fields as the header (or, without one, the first
+    /// record); the error names the first missing column, or the first extra field.
+    pub fn check_width(&self, fields: &[String]) -> Result<()> {
+        let Some(want) = self.width else {
+            return Ok(());
+        };
+        let n = fields.len();
+        if n < want {
+            return Err(Error::parse(
+                &self.path,
+                self.line,
+                self.column_name(n),
+                &fields.join("|"),
+                format!("row has {n} fields, expected {want}: this column and the ones after it are missing"),
+            ));
+        }
+        if n > want {
+            let what = if self.header.is_empty() {
+                "the first row"
+            } else {
+                "the header"
+            };
+            return Err(Error::parse(
+                &self.path,
+                self.line,
+                format!("#{}", want + 1),
+                &fields[want..].join("|"),
+                format!(
+                    "row has {n} fields, {what} has {want}: extra fields (quote a field that \
+                     contains the delimiter, check --delimiter, or pass --skip-bad-rows)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Resolves a column reference against the header (or the width of the first data row).
@@ -210,8 +289,50 @@ impl RecordReader {
             available: if self.header.is_empty() {
                 "the file has no header; give 1-based positions".to_string()
             } else {
-                self.header.join(", ")
+                input::printable(&self.header.join(", "), 200)
             },
+        }
+    }
+
+    /// An error about the whole current line.
+    fn bad_line(&self, message: String) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            message: format!("line {}: {message}", self.line),
+        }
+    }
+
+    /// A header that is one column holding another likely delimiter means `--delimiter` is
+    /// wrong; say so now rather than as a missing column later.
+    fn check_header(&self, format: &TextFormat) -> Result<()> {
+        if self.header.len() != 1 {
+            return Ok(());
+        }
+        let h = &self.header[0];
+        let current = match &format.delimiter {
+            Delimiter::Byte(b) => Some((*b as char).to_string()),
+            Delimiter::Str(s) => Some(s.clone()),
+            Delimiter::Whitespace => None,
+        };
+        let guess = [
+            ("\t", "tab"),
+            (";", ";"),
+            ("|", "|"),
+            ("::", "::"),
+            (",", ","),
+        ]
+        .into_iter()
+        .find(|(d, _)| h.contains(d) && current.as_deref() != Some(*d));
+        match guess {
+            Some((d, flag)) => Err(Error::Format {
+                path: self.path.clone(),
+                message: format!(
+                    "the header is a single column ({:?}) that contains {d:?}; if that is the \
+                     field separator, pass --delimiter '{flag}'",
+                    input::printable(h, 80)
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 

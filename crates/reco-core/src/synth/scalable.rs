@@ -51,11 +51,16 @@ impl Default for ScalableConfig {
 impl ScalableConfig {
     /// Checks every rule, one error per broken rule.
     pub fn validate(&self) -> Result<()> {
-        if self.users == 0 {
-            return Err(Error::param("users", "must be at least 1"));
+        // Dense indices are u32; stay well inside them.
+        const MAX_IDS: usize = 1 << 31;
+        if self.users == 0 || self.users > MAX_IDS {
+            return Err(Error::param("users", format!("must be in 1..={MAX_IDS}")));
         }
-        if self.items < 2 {
-            return Err(Error::param("items", "must be at least 2"));
+        if self.items < 2 || self.items > MAX_IDS {
+            return Err(Error::param("items", format!("must be in 2..={MAX_IDS}")));
+        }
+        if self.dims > 4096 {
+            return Err(Error::param("dims", "must be at most 4096"));
         }
         if self.categories == 0 || self.categories > self.items {
             return Err(Error::param("categories", "must be in 1..=items"));
@@ -76,7 +81,20 @@ impl ScalableConfig {
                 format!("must be in 1..={} (half the user × item grid)", cap as u64),
             ));
         }
-        Ok(())
+        // Tastes for every user and item, per-user draws, and the interactions with their
+        // timestamps, sessions and the CSR/CSC copies of the finished dataset.
+        let rows = (self.users + self.items) as f64;
+        let bytes = rows * (self.dims as f64 * 8.0 + 96.0) + self.interactions as f64 * 64.0;
+        crate::resources::check(
+            || {
+                format!(
+                    "generating {} users × {} items with {} interactions",
+                    self.users, self.items, self.interactions
+                )
+            },
+            bytes,
+            "users, items, interactions or dims",
+        )
     }
 }
 

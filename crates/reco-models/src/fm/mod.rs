@@ -340,7 +340,7 @@ impl Fm {
                 || fm.factors(&urows, &irows),
                 Some(loss),
                 opts,
-            );
+            )?;
             if pass.stop {
                 break;
             }
@@ -417,6 +417,9 @@ impl crate::spec::Kind for Fm {
         p.validate()
     }
 
+    fn footprint(p: &FmParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 4.0)
+    }
     fn capabilities(p: &FmParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

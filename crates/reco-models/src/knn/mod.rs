@@ -638,6 +638,24 @@ fn knn_examples(prediction: Prediction) -> Vec<KnnParams> {
     .to_vec()
 }
 
+/// Item-kNN keeps `max_neighbours` per item (every item when 0); user-kNN keeps nothing per
+/// pair: it ranks neighbours per query, with a dense row of user scores per worker.
+fn knn_footprint(p: &KnnParams, side: Side, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+    match side {
+        Side::Item => {
+            let kept = if p.max_neighbours == 0 {
+                shape.items
+            } else {
+                p.max_neighbours
+            };
+            crate::spec::Footprint::neighbours(shape, shape.items, kept, "max_neighbours")
+        }
+        Side::User => {
+            crate::spec::Footprint::neighbours(shape, shape.users, 0, "the number of users")
+        }
+    }
+}
+
 fn knn_capabilities(p: &KnnParams, side: Side) -> crate::spec::Capabilities {
     crate::spec::Capabilities {
         ranks: !p.similarity.co_rated() && !p.rank_by_rating,
@@ -666,6 +684,9 @@ macro_rules! knn_kind {
 
             fn validate(p: &KnnParams) -> Result<()> {
                 p.validate()
+            }
+            fn footprint(p: &KnnParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+                knn_footprint(p, $side, shape)
             }
             fn capabilities(p: &KnnParams) -> crate::spec::Capabilities {
                 knn_capabilities(p, $side)

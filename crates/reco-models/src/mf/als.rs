@@ -168,7 +168,7 @@ impl Als {
                 p,
                 k,
             )?;
-            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts)?.stop {
                 break;
             }
         }
@@ -225,6 +225,9 @@ impl crate::spec::Kind for Als {
         p.validate()
     }
 
+    fn footprint(p: &AlsParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 3.0)
+    }
     fn capabilities(_: &AlsParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

@@ -171,7 +171,7 @@ impl Bpr {
                 }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, Some(acc), opts).stop {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, Some(acc), opts)?.stop {
                 break;
             }
         }
@@ -270,6 +270,9 @@ impl crate::spec::Kind for Bpr {
         p.validate()
     }
 
+    fn footprint(p: &BprParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 3.0)
+    }
     fn capabilities(_: &BprParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

@@ -125,10 +125,10 @@ pub(crate) fn train(
     reg: f32,
     dp: &DpParams,
     opts: &FitOptions<'_>,
-) -> f64 {
+) -> reco_core::Result<f64> {
     let n = m.nnz();
     if n == 0 {
-        return 0.0;
+        return Ok(0.0);
     }
     let k = f.k;
     let q = (dp.batch_size as f64 / n as f64).min(1.0);
@@ -209,10 +209,10 @@ pub(crate) fn train(
         if (step + 1) % steps_per_epoch == 0 {
             let epoch = (step + 1) / steps_per_epoch;
             let rmse = (sq / cnt.max(1) as f64).sqrt();
-            opts.report("epoch", epoch, epochs as u64, Some(rmse));
+            opts.step("epoch", epoch, epochs as u64, Some(rmse))?;
         }
     }
-    epsilon(q, dp.noise, total, dp.delta)
+    Ok(epsilon(q, dp.noise, total, dp.delta))
 }
 
 /// θ ← θ − lr·(g + N(0, sd²)) on every factor and bias; the noise comes from a seeded stream per

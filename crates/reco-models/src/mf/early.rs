@@ -179,7 +179,7 @@ pub fn validation_recall(
 
 /// Ends a pass of a model with optional early stopping: scores the factors `f()` (built only
 /// when validating), reports the validation score, or `loss` without validation, to the
-/// progress callback, and says whether training should stop.
+/// progress callback, and says whether training should stop; fails when the user interrupted.
 pub(crate) fn end_of_pass<F: Borrow<Factors>>(
     early: &mut Option<EarlyStop<'_>>,
     pass: usize,
@@ -188,7 +188,7 @@ pub(crate) fn end_of_pass<F: Borrow<Factors>>(
     f: impl FnOnce() -> F,
     loss: Option<f64>,
     opts: &FitOptions<'_>,
-) -> Pass {
+) -> reco_core::Result<Pass> {
     let done = match early.as_mut() {
         Some(v) => v.observe(pass, f().borrow()),
         None => Pass {
@@ -196,8 +196,8 @@ pub(crate) fn end_of_pass<F: Borrow<Factors>>(
             ..Pass::default()
         },
     };
-    opts.report(stage, pass as u64 + 1, total as u64, done.score);
-    done
+    opts.step(stage, pass as u64 + 1, total as u64, done.score)?;
+    Ok(done)
 }
 
 /// The best pass's factors when early stopping kept one, else `last()`.

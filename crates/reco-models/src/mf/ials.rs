@@ -319,7 +319,7 @@ impl Ials {
         for it in 0..p.epochs {
             half_step(&mut f.users, &f.items, &mu, mu.values(), p)?;
             half_step(&mut f.items, &f.users, &mt, mt.values(), p)?;
-            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts).stop {
+            if end_of_pass(&mut early, it, p.epochs, "epoch", || &f, None, opts)?.stop {
                 break;
             }
         }
@@ -456,6 +456,9 @@ impl crate::spec::Kind for Ials {
         p.validate()
     }
 
+    fn footprint(p: &IalsParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 3.0)
+    }
     fn capabilities(_: &IalsParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

@@ -187,7 +187,7 @@ impl Lmf {
                 kk,
                 k + 1,
             );
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts).stop {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts)?.stop {
                 break;
             }
         }
@@ -235,6 +235,9 @@ impl crate::spec::Kind for Lmf {
         p.validate()
     }
 
+    fn footprint(p: &LmfParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 4.0)
+    }
     fn capabilities(_: &LmfParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

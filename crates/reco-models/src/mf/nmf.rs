@@ -147,7 +147,7 @@ impl Nmf {
             };
             update(&mut f.users, &us, m, p.regularization_pu);
             update(&mut f.items, &is, &mt, p.regularization_qi);
-            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts).stop {
+            if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, None, opts)?.stop {
                 break;
             }
         }
@@ -215,6 +215,9 @@ impl crate::spec::Kind for Nmf {
         p.validate()
     }
 
+    fn footprint(p: &NmfParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 4.0)
+    }
     fn capabilities(_: &NmfParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

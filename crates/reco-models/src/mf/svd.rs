@@ -179,14 +179,14 @@ impl Svd {
                 let scale = crate::bias::Scale::of(m);
                 f.mu = 0.5 * (scale.min + scale.max);
                 let (lr, reg) = (p.learning_rate as f32, p.regularization as f32);
-                Some(super::dp::train(&mut f, m, p.epochs, lr, reg, dp, opts))
+                Some(super::dp::train(&mut f, m, p.epochs, lr, reg, dp, opts)?)
             }
             None => {
                 if p.biased && m.nnz() > 0 {
                     let sum = m.values().iter().map(|&v| v as f64).sum::<f64>();
                     f.mu = (sum / m.nnz() as f64) as f32;
                 }
-                dsgd(p, m, &mut f, opts);
+                dsgd(p, m, &mut f, opts)?;
                 None
             }
         };
@@ -402,7 +402,12 @@ impl Grid {
 
 /// Trains `f` by DSGD, with early stopping on the validation RMSE when there is validation
 /// data (keeping the best epoch's factors).
-fn dsgd(p: &SvdParams, m: &Interactions, f: &mut Factors, opts: &FitOptions<'_>) {
+fn dsgd(
+    p: &SvdParams,
+    m: &Interactions,
+    f: &mut Factors,
+    opts: &FitOptions<'_>,
+) -> reco_core::Result<()> {
     let rates = Rates::of(p, f.mu);
     let t = if p.parallel {
         rayon::current_num_threads().clamp(1, 64)
@@ -430,12 +435,13 @@ fn dsgd(p: &SvdParams, m: &Interactions, f: &mut Factors, opts: &FitOptions<'_>)
                 break;
             }
         }
-        opts.report("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss));
+        opts.step("epoch", epoch as u64 + 1, p.epochs as u64, Some(loss))?;
     }
     if let Some((_, _, snapshot)) = best {
         g = snapshot;
     }
     grid.unpermute(&g, f, p.biased);
+    Ok(())
 }
 
 /// The parameters one block may touch: a user range and an item range.
@@ -572,6 +578,9 @@ impl crate::spec::Kind for Svd {
         p.validate()
     }
 
+    fn footprint(p: &SvdParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 4.0)
+    }
     fn capabilities(_: &SvdParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

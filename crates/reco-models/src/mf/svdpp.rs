@@ -165,7 +165,7 @@ impl Svdpp {
                 || fold_implicit(&f, &y, m),
                 loss,
                 opts,
-            );
+            )?;
             if pass.improved {
                 best_y = Some(y.clone());
             }
@@ -268,6 +268,9 @@ impl crate::spec::Kind for Svdpp {
         p.validate()
     }
 
+    fn footprint(p: &SvdppParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 5.0)
+    }
     fn capabilities(_: &SvdppParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {

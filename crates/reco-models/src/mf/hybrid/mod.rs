@@ -485,7 +485,7 @@ impl Hybrid {
                 || t.factors(),
                 Some(loss),
                 opts,
-            );
+            )?;
             if pass.stop {
                 break;
             }
@@ -531,6 +531,9 @@ impl crate::spec::Kind for Hybrid {
         p.validate()
     }
 
+    fn footprint(p: &HybridParams, shape: &crate::spec::Shape) -> crate::spec::Footprint {
+        crate::spec::Footprint::factors(shape, p.factors, 4.0)
+    }
     fn capabilities(_: &HybridParams) -> crate::spec::Capabilities {
         use crate::spec::Capabilities;
         Capabilities {
