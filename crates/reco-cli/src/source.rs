@@ -292,10 +292,16 @@ impl DataArgs {
                     .find(|h| names.contains(&h.to_ascii_lowercase().as_str()))
                     .map(|h| ColumnRef::Name(h.clone()))
             };
+            let need = |names: &[&str]| {
+                find(names).ok_or_else(|| reco_core::Error::MissingColumn {
+                    path: sessions.clone(),
+                    column: names[0].to_string(),
+                    available: reco_core::input::printable(&header.join(", "), 200),
+                })
+            };
             let cols = loaders::SessionColumns {
-                session: find(&["session", "session_id", "sessionid"])
-                    .unwrap_or(ColumnRef::Index(0)),
-                item: find(&["item", "item_id", "itemid"]).unwrap_or(ColumnRef::Index(1)),
+                session: need(&["session", "session_id", "sessionid"])?,
+                item: need(&["item", "item_id", "itemid"])?,
                 order: find(&["order", "position", "timestamp", "time", "ts"]),
             };
             loaders::delimited::read_sessions(b, sessions, &self.format()?, &cols, opts)?;
@@ -376,8 +382,16 @@ pub fn synthesize(spec: &str) -> Result<Dataset> {
             serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v.clone()));
         map.insert(k, value);
     }
-    let c: ScalableConfig = serde_json::from_value(serde_json::Value::Object(map))
-        .context("synthetic data parameters")?;
+    let c: ScalableConfig =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            reco_core::Error::param(
+                "data",
+                format!(
+                    "synthetic data parameters in {:?}: {e}",
+                    format!("synth:{spec}")
+                ),
+            )
+        })?;
     let bar = progress::bar(c.users as u64, "generating users");
     let ds = synth::scalable(&c, &|d, _| bar.set_position(d))?;
     bar.finish_and_clear();

@@ -7,6 +7,10 @@ use reco_core::Result;
 use reco_models::ModelSpec;
 use serde::{Deserialize, Serialize};
 
+/// The most candidates one source may propose: the same limit a model specification's `budget`
+/// has (see [`reco_models::SIZE_LIMITS`]), so a typo cannot plan a buffer of billions of items.
+const MAX_BUDGET: usize = 1 << 24;
+
 /// A whole pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +395,13 @@ impl PipelineSpec {
         for s in &self.sources {
             if s.budget() == 0 {
                 return bad(format!("source {} has budget 0", s.label()));
+            }
+            if s.budget() > MAX_BUDGET {
+                return bad(format!(
+                    "source {} has budget {}, above the limit of {MAX_BUDGET}; lower it",
+                    s.label(),
+                    s.budget()
+                ));
             }
             match s {
                 SourceSpec::Related {

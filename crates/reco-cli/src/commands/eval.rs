@@ -173,6 +173,17 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
             )
         }
     };
+    if let (Some(t), Some(fold)) = (a.relevance_threshold, folds.first()) {
+        if fold.train.feedback == reco_core::Feedback::Implicit {
+            bail!(reco_core::Error::param(
+                "relevance-threshold",
+                format!(
+                    "the data are implicit feedback (every value counts as a positive), so a \
+                     threshold of {t} on ratings has nothing to select; drop it"
+                )
+            ));
+        }
+    }
     let mut ks = a.k.clone();
     ks.sort_unstable();
     ks.dedup();
@@ -267,10 +278,12 @@ fn split_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         .collect();
     folds.sort();
     if folds.is_empty() {
-        bail!(
-            "{} holds neither train.csv/test.csv nor fold-N directories",
-            dir.display()
-        );
+        bail!(reco_core::Error::Format {
+            path: dir.to_path_buf(),
+            message: "holds neither train.csv/test.csv nor fold-N directories; write splits \
+                      with `reco data split`"
+                .into(),
+        });
     }
     Ok(folds.iter().map(|(_, p)| pair(p)).collect())
 }

@@ -93,15 +93,16 @@ fn warn_k_above_catalogue(k: usize, items: usize) {
 fn similar(dir: &Path, item: &str, k: usize, json: bool) -> Result<()> {
     check_k(k)?;
     let m = reco_models::load(dir)?;
-    let i = m
-        .items
-        .get(item)
-        .with_context(|| format!("item {item:?} is not in the model's catalogue"))?;
+    let i = m.items.get(item).ok_or_else(|| {
+        reco_core::Error::param(
+            "item",
+            format!("{item:?} is not in the model's catalogue (see the model's items.bin ids)"),
+        )
+    })?;
     let kind = m.model.spec().kind();
-    let sim = m
-        .model
-        .as_similar_items()
-        .with_context(|| format!("a {kind} model does not find similar items"))?;
+    let sim = m.model.as_similar_items().ok_or_else(|| {
+        reco_core::Error::Unsupported(format!("a {kind} model does not find similar items"))
+    })?;
     let rows = scored_rows(&m, &sim.similar_items(i, k)?);
     print_rows(
         &serde_json::json!({ "item": item, "similar": rows }),
@@ -269,10 +270,12 @@ fn describe(m: &reco_models::LoadedModel, r: &reco_core::explain::Reason) -> Str
 fn export_vectors(dir: &Path, out: &Path) -> Result<()> {
     let m = reco_models::load(dir)?;
     let kind = m.model.spec().kind();
-    let emb = m
-        .model
-        .as_embeddings()
-        .with_context(|| format!("a {kind} model has no user and item vectors"))?;
+    let emb = m.model.as_embeddings().ok_or_else(|| {
+        reco_core::Error::Unsupported(format!(
+            "a {kind} model has no user and item vectors; export them from a factor model \
+                 or a two-tower model"
+        ))
+    })?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let nu = write_vectors(&out.join("users.tsv"), &m.users, &|u| emb.user_vector(u))?;
     let ni = write_vectors(&out.join("items.tsv"), &m.items, &|i| emb.item_vector(i))?;

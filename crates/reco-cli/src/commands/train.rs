@@ -56,6 +56,12 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     // The spec and the output are checked before the data are read: a typo or a taken name
     // fails at once, not after the fit.
     let named = models::parse_one(&model)?;
+    if let Some(r) = validation.filter(|r| !(*r > 0.0 && *r < 1.0)) {
+        anyhow::bail!(reco_core::Error::param(
+            "validation",
+            format!("needs a fraction in (0, 1), got {r}")
+        ));
+    }
     reco_core::artifact::check_target(&out, existing)?;
     let full = data.load()?;
     if full.interactions.nnz() == 0 {

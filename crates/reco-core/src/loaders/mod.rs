@@ -42,6 +42,10 @@ impl Layout {
         if path.is_file() {
             return Ok(Layout::Delimited);
         }
+        if !path.is_dir() {
+            // A FIFO, device or socket: say what it is rather than "not a dataset directory".
+            crate::input::check_regular(path)?;
+        }
         if path.join("u.data").exists() {
             Ok(Layout::MovieLens100K)
         } else if path.join("ratings.dat").exists() {
@@ -50,12 +54,24 @@ impl Layout {
             Ok(Layout::MovieLensCsv)
         } else if recbole::files(path).is_ok() {
             Ok(Layout::RecBole)
+        } else if let Err(e @ Error::Format { .. }) = recbole::files(path).map(|_| ()) {
+            // Several .inter files: say so rather than "unknown layout".
+            match &e {
+                Error::Format { message, .. } if message.contains(".inter files") => Err(e),
+                _ => Err(unknown_layout(path)),
+            }
         } else {
-            Err(Error::Format {
-                path: path.to_path_buf(),
-                message: "not a known dataset directory (u.data, ratings.dat, ratings.csv or one *.inter file)".into(),
-            })
+            Err(unknown_layout(path))
         }
+    }
+}
+
+fn unknown_layout(path: &Path) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        message: "not a known dataset directory (u.data, ratings.dat, ratings.csv or one *.inter \
+                  file)"
+            .into(),
     }
 }
 
