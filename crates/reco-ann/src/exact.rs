@@ -183,10 +183,16 @@ impl Exact {
     /// Reads an index written by [`Exact::save`].
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = reco_core::input::read(path, reco_core::input::MAX_FILE_BYTES)?;
-        let index: Exact = reco_core::artifact::decode(&bytes, &path.display().to_string())?;
-        if index.dim == 0 || index.data.len() != index.ids.len() * index.dim {
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Decodes an index encoded by [`Exact::save`] (`name` names its origin in errors),
+    /// checking that the vectors fit the ids.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        let index: Exact = reco_core::artifact::decode(bytes, name)?;
+        if index.dim == 0 || index.ids.len().checked_mul(index.dim) != Some(index.data.len()) {
             return Err(reco_core::Error::Artifact {
-                path: path.into(),
+                path: name.into(),
                 message: "vector data does not match the ids".into(),
             });
         }
@@ -205,6 +211,10 @@ impl VectorIndex for Exact {
 
     fn metric(&self) -> Metric {
         self.metric
+    }
+
+    fn max_id(&self) -> Option<u32> {
+        self.ids.iter().max().copied()
     }
 
     fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>> {

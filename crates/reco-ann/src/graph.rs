@@ -188,6 +188,10 @@ impl Graph {
     }
 
     /// Appends `n` nodes (vectors, levels drawn from `seed`), not yet linked.
+    pub fn max_id(&self) -> Option<u32> {
+        self.ids[..self.linked].iter().max().copied()
+    }
+
     pub fn reserve_nodes(&mut self, ids: &[u32], vectors: &[f32], seed: u64) -> Result<()> {
         for (k, &id) in ids.iter().enumerate() {
             if self.by_id.insert(id, (self.ids.len() + k) as u32).is_some() {

@@ -47,6 +47,21 @@ impl HnswParams {
         if self.m < 2 {
             return Err(reco_core::Error::param("m", "must be at least 2"));
         }
+        if self.ef_construction > MAX_EF || self.ef_search > MAX_EF {
+            return Err(reco_core::Error::param(
+                "ef",
+                format!("ef_construction and ef_search must be at most {MAX_EF}"),
+            ));
+        }
+        if self.m > MAX_M {
+            return Err(reco_core::Error::param(
+                "m",
+                format!(
+                    "{} is above the limit of {MAX_M}; graphs use 8 to 64",
+                    self.m
+                ),
+            ));
+        }
         if self.ef_construction == 0 || self.ef_search == 0 {
             return Err(reco_core::Error::param(
                 "ef",
@@ -68,6 +83,14 @@ struct Header {
 }
 
 const FORMAT: u32 = 2;
+
+/// The most links per node and layer: far beyond any useful graph (8 to 64), low enough that
+/// `2 * m + 1` and the per-node lists cannot overflow or ask for absurd memory.
+const MAX_M: usize = 1 << 12;
+
+/// The largest candidate list a search may keep (a search at this ef is already exhaustive on
+/// any graph that fits in memory).
+const MAX_EF: usize = 1 << 24;
 
 /// Seed of the level draws (levels are a property of the insertion order, not of the data).
 const LEVEL_SEED: u64 = 0x5eed_1e7e1;
@@ -244,6 +267,10 @@ impl VectorIndex for Hnsw {
 
     fn metric(&self) -> Metric {
         self.graph.metric
+    }
+
+    fn max_id(&self) -> Option<u32> {
+        self.graph.max_id()
     }
 
     fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>> {

@@ -68,6 +68,8 @@ pub trait VectorIndex: Send + Sync {
     }
     /// The metric.
     fn metric(&self) -> Metric;
+    /// The largest id held, if any (to check a loaded index against the ids it must use).
+    fn max_id(&self) -> Option<u32>;
     /// The `k` ids closest to `query` that pass `filter`, closest first (ties by ascending id).
     fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>>;
 }

@@ -115,6 +115,10 @@ impl VectorIndex for Mips {
         Metric::InnerProduct
     }
 
+    fn max_id(&self) -> Option<u32> {
+        self.graph.max_id()
+    }
+
     fn search(&self, query: &[f32], k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>> {
         check_dim("query", query.len(), self.dim)?;
         let qq = dot(query, query);

@@ -103,6 +103,7 @@ impl Triplets {
 /// a column users are too. Values are `f32` ratings or weights; timestamps are optional and follow
 /// the CSR order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Unchecked")]
 pub struct Interactions {
     n_users: usize,
     n_items: usize,
@@ -113,6 +114,66 @@ pub struct Interactions {
     col_ptr: Vec<usize>,
     col_users: Vec<u32>,
     col_values: Vec<f32>,
+}
+
+/// Interactions as read from a file, before [`Interactions`] checks that they fit together.
+#[derive(Deserialize)]
+struct Unchecked {
+    n_users: usize,
+    n_items: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    timestamps: Option<Vec<i64>>,
+    col_ptr: Vec<usize>,
+    col_users: Vec<u32>,
+    col_values: Vec<f32>,
+}
+
+/// True when `ptr` indexes `rows` rows of `len` values: starts at 0, never decreases, ends at
+/// `len`.
+fn is_csr(ptr: &[usize], rows: usize, len: usize) -> bool {
+    ptr.len() == rows.saturating_add(1)
+        && ptr.first() == Some(&0)
+        && ptr.windows(2).all(|w| w[0] <= w[1])
+        && ptr.last() == Some(&len)
+}
+
+impl TryFrom<Unchecked> for Interactions {
+    type Error = String;
+
+    /// Saved models hold interactions; a corrupt file must fail to load rather than index out
+    /// of bounds later. Both orientations are checked (shapes and index ranges).
+    fn try_from(u: Unchecked) -> std::result::Result<Self, String> {
+        let nnz = u.indices.len();
+        let ok = is_csr(&u.indptr, u.n_users, nnz)
+            && is_csr(&u.col_ptr, u.n_items, nnz)
+            && u.values.len() == nnz
+            && u.col_users.len() == nnz
+            && u.col_values.len() == nnz
+            && u.timestamps.as_ref().is_none_or(|t| t.len() == nnz)
+            && u.indices.iter().all(|&i| (i as usize) < u.n_items)
+            && u.col_users.iter().all(|&x| (x as usize) < u.n_users)
+            && (0..u.n_users).all(|r| {
+                u.indices[u.indptr[r]..u.indptr[r + 1]]
+                    .windows(2)
+                    .all(|w| w[0] < w[1])
+            });
+        if !ok {
+            return Err("the stored interactions are inconsistent".into());
+        }
+        Ok(Interactions {
+            n_users: u.n_users,
+            n_items: u.n_items,
+            indptr: u.indptr,
+            indices: u.indices,
+            values: u.values,
+            timestamps: u.timestamps,
+            col_ptr: u.col_ptr,
+            col_users: u.col_users,
+            col_values: u.col_values,
+        })
+    }
 }
 
 impl Interactions {

@@ -1,5 +1,6 @@
 //! Non-personalised baselines: random and popularity (count, rating-weighted, trending).
 
+use crate::spec::{check, CheckState, Shape};
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, Recommender};
@@ -77,8 +78,8 @@ impl crate::spec::Kind for RandomModel {
         RandomModel::fit(p, data, opts)
     }
 
-    fn restore(_: &RandomParams, state: &[u8]) -> Result<RandomModel> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &RandomParams, state: &[u8], shape: &Shape) -> Result<RandomModel> {
+        crate::spec::restore_state(p, state, shape, |m: &RandomModel| &m.params)
     }
 
     fn examples() -> Vec<RandomParams> {
@@ -218,8 +219,8 @@ impl crate::spec::Kind for Popularity {
         Popularity::fit(p, data, opts)
     }
 
-    fn restore(_: &PopularityParams, state: &[u8]) -> Result<Popularity> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &PopularityParams, state: &[u8], shape: &Shape) -> Result<Popularity> {
+        crate::spec::restore_state(p, state, shape, |m: &Popularity| &m.params)
     }
 
     fn examples() -> Vec<PopularityParams> {
@@ -229,6 +230,18 @@ impl crate::spec::Kind for Popularity {
                 half_life_days: 60.0,
             })
             .to_vec()
+    }
+}
+
+impl CheckState for RandomModel {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::len("the catalogue", self.n_items, shape.items)
+    }
+}
+
+impl CheckState for Popularity {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::len("the scores", self.scores.len(), shape.items)
     }
 }
 

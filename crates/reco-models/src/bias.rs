@@ -1,6 +1,7 @@
 //! The baseline rating predictor r̂ = μ + b_u + b_i (Surprise's `BaselineOnly` semantics), fitted
 //! by alternating least squares or by SGD, and mean normalisation shared by rating models.
 
+use crate::spec::{check, CheckState, Shape};
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
@@ -154,11 +155,38 @@ impl Biases {
 
 /// The rating scale seen in training, used to clip predictions as Surprise does.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedScale")]
 pub struct Scale {
     /// Smallest training rating.
     pub min: f32,
     /// Largest training rating.
     pub max: f32,
+}
+
+/// A scale as read from a file, before [`Scale`] checks it (clipping to a reversed or NaN
+/// range would panic).
+#[derive(Deserialize)]
+struct UncheckedScale {
+    min: f32,
+    max: f32,
+}
+
+impl TryFrom<UncheckedScale> for Scale {
+    type Error = String;
+
+    fn try_from(s: UncheckedScale) -> std::result::Result<Self, String> {
+        if s.min.is_finite() && s.max.is_finite() && s.min <= s.max {
+            Ok(Scale {
+                min: s.min,
+                max: s.max,
+            })
+        } else {
+            Err(format!(
+                "the rating scale [{}, {}] is not a range",
+                s.min, s.max
+            ))
+        }
+    }
 }
 
 impl Scale {
@@ -263,8 +291,8 @@ impl crate::spec::Kind for Baseline {
         Baseline::fit(p, data, opts)
     }
 
-    fn restore(_: &BaselineParams, state: &[u8]) -> Result<Baseline> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &BaselineParams, state: &[u8], shape: &Shape) -> Result<Baseline> {
+        crate::spec::restore_state(p, state, shape, |m: &Baseline| &m.params)
     }
 
     fn examples() -> Vec<BaselineParams> {
@@ -349,6 +377,20 @@ impl MeanNormalizer {
     pub fn center(&self, m: &Interactions) -> Interactions {
         let centred: Vec<f32> = m.iter().map(|(u, i, v)| v - self.offset(u, i)).collect();
         m.with_values(&centred)
+    }
+}
+
+impl Biases {
+    /// Checks biases read from a file against the id space.
+    pub(crate) fn check(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::len("the user biases", self.bu.len(), shape.users)?;
+        check::len("the item biases", self.bi.len(), shape.items)
+    }
+}
+
+impl CheckState for Baseline {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.biases.check(shape)
     }
 }
 

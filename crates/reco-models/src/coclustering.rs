@@ -10,6 +10,7 @@
 //! parallel; each choice depends only on the epoch's means, so the result is the same on any
 //! number of threads.
 
+use crate::spec::{check, CheckState, Shape};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -325,8 +326,8 @@ impl crate::spec::Kind for CoClustering {
     fn fit(p: &CoClusteringParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<CoClustering> {
         CoClustering::fit(p, data, opts)
     }
-    fn restore(_: &CoClusteringParams, state: &[u8]) -> Result<CoClustering> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &CoClusteringParams, state: &[u8], shape: &Shape) -> Result<CoClustering> {
+        crate::spec::restore_state(p, state, shape, |m: &CoClustering| &m.params)
     }
     fn examples() -> Vec<CoClusteringParams> {
         vec![
@@ -337,6 +338,20 @@ impl crate::spec::Kind for CoClustering {
                 epochs: 10,
             },
         ]
+    }
+}
+
+impl CheckState for CoClustering {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        let (uc, ic) = (self.means.user.len(), self.means.item.len());
+        check::len("the user means", self.user_mean.len(), shape.users)?;
+        check::len("the item means", self.item_mean.len(), shape.items)?;
+        check::len("the user clusters", self.user_cluster.len(), shape.users)?;
+        check::len("the item clusters", self.item_cluster.len(), shape.items)?;
+        check::below("the user clusters", &self.user_cluster, uc)?;
+        check::below("the item clusters", &self.item_cluster, ic)?;
+        check::len("the item cluster count", self.means.n_item_clusters, ic)?;
+        check::rows("the co-cluster means", self.means.co.len(), uc, ic)
     }
 }
 

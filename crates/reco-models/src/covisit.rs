@@ -3,6 +3,7 @@
 //! gap. Each item keeps its `max_neighbours` strongest neighbours, so memory is bounded by
 //! items × max_neighbours; recommendations come from the last N items of a history with a decay.
 
+use crate::spec::{check, CheckState, Shape};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -380,8 +381,8 @@ impl crate::spec::Kind for Covisit {
         Covisit::fit(p, data, opts)
     }
 
-    fn restore(_: &CovisitParams, state: &[u8]) -> Result<Covisit> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &CovisitParams, state: &[u8], shape: &Shape) -> Result<Covisit> {
+        crate::spec::restore_state(p, state, shape, |m: &Covisit| &m.params)
     }
 
     fn examples() -> Vec<CovisitParams> {
@@ -394,6 +395,17 @@ impl crate::spec::Kind for Covisit {
                 ..Default::default()
             })
             .to_vec()
+    }
+}
+
+impl CheckState for Covisit {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.graph.check(shape.items, false)?;
+        check::len("the popularity", self.popularity.len(), shape.items)?;
+        for r in &self.recent {
+            check::below("the recent items", r, shape.items)?;
+        }
+        Ok(())
     }
 }
 

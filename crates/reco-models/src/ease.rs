@@ -3,6 +3,7 @@
 //! The Gram matrix and B are dense n_items × n_items, so catalogues above [`MAX_ITEMS`] are
 //! refused; the inverse uses faer's Cholesky factorisation.
 
+use crate::spec::{check, CheckState, Shape};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
@@ -193,8 +194,8 @@ impl crate::spec::Kind for Ease {
         Ease::fit(p, data, opts)
     }
 
-    fn restore(_: &EaseParams, state: &[u8]) -> Result<Ease> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &EaseParams, state: &[u8], shape: &Shape) -> Result<Ease> {
+        crate::spec::restore_state(p, state, shape, |m: &Ease| &m.params)
     }
 
     fn examples() -> Vec<EaseParams> {
@@ -202,6 +203,20 @@ impl crate::spec::Kind for Ease {
             regularization: 50.0,
             ..Default::default()
         }]
+    }
+}
+
+impl CheckState for Ease {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::len("the catalogue", self.n, shape.items)?;
+        check::rows("the weight matrix", self.b.len(), self.n, self.n)?;
+        check::len("the histories", self.histories.len(), shape.users)?;
+        for h in &self.histories {
+            if h.iter().any(|&(i, _)| i as usize >= self.n) {
+                return Err("a history names an item beyond the catalogue".into());
+            }
+        }
+        Ok(())
     }
 }
 

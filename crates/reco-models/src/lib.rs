@@ -29,9 +29,9 @@ pub mod slope_one;
 mod spec;
 
 pub use baseline::{PopularityParams, RandomParams, Weighting};
-pub use persist::{load, save, ItemLabels, LoadedModel};
+pub use persist::{from_files, load, save, ItemLabels, LoadedModel};
 pub use registry::register;
 pub use spec::{
-    restore_postcard, strict_value, Capabilities, Footprint, Kind, KindEntry, Model, ModelSpec,
-    Shape, SIZE_LIMITS, STATE_FILES,
+    check, corrupt_state, restore_postcard, restore_state, strict_value, Capabilities, CheckState,
+    Footprint, Kind, KindEntry, Model, ModelSpec, Shape, SIZE_LIMITS, STATE_FILES,
 };

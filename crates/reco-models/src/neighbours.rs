@@ -1,5 +1,7 @@
 //! Shared helpers for item-item models that build one neighbour list per item in parallel.
 
+use crate::spec::check;
+
 /// The best `keep` pairs of `buf` (all when `keep == 0`), best first with ties by ascending
 /// index, copied out so `buf` can be reused: a fresh vector per item would fault in new pages
 /// for every item of a large catalogue.
@@ -16,24 +18,44 @@ pub(crate) fn best_pairs(buf: &mut [(u32, f32)], keep: usize) -> Vec<(u32, f32)>
     head.to_vec()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_the_best_with_ties_by_index() {
-        let mut b = vec![(5, 1.0), (2, 3.0), (9, 3.0), (1, 0.5)];
-        assert_eq!(best_pairs(&mut b, 2), vec![(2, 3.0), (9, 3.0)]);
-        assert_eq!(best_pairs(&mut b, 0).len(), 4);
-    }
-}
-
 /// One neighbour list per item, stored as CSR: the graph of item-item models.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Unchecked")]
 pub(crate) struct NeighbourLists {
     ptr: Vec<u64>,
     nbr: Vec<u32>,
     weight: Vec<f32>,
+}
+
+/// The lists as read from an artifact, before [`NeighbourLists`] checks that they fit together.
+#[derive(serde::Deserialize)]
+struct Unchecked {
+    ptr: Vec<u64>,
+    nbr: Vec<u32>,
+    weight: Vec<f32>,
+}
+
+impl TryFrom<Unchecked> for NeighbourLists {
+    type Error = String;
+
+    /// A corrupt or edited artifact must fail to load rather than index out of bounds later.
+    fn try_from(u: Unchecked) -> Result<Self, String> {
+        let items = u.ptr.len().saturating_sub(1);
+        let empty = u.ptr.is_empty() && u.nbr.is_empty() && u.weight.is_empty();
+        if !empty && u.ptr.first() != Some(&0)
+            || u.ptr.windows(2).any(|w| w[0] > w[1])
+            || (!empty && u.ptr.last().copied() != Some(u.nbr.len() as u64))
+            || u.nbr.len() != u.weight.len()
+            || u.nbr.iter().any(|&j| j as usize >= items)
+        {
+            return Err("the neighbour lists are inconsistent".into());
+        }
+        Ok(NeighbourLists {
+            ptr: u.ptr,
+            nbr: u.nbr,
+            weight: u.weight,
+        })
+    }
 }
 
 impl NeighbourLists {
@@ -86,5 +108,28 @@ impl NeighbourLists {
             .take(k)
             .map(|(&i, &s)| reco_core::topk::Scored { item: i, score: s })
             .collect())
+    }
+}
+
+impl NeighbourLists {
+    /// Checks the lists against the catalogue: one list per item (or none at all, for models
+    /// that keep no graph).
+    pub(crate) fn check(&self, items: usize, optional: bool) -> std::result::Result<(), String> {
+        if optional && self.ptr.is_empty() {
+            return Ok(());
+        }
+        check::len("the neighbour lists", self.len(), items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_best_with_ties_by_index() {
+        let mut b = vec![(5, 1.0), (2, 3.0), (9, 3.0), (1, 0.5)];
+        assert_eq!(best_pairs(&mut b, 2), vec![(2, 3.0), (9, 3.0)]);
+        assert_eq!(best_pairs(&mut b, 0).len(), 4);
     }
 }

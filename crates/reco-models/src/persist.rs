@@ -1,6 +1,7 @@
 //! Saving and loading fitted models as artifacts, with the id maps, the users' training
 //! histories (so "exclude seen" works without the dataset) and a small catalogue of titles.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -131,6 +132,19 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
 
 fn load_checked(dir: &Path) -> Result<LoadedModel> {
     let (manifest, files) = artifact::read(dir)?;
+    from_files(dir, manifest, &files)
+}
+
+/// Builds a model from an artifact's manifest and payload files already in memory, checking
+/// that they agree (shapes, histories, catalogue, item digest). [`load`] calls it after reading
+/// and verifying the checksums; it is public so that the decoders can be exercised without a
+/// file system (the fuzz targets feed it arbitrary bytes). `dir` only names the artifact in
+/// errors.
+pub fn from_files(
+    dir: &Path,
+    manifest: Manifest,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<LoadedModel> {
     let bad = |message: String| Error::Artifact {
         path: dir.into(),
         message,
@@ -150,7 +164,12 @@ fn load_checked(dir: &Path) -> Result<LoadedModel> {
         .iter()
         .find_map(|name| files.get(*name))
         .ok_or_else(|| bad("model.bin is missing".into()))?;
-    let model = spec.restore(state)?;
+    let shape = crate::spec::Shape {
+        users: manifest.n_users,
+        items: manifest.n_items,
+        interactions: 0,
+    };
+    let model = spec.restore(state, &shape)?;
     let users: Vec<String> = artifact::decode(get("users.bin")?, "users.bin")?;
     let items: Vec<String> = artifact::decode(get("items.bin")?, "items.bin")?;
     let hist: Histories = artifact::decode(get("history.bin")?, "history.bin")?;

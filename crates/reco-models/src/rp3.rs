@@ -2,6 +2,7 @@
 //! item → user → item, with transition probabilities raised to α and the destination's
 //! popularity penalised by deg^β; each item keeps its top-K neighbours; score = x_u · W.
 
+use crate::spec::{check, CheckState, Shape};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -191,12 +192,23 @@ impl crate::spec::Kind for Rp3 {
         Rp3::fit(p, data, opts)
     }
 
-    fn restore(_: &Rp3Params, state: &[u8]) -> Result<Rp3> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &Rp3Params, state: &[u8], shape: &Shape) -> Result<Rp3> {
+        crate::spec::restore_state(p, state, shape, |m: &Rp3| &m.params)
     }
 
     fn examples() -> Vec<Rp3Params> {
         vec![Rp3Params::default()]
+    }
+}
+
+impl CheckState for Rp3 {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.graph.check(shape.items, false)?;
+        check::len("the histories", self.histories.len(), shape.users)?;
+        for h in &self.histories {
+            check::below("a history", h, shape.items)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 //! built item by item in parallel; catalogues above [`MAX_ITEMS`] are refused, since the table
 //! grows with the square of the catalogue.
 
+use crate::spec::{check, CheckState, Shape};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -290,8 +291,8 @@ impl crate::spec::Kind for SlopeOne {
         SlopeOne::fit(p, data, opts)
     }
 
-    fn restore(_: &SlopeOneParams, state: &[u8]) -> Result<SlopeOne> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &SlopeOneParams, state: &[u8], shape: &Shape) -> Result<SlopeOne> {
+        crate::spec::restore_state(p, state, shape, |m: &SlopeOne| &m.params)
     }
 
     fn examples() -> Vec<SlopeOneParams> {
@@ -299,6 +300,28 @@ impl crate::spec::Kind for SlopeOne {
             SlopeOneParams::default(),
             SlopeOneParams { weighted: false },
         ]
+    }
+}
+
+impl CheckState for SlopeOne {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::csr(
+            "the deviation index",
+            &self.ptr,
+            shape.items,
+            self.other.len(),
+        )?;
+        check::below("the deviation index", &self.other, shape.items)?;
+        check::len("the deviations", self.dev.len(), self.other.len())?;
+        check::len("the frequencies", self.freq.len(), self.other.len())?;
+        check::len("the user ratings", self.user_items.len(), shape.users)?;
+        check::len("the user means", self.user_mean.len(), shape.users)?;
+        for h in &self.user_items {
+            if h.iter().any(|&(i, _)| i as usize >= shape.items) {
+                return Err("a user's ratings name an item beyond the catalogue".into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -174,8 +174,10 @@ pub trait Kind: 'static {
     }
     /// Trains on `data` (the parameters have been validated).
     fn fit(params: &Self::Params, data: &Dataset, opts: &FitOptions<'_>) -> Result<Self::Fitted>;
-    /// Rebuilds a fitted model from the state its [`Model::state`] wrote.
-    fn restore(params: &Self::Params, state: &[u8]) -> Result<Self::Fitted>;
+    /// Rebuilds a fitted model from the state its [`Model::state`] wrote, for the id space
+    /// `shape` (users and items of the artifact's id maps). The state comes from a file: it
+    /// must be checked against `shape` and itself (see [`CheckState`]) before it is used.
+    fn restore(params: &Self::Params, state: &[u8], shape: &Shape) -> Result<Self::Fitted>;
     /// Configurations that exercise the kind's main options and train in about a second on
     /// 24k interactions: the behaviour suite and the artifact fixtures run each, and the docs
     /// show the first. Never empty.
@@ -373,7 +375,7 @@ trait SpecObject: Send + Sync + Debug {
     fn capabilities(&self) -> Capabilities;
     fn footprint(&self, shape: &Shape) -> Footprint;
     fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>>;
-    fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>>;
+    fn restore(&self, state: &[u8], shape: &Shape) -> Result<Box<dyn Model>>;
     fn params_value(&self) -> Result<serde_json::Value>;
     fn as_any(&self) -> &dyn Any;
     fn same(&self, other: &dyn SpecObject) -> bool;
@@ -403,8 +405,8 @@ impl<K: Kind> SpecObject for Typed<K> {
     fn fit(&self, data: &Dataset, opts: &FitOptions<'_>) -> Result<Box<dyn Model>> {
         Ok(Box::new(K::fit(&self.0, data, opts)?))
     }
-    fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
-        Ok(Box::new(K::restore(&self.0, state)?))
+    fn restore(&self, state: &[u8], shape: &Shape) -> Result<Box<dyn Model>> {
+        Ok(Box::new(K::restore(&self.0, state, shape)?))
     }
     fn params_value(&self) -> Result<serde_json::Value> {
         serde_json::to_value(&self.0).map_err(|e| Error::param(K::NAME, e.to_string()))
@@ -492,9 +494,18 @@ impl ModelSpec {
         self.inner.fit(data, opts)
     }
 
-    /// Rebuilds a fitted model from the state written by [`Model::state`].
-    pub fn restore(&self, state: &[u8]) -> Result<Box<dyn Model>> {
-        self.inner.restore(state)
+    /// Rebuilds a fitted model from the state written by [`Model::state`], for an id space of
+    /// `shape`; a state that does not fit it (or itself) is refused as a corrupt artifact.
+    pub fn restore(&self, state: &[u8], shape: &Shape) -> Result<Box<dyn Model>> {
+        let model = self.inner.restore(state, shape)?;
+        if model.n_items() != shape.items {
+            return Err(corrupt_state(format!(
+                "the model scores {} items, the artifact has {}",
+                model.n_items(),
+                shape.items
+            )));
+        }
+        Ok(model)
     }
 
     /// Parses and validates a specification object: its `model` key names a registered kind.
@@ -655,9 +666,105 @@ impl<'de> serde::de::DeserializeSeed<'de> for StrictSeed {
 /// The names a model's state file may have in an artifact.
 pub const STATE_FILES: [&str; 2] = ["model.bin", "model.safetensors"];
 
-/// Decodes a postcard state written by [`Model::state`] (the common [`Kind::restore`]).
-pub fn restore_postcard<T: DeserializeOwned>(state: &[u8]) -> Result<T> {
-    reco_core::artifact::decode::<T>(state, "model.bin")
+/// What a model state read from a file must satisfy before it is used: its arrays fit
+/// together and the id space `shape` (every user and item index the artifact can pass is
+/// inside them; every stored index points inside its array). A corrupt or edited artifact then
+/// fails to load with an error instead of indexing out of bounds, or looping, when it is asked
+/// for recommendations.
+pub trait CheckState {
+    /// `Err` says what does not fit.
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String>;
+}
+
+/// The error for a model state that does not fit its artifact.
+pub fn corrupt_state(message: String) -> Error {
+    Error::Artifact {
+        path: "model.bin".into(),
+        message: format!("{message}: the file is corrupt or was modified; retrain the model"),
+    }
+}
+
+/// Decodes a postcard state written by [`Model::state`] and checks it against the artifact's
+/// id space (the common [`Kind::restore`]).
+pub fn restore_postcard<T: DeserializeOwned + CheckState>(
+    state: &[u8],
+    shape: &Shape,
+) -> Result<T> {
+    let t = reco_core::artifact::decode::<T>(state, "model.bin")?;
+    t.check_state(shape).map_err(corrupt_state)?;
+    Ok(t)
+}
+
+/// [`restore_postcard`] for a model state that embeds its parameters: they must equal the
+/// parameters of the specification in the manifest (`params`), which were parsed with their
+/// limits and validated; a state whose embedded copy differs was edited or damaged.
+pub fn restore_state<T, P>(
+    params: &P,
+    state: &[u8],
+    shape: &Shape,
+    embedded: impl Fn(&T) -> &P,
+) -> Result<T>
+where
+    T: DeserializeOwned + CheckState,
+    P: PartialEq,
+{
+    let t: T = restore_postcard(state, shape)?;
+    if embedded(&t) != params {
+        return Err(corrupt_state(
+            "the parameters in the state differ from the specification in the manifest".into(),
+        ));
+    }
+    Ok(t)
+}
+
+/// Helpers for [`CheckState`] implementations.
+pub mod check {
+    /// `Err` unless `len == want`.
+    pub fn len(what: &str, len: usize, want: usize) -> Result<(), String> {
+        if len == want {
+            Ok(())
+        } else {
+            Err(format!("{what} has {len} entries where {want} are needed"))
+        }
+    }
+
+    /// `Err` unless `len == rows * width` (without overflow).
+    pub fn rows(what: &str, len: usize, rows: usize, width: usize) -> Result<(), String> {
+        match rows.checked_mul(width) {
+            Some(want) => self::len(what, len, want),
+            None => Err(format!("{what}: {rows} × {width} overflows")),
+        }
+    }
+
+    /// `Err` unless every index is below `bound`.
+    pub fn below(what: &str, ids: &[u32], bound: usize) -> Result<(), String> {
+        match ids.iter().find(|&&i| i as usize >= bound) {
+            None => Ok(()),
+            Some(i) => Err(format!("{what} holds index {i}, beyond {bound}")),
+        }
+    }
+
+    /// `Err` unless `ptr` is a CSR index of `rows` rows over `len` values (starts at 0, never
+    /// decreases, ends at `len`).
+    pub fn csr<P: Copy + TryInto<usize>>(
+        what: &str,
+        ptr: &[P],
+        rows: usize,
+        len: usize,
+    ) -> Result<(), String> {
+        let at = |k: usize| ptr[k].try_into().ok();
+        let ok = ptr.len() == rows + 1
+            && at(0) == Some(0)
+            && (1..ptr.len()).all(|k| matches!((at(k - 1), at(k)), (Some(a), Some(b)) if a <= b))
+            && at(rows) == Some(len);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} is not an index of {rows} rows over {len} values"
+            ))
+        }
+    }
 }
 
 /// Implements [`Model`] for a model whose parameters sit in `self.params`, whose kind is its

@@ -99,7 +99,7 @@ impl Kind for TwoTower {
     fn fit(p: &TwoTowerParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<TwoTower> {
         TwoTower::fit(p, data, opts)
     }
-    fn restore(p: &TwoTowerParams, state: &[u8]) -> Result<TwoTower> {
+    fn restore(p: &TwoTowerParams, state: &[u8], _: &Shape) -> Result<TwoTower> {
         TwoTower::from_safetensors(p, state)
     }
     fn examples() -> Vec<TwoTowerParams> {
@@ -151,7 +151,7 @@ impl Kind for ContentDnn {
         m.content_dnn = true;
         Ok(m)
     }
-    fn restore(p: &TwoTowerParams, state: &[u8]) -> Result<TwoTower> {
+    fn restore(p: &TwoTowerParams, state: &[u8], _: &Shape) -> Result<TwoTower> {
         let mut m = TwoTower::from_safetensors(p, state)?;
         m.content_dnn = true;
         Ok(m)
@@ -197,7 +197,7 @@ impl Kind for NeuralCf {
     fn fit(p: &NcfParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<NeuralCf> {
         NeuralCf::fit(p, data, opts)
     }
-    fn restore(p: &NcfParams, state: &[u8]) -> Result<NeuralCf> {
+    fn restore(p: &NcfParams, state: &[u8], _: &Shape) -> Result<NeuralCf> {
         NeuralCf::from_safetensors(p, state)
     }
     fn examples() -> Vec<NcfParams> {

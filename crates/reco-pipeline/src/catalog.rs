@@ -66,6 +66,49 @@ pub(crate) struct Catalog {
     pub segments: Vec<Segments>,
 }
 
+/// True when `ptr` is a CSR index over `len` values: starts at 0, never decreases, ends at `len`.
+fn csr(ptr: &[usize], len: usize) -> bool {
+    ptr.first() == Some(&0) && ptr.windows(2).all(|w| w[0] <= w[1]) && ptr.last() == Some(&len)
+}
+
+impl Catalog {
+    /// Checks a catalogue read from an artifact: every array has its length and every index
+    /// names an item, user or value that exists, so a corrupt file fails to load instead of
+    /// indexing out of bounds while recommending.
+    pub(crate) fn check(&self) -> std::result::Result<(), &'static str> {
+        let n = self.n_items;
+        let item = |i: &u32| (*i as usize) < n;
+        let fits = self.counts.len() == n
+            && self.by_popularity.len() == n
+            && self.popularity_rank.len() == n
+            && self.recent.len() == n
+            && self.age.len() == n
+            && self.by_popularity.iter().all(item)
+            && self.popularity_rank.iter().all(item)
+            && self.hist_ptr.len() == self.n_users + 1
+            && csr(&self.hist_ptr, self.hist.len())
+            && self.hist.iter().all(item)
+            && self.categories.iter().all(|c| {
+                csr(&c.ptr, c.values.len())
+                    && c.ptr.len() <= n + 1
+                    && c.charts.len() == c.labels.len()
+                    && c.values.iter().all(|&v| (v as usize) < c.labels.len())
+                    && c.charts.iter().flatten().all(item)
+            })
+            && self.segments.iter().all(|s| {
+                csr(&s.ptr, s.values.len())
+                    && s.ptr.len() <= self.n_users + 1
+                    && s.values.iter().all(|&v| (v as usize) < s.charts.len())
+                    && s.charts.iter().flatten().all(|(i, _)| item(i))
+            });
+        if fits {
+            Ok(())
+        } else {
+            Err("the pipeline's catalogue is inconsistent")
+        }
+    }
+}
+
 fn categories_of(table: &FeatureTable, field: Option<&str>, counts: &[u32]) -> Result<Categories> {
     let f = match field {
         Some(name) => table.categorical(name),

@@ -92,8 +92,8 @@ impl Kind for Pipeline {
     fn fit(p: &PipelineSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Pipeline> {
         Pipeline::fit(p.clone(), data, opts)
     }
-    fn restore(p: &PipelineSpec, state: &[u8]) -> Result<Pipeline> {
-        restore_pipeline(p.clone(), state)
+    fn restore(p: &PipelineSpec, state: &[u8], shape: &Shape) -> Result<Pipeline> {
+        restore_pipeline(p.clone(), state, shape)
     }
     fn examples() -> Vec<PipelineSpec> {
         use crate::spec::{IndexKind, RankerKind, RankerSpec, RerankSpec, SourceSpec};
@@ -191,7 +191,7 @@ impl Kind for Blend {
     fn fit(p: &BlendSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Blend> {
         Blend::fit(p.clone(), data, opts)
     }
-    fn restore(p: &BlendSpec, state: &[u8]) -> Result<Blend> {
+    fn restore(p: &BlendSpec, state: &[u8], shape: &Shape) -> Result<Blend> {
         let st: BlendState = decode(state, "blend")?;
         if st.models.len() != p.models.len() || st.weights.len() != p.models.len() {
             return Err(corrupt("blend state does not match its specification"));
@@ -200,7 +200,7 @@ impl Kind for Blend {
             .models
             .iter()
             .zip(&st.models)
-            .map(|(m, b)| m.spec.restore(b))
+            .map(|(m, b)| m.spec.restore(b, shape))
             .collect::<Result<_>>()?;
         Ok(Blend {
             spec: p.clone(),
@@ -252,12 +252,15 @@ impl Kind for Switch {
     fn fit(p: &SwitchSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Switch> {
         Switch::fit(p.clone(), data, opts)
     }
-    fn restore(p: &SwitchSpec, state: &[u8]) -> Result<Switch> {
+    fn restore(p: &SwitchSpec, state: &[u8], shape: &Shape) -> Result<Switch> {
         let st: SwitchState = decode(state, "switch")?;
+        if st.user_counts.len() != shape.users || st.item_counts.len() != shape.items {
+            return Err(corrupt("switch state does not match the id space"));
+        }
         Ok(Switch {
             spec: p.clone(),
-            warm: p.warm.restore(&st.warm)?,
-            cold: p.cold.restore(&st.cold)?,
+            warm: p.warm.restore(&st.warm, shape)?,
+            cold: p.cold.restore(&st.cold, shape)?,
             user_counts: st.user_counts,
             item_counts: st.item_counts,
         })
@@ -312,25 +315,27 @@ struct SwitchState {
     item_counts: Vec<u32>,
 }
 
-fn restore_pipeline(spec: PipelineSpec, state: &[u8]) -> Result<Pipeline> {
+fn restore_pipeline(spec: PipelineSpec, state: &[u8], shape: &Shape) -> Result<Pipeline> {
     let refs = spec.resolve()?;
     let st: PipelineState = decode(state, "pipeline")?;
     if st.models.len() != spec.models.len() || st.indexes.len() != spec.sources.len() {
         return Err(corrupt("pipeline state does not match its specification"));
     }
-    let models = spec
+    let models: Vec<Box<dyn Model>> = spec
         .models
         .iter()
         .zip(&st.models)
-        .map(|(m, b)| m.spec.restore(b))
+        .map(|(m, b)| m.spec.restore(b, shape))
         .collect::<Result<_>>()?;
-    let indexes = st
+    let indexes: Vec<Option<AnyIndex>> = st
         .indexes
         .into_iter()
         .map(|ix| {
             ix.map(|ix| -> Result<AnyIndex> {
                 Ok(match ix {
-                    SavedIndex::Exact(b) => AnyIndex::Exact(decode(&b, "exact index")?),
+                    SavedIndex::Exact(b) => {
+                        AnyIndex::Exact(reco_ann::Exact::from_bytes(&b, "exact index")?)
+                    }
                     SavedIndex::Hnsw(b) => AnyIndex::Hnsw(reco_ann::Hnsw::from_bytes(&b)?),
                     SavedIndex::Mips(b) => AnyIndex::Mips(reco_ann::Mips::from_bytes(&b)?),
                 })
@@ -339,6 +344,35 @@ fn restore_pipeline(spec: PipelineSpec, state: &[u8]) -> Result<Pipeline> {
         })
         .collect::<Result<_>>()?;
     let feature_names = feature_names(&spec);
+    if st.catalog.n_items != shape.items || st.catalog.n_users != shape.users {
+        return Err(corrupt(
+            "the pipeline's catalogue does not match the id space",
+        ));
+    }
+    st.catalog.check().map_err(corrupt)?;
+    st.ranker.check(feature_names.len()).map_err(corrupt)?;
+    let n = st.catalog.n_items;
+    if models.iter().any(|m| m.n_items() != n) {
+        return Err(corrupt(
+            "the pipeline's models and catalogue disagree on the items",
+        ));
+    }
+    for (s, ix) in indexes.iter().enumerate() {
+        let Some(ix) = ix else { continue };
+        let dim = refs
+            .sources
+            .get(s)
+            .copied()
+            .flatten()
+            .and_then(|k| models.get(k)?.as_embeddings().map(|e| e.dim()));
+        if ix.get().max_id().is_some_and(|id| id as usize >= n)
+            || dim.is_some_and(|d| d != ix.get().dim())
+        {
+            return Err(corrupt(
+                "a vector index does not match the pipeline's items or model",
+            ));
+        }
+    }
     Ok(Pipeline {
         spec,
         refs,

@@ -27,6 +27,43 @@ pub enum Ranker {
     Sources,
 }
 
+impl Ranker {
+    /// Checks a ranker read from an artifact against the number of features it will be given:
+    /// a corrupt file must fail to load, not index out of bounds or loop while ranking.
+    pub(crate) fn check(&self, features: usize) -> std::result::Result<(), &'static str> {
+        match self {
+            Ranker::Sources => Ok(()),
+            Ranker::Logistic(l) => {
+                if l.mean.len() != features
+                    || l.scale.len() != features
+                    || l.weights.len() != features
+                {
+                    return Err("the ranker's weights do not match its features");
+                }
+                Ok(())
+            }
+            Ranker::Gbdt(g) => {
+                for nodes in &g.trees {
+                    // Children come after their parent, so a walk from the root ends.
+                    let ok = !nodes.is_empty()
+                        && nodes.iter().enumerate().all(|(k, n)| {
+                            n.feature == u32::MAX
+                                || ((n.feature as usize) < features
+                                    && (n.left as usize) > k
+                                    && (n.right as usize) > k
+                                    && (n.left as usize) < nodes.len()
+                                    && (n.right as usize) < nodes.len())
+                        });
+                    if !ok {
+                        return Err("a ranker tree is malformed");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Logistic regression on standardised features.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Logistic {

@@ -207,3 +207,48 @@ fn models_saved_before_the_renames_still_load_and_recommend_the_same() {
     }
     assert!(n >= 8, "{n} legacy fixtures");
 }
+
+/// A model state is checked against the id space it is restored into: every kind's saved state,
+/// restored for a catalogue one item larger or smaller than the one it was trained on, is
+/// refused as a corrupt artifact instead of answering with scores for items it does not have
+/// (or indexing past its arrays later).
+#[test]
+fn every_kind_refuses_its_state_in_another_id_space() {
+    reco_neural::register().expect("neural");
+    reco_pipeline::register().expect("composites");
+    let current = root().join(format!("v{FORMAT_VERSION}"));
+    for kind in registry::kinds() {
+        let dir = current.join(kind.name);
+        let loaded = reco_models::load(&dir).expect("the fixture loads");
+        let spec = loaded.model.spec();
+        let state = reco_models::STATE_FILES
+            .iter()
+            .find_map(|f| std::fs::read(dir.join(f)).ok())
+            .expect("a state file");
+        let (users, items) = (loaded.manifest.n_users, loaded.manifest.n_items);
+        let same = reco_models::Shape {
+            users,
+            items,
+            interactions: 0,
+        };
+        assert!(
+            spec.restore(&state, &same).is_ok(),
+            "{}: its own shape",
+            kind.name
+        );
+        for other in [items + 1, items - 1] {
+            let shape = reco_models::Shape {
+                items: other,
+                ..same
+            };
+            match spec.restore(&state, &shape) {
+                Err(Error::Artifact { .. }) => {}
+                Err(e) => panic!("{}: {other} items: another error: {e}", kind.name),
+                Ok(_) => panic!(
+                    "{}: restored for {other} items instead of {items}",
+                    kind.name
+                ),
+            }
+        }
+    }
+}

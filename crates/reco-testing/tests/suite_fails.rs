@@ -5,7 +5,7 @@ use reco_core::model::{Filter, FitOptions, Query, Recommender};
 use reco_core::topk::Scored;
 use reco_core::{Dataset, Result};
 use reco_models::baseline::Popularity;
-use reco_models::{Capabilities, Kind, Model, ModelSpec, PopularityParams};
+use reco_models::{Capabilities, Kind, Model, ModelSpec, PopularityParams, Shape};
 use serde::{Deserialize, Serialize};
 
 /// Which rule the broken model breaks.
@@ -88,10 +88,10 @@ impl Kind for Broken {
             inner: popularity().fit(data, opts)?,
         })
     }
-    fn restore(p: &BrokenParams, state: &[u8]) -> Result<Broken> {
+    fn restore(p: &BrokenParams, state: &[u8], shape: &Shape) -> Result<Broken> {
         Ok(Broken {
             params: p.clone(),
-            inner: popularity().restore(state)?,
+            inner: popularity().restore(state, shape)?,
         })
     }
     fn examples() -> Vec<BrokenParams> {

@@ -52,15 +52,17 @@ impl Graph {
         f.params.validate()?;
         let n = f.ids.len();
         let m = f.params.m;
+        // The sizes come from the file: products that overflow are as wrong as ones that differ.
+        let fits = |len: usize, a: usize, b: usize| a.checked_mul(b) == Some(len);
         if f.dim == 0
             || f.levels.len() != n
-            || f.vectors.len() != n * f.dim
-            || f.level0.len() != n * (1 + 2 * m)
+            || !fits(f.vectors.len(), n, f.dim)
+            || !fits(f.level0.len(), n, 1 + 2 * m)
             || f.upper.len() != n
             || f.upper
                 .iter()
                 .zip(&f.levels)
-                .any(|(u, &l)| u.len() != l as usize * (1 + m))
+                .any(|(u, &l)| !fits(u.len(), l as usize, 1 + m))
             || f.level0
                 .iter()
                 .chain(f.upper.iter().flatten())
@@ -95,10 +97,11 @@ impl Graph {
             for l in 0..f.levels[node] as usize {
                 let s = l * (1 + m);
                 let c = f.upper[node][s] as usize;
+                // A link at level l + 1 must reach a node that has that level.
                 if c > m
                     || f.upper[node][s + 1..s + 1 + c]
                         .iter()
-                        .any(|&x| x as usize >= n)
+                        .any(|&x| x as usize >= n || (f.levels[x as usize] as usize) < l + 1)
                 {
                     return Err(bad("a link names no node"));
                 }

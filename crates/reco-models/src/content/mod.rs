@@ -7,6 +7,7 @@
 
 pub mod tfidf;
 
+use crate::spec::{check, CheckState, Shape};
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, Recommender, SimilarItems};
@@ -411,8 +412,8 @@ impl crate::spec::Kind for Content {
         Content::fit(p, data, opts)
     }
 
-    fn restore(_: &ContentParams, state: &[u8]) -> Result<Content> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &ContentParams, state: &[u8], shape: &Shape) -> Result<Content> {
+        crate::spec::restore_state(p, state, shape, |m: &Content| &m.params)
     }
 
     fn examples() -> Vec<ContentParams> {
@@ -424,6 +425,37 @@ impl crate::spec::Kind for Content {
                 ..Default::default()
             },
         ]
+    }
+}
+
+impl CheckState for Content {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        let dim = self.space.dim();
+        check::len("the item rows", self.space.rows.len(), shape.items)?;
+        for row in &self.space.rows {
+            if row.iter().any(|&(f, _)| f as usize >= dim) {
+                return Err(format!("an item row names a feature beyond {dim}"));
+            }
+        }
+        check::csr(
+            "the inverted index",
+            &self.inv_ptr,
+            dim,
+            self.inv_item.len(),
+        )?;
+        check::len(
+            "the inverted values",
+            self.inv_val.len(),
+            self.inv_item.len(),
+        )?;
+        check::below("the inverted index", &self.inv_item, shape.items)?;
+        check::len("the histories", self.histories.len(), shape.users)?;
+        for h in &self.histories {
+            if h.iter().any(|&(i, _)| i as usize >= shape.items) {
+                return Err("a history names an item beyond the catalogue".into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! and finds similar items like every MF model, and places users and items without history by
 //! their metadata.
 
+use crate::spec::{CheckState, Shape};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -435,8 +436,8 @@ impl crate::spec::Kind for Fm {
         Fm::fit(p, data, opts)
     }
 
-    fn restore(_: &FmParams, state: &[u8]) -> Result<Fm> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &FmParams, state: &[u8], shape: &Shape) -> Result<Fm> {
+        crate::spec::restore_state(p, state, shape, |m: &Fm| &m.params)
     }
 
     fn examples() -> Vec<FmParams> {
@@ -447,6 +448,15 @@ impl crate::spec::Kind for Fm {
                 ..Default::default()
             })
             .to_vec()
+    }
+}
+
+impl CheckState for Fm {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        // Scores use a constant slot after the `factors` learned ones.
+        self.f.check_width(self.params.factors, 1)?;
+        Ok(())
     }
 }
 

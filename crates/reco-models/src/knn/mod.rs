@@ -8,6 +8,7 @@
 
 pub mod similarity;
 
+use crate::spec::{check, CheckState, Shape};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -694,8 +695,8 @@ macro_rules! knn_kind {
             fn fit(p: &KnnParams, data: &Dataset, opts: &FitOptions<'_>) -> Result<Knn> {
                 Knn::fit(p, $side, data, opts)
             }
-            fn restore(_: &KnnParams, state: &[u8]) -> Result<Knn> {
-                let m: Knn = crate::spec::restore_postcard(state)?;
+            fn restore(p: &KnnParams, state: &[u8], shape: &Shape) -> Result<Knn> {
+                let m = crate::spec::restore_state(p, state, shape, |m: &Knn| &m.params)?;
                 check_side(m, $side)
             }
             fn examples() -> Vec<KnnParams> {
@@ -729,4 +730,27 @@ fn check_side(m: Knn, side: Side) -> Result<Knn> {
         ));
     }
     Ok(m)
+}
+
+impl CheckState for Knn {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        let (rows, cols) = match self.side {
+            Side::User => (shape.users, shape.items),
+            Side::Item => (shape.items, shape.users),
+        };
+        let same = |what: &str, m: &Interactions| {
+            if m.n_users() == rows && m.n_items() == cols && m.nnz() == self.rows.nnz() {
+                Ok(())
+            } else {
+                Err(format!("{what} do not match the id space"))
+            }
+        };
+        same("the stored ratings", &self.rows)?;
+        same("the similarity index", &self.index.m)?;
+        check::len("the row norms", self.index.norms.len(), rows)?;
+        check::len("the row means", self.moments.mean.len(), rows)?;
+        check::len("the row deviations", self.moments.sd.len(), rows)?;
+        self.biases.check(shape)?;
+        self.graph.check(rows, self.side == Side::User)
+    }
 }

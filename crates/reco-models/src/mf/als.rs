@@ -2,6 +2,7 @@
 //! user solves [p_u, b_u] = argmin Σ_i (r_ui − μ − b_i − p_u·q_i − b_u)² + λ n_u (|p_u|² + b_u²)
 //! by Cholesky (faer), then every item likewise; rows are solved in parallel, independently.
 
+use crate::spec::{CheckState, Shape};
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 use rayon::prelude::*;
@@ -242,8 +243,8 @@ impl crate::spec::Kind for Als {
         Als::fit(p, data, opts)
     }
 
-    fn restore(_: &AlsParams, state: &[u8]) -> Result<Als> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &AlsParams, state: &[u8], shape: &Shape) -> Result<Als> {
+        crate::spec::restore_state(p, state, shape, |m: &Als| &m.params)
     }
 
     fn examples() -> Vec<AlsParams> {
@@ -252,5 +253,12 @@ impl crate::spec::Kind for Als {
             epochs: 5,
             ..Default::default()
         }]
+    }
+}
+
+impl CheckState for Als {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        self.seen.check(shape)
     }
 }

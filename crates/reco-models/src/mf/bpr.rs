@@ -3,6 +3,7 @@
 //! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
 //! Training is sequential and deterministic with the seed.
 
+use crate::spec::{CheckState, Shape};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -287,8 +288,8 @@ impl crate::spec::Kind for Bpr {
         Bpr::fit(p, data, opts)
     }
 
-    fn restore(_: &BprParams, state: &[u8]) -> Result<Bpr> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &BprParams, state: &[u8], shape: &Shape) -> Result<Bpr> {
+        crate::spec::restore_state(p, state, shape, |m: &Bpr| &m.params)
     }
 
     fn examples() -> Vec<BprParams> {
@@ -298,5 +299,12 @@ impl crate::spec::Kind for Bpr {
             learning_rate: 0.05,
             ..Default::default()
         }]
+    }
+}
+
+impl CheckState for Bpr {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        Ok(())
     }
 }

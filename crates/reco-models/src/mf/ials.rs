@@ -7,6 +7,7 @@
 //! Confidence: `linear` c = 1 + α·v (Hu et al.) or `log` c = 1 + α·ln(1 + v/ε). implicit 0.7
 //! uses c = α·v, so its `alpha = a` on binary data is reco's `alpha = a − 1`.
 
+use crate::spec::{check, CheckState, Shape};
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 use rayon::prelude::*;
@@ -473,8 +474,8 @@ impl crate::spec::Kind for Ials {
         Ials::fit(p, data, opts)
     }
 
-    fn restore(_: &IalsParams, state: &[u8]) -> Result<Ials> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &IalsParams, state: &[u8], shape: &Shape) -> Result<Ials> {
+        crate::spec::restore_state(p, state, shape, |m: &Ials| &m.params)
     }
 
     fn examples() -> Vec<IalsParams> {
@@ -487,6 +488,13 @@ impl crate::spec::Kind for Ials {
                 ..Default::default()
             })
             .to_vec()
+    }
+}
+
+impl CheckState for Ials {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        check::rows("YᵀY", self.yty.len(), self.f.k, self.f.k)
     }
 }
 

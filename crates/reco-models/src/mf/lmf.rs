@@ -7,6 +7,7 @@
 //! not depend on the thread count. Defaults are implicit's (30 factors, 30 epochs, learning_rate 1.0,
 //! regularization 0.6, factors from N(0, 1)).
 
+use crate::spec::{CheckState, Shape};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -252,11 +253,20 @@ impl crate::spec::Kind for Lmf {
         Lmf::fit(p, data, opts)
     }
 
-    fn restore(_: &LmfParams, state: &[u8]) -> Result<Lmf> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &LmfParams, state: &[u8], shape: &Shape) -> Result<Lmf> {
+        crate::spec::restore_state(p, state, shape, |m: &Lmf| &m.params)
     }
 
     fn examples() -> Vec<LmfParams> {
         vec![LmfParams::default()]
+    }
+}
+
+impl CheckState for Lmf {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        // Two slots follow the `factors` learned ones: the constant and the user bias.
+        self.f.check_width(self.params.factors, 2)?;
+        Ok(())
     }
 }

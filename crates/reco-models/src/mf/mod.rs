@@ -20,6 +20,7 @@ pub mod svdpp;
 
 pub(crate) use early::{best_or, end_of_pass, EarlyStop};
 
+use crate::spec::{check, Shape};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
 use rand::{Rng, SeedableRng};
@@ -417,6 +418,49 @@ impl Embeddings for Factors {
 impl SimilarItems for Factors {
     fn similar_items(&self, item: u32, k: usize) -> Result<Vec<Scored>> {
         self.similar(item, k)
+    }
+}
+
+impl Factors {
+    /// Checks factors read from a file against the id space: one row of `k` per user and item,
+    /// biases absent or one per row.
+    pub(crate) fn check(&self, shape: &Shape) -> std::result::Result<(), String> {
+        if self.k == 0 {
+            return Err("the factors have width 0".into());
+        }
+        check::rows("the user factors", self.users.len(), shape.users, self.k)?;
+        check::rows("the item factors", self.items.len(), shape.items, self.k)?;
+        if !self.user_bias.is_empty() {
+            check::len("the user biases", self.user_bias.len(), shape.users)?;
+        }
+        if !self.item_bias.is_empty() {
+            check::len("the item biases", self.item_bias.len(), shape.items)?;
+        }
+        Ok(())
+    }
+}
+
+impl Factors {
+    /// Checks that rows hold `factors` learned values and `extra` fixed slots, as the model's
+    /// parameters say (scoring writes those slots by position).
+    pub(crate) fn check_width(
+        &self,
+        factors: usize,
+        extra: usize,
+    ) -> std::result::Result<(), String> {
+        if factors.checked_add(extra) == Some(self.k) {
+            Ok(())
+        } else {
+            Err("the factor width does not match the parameters".into())
+        }
+    }
+}
+
+impl Seen {
+    /// Checks what training saw against the id space.
+    pub(crate) fn check(&self, shape: &Shape) -> std::result::Result<(), String> {
+        check::len("the seen users", self.user.len(), shape.users)?;
+        check::len("the seen items", self.item.len(), shape.items)
     }
 }
 

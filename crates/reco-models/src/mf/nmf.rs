@@ -1,6 +1,7 @@
 //! Non-negative matrix factorisation with multiplicative updates (Luo et al. 2014), Surprise's
 //! semantics and defaults: 15 factors, 50 epochs, regularization_pu and regularization_qi 0.06, factors from U(0, 1), unbiased.
 
+use crate::spec::{check, CheckState, Shape};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -232,11 +233,19 @@ impl crate::spec::Kind for Nmf {
         Nmf::fit(p, data, opts)
     }
 
-    fn restore(_: &NmfParams, state: &[u8]) -> Result<Nmf> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &NmfParams, state: &[u8], shape: &Shape) -> Result<Nmf> {
+        crate::spec::restore_state(p, state, shape, |m: &Nmf| &m.params)
     }
 
     fn examples() -> Vec<NmfParams> {
         vec![NmfParams::default()]
+    }
+}
+
+impl CheckState for Nmf {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        check::len("the known users", self.known_user.len(), shape.users)?;
+        check::len("the known items", self.known_item.len(), shape.items)
     }
 }

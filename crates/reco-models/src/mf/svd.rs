@@ -7,6 +7,7 @@
 //! seed and a thread count. `parallel = false` is one sequential pass per epoch in the data's
 //! order (user by user), or a seeded shuffle.
 
+use crate::spec::{CheckState, Shape};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -595,8 +596,8 @@ impl crate::spec::Kind for Svd {
         Svd::fit(p, data, opts)
     }
 
-    fn restore(_: &SvdParams, state: &[u8]) -> Result<Svd> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &SvdParams, state: &[u8], shape: &Shape) -> Result<Svd> {
+        crate::spec::restore_state(p, state, shape, |m: &Svd| &m.params)
     }
 
     fn examples() -> Vec<SvdParams> {
@@ -611,6 +612,13 @@ impl crate::spec::Kind for Svd {
                 ..Default::default()
             },
         ]
+    }
+}
+
+impl CheckState for Svd {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        self.seen.check(shape)
     }
 }
 

@@ -7,6 +7,7 @@
 //! sum z moves by learning_rate·(err·q_i − regularization·z). Tracking a, g and z gives Surprise's exact updates in
 //! O(k) per rating plus O(|N(u)| k) per user visit.
 
+use crate::spec::{check, CheckState, Shape};
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
@@ -285,11 +286,19 @@ impl crate::spec::Kind for Svdpp {
         Svdpp::fit(p, data, opts)
     }
 
-    fn restore(_: &SvdppParams, state: &[u8]) -> Result<Svdpp> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &SvdppParams, state: &[u8], shape: &Shape) -> Result<Svdpp> {
+        crate::spec::restore_state(p, state, shape, |m: &Svdpp| &m.params)
     }
 
     fn examples() -> Vec<SvdppParams> {
         vec![SvdppParams::default()]
+    }
+}
+
+impl CheckState for Svdpp {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        check::rows("the implicit factors", self.y.len(), shape.items, self.f.k)?;
+        self.seen.check(shape)
     }
 }

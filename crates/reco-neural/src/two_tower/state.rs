@@ -87,6 +87,10 @@ impl TwoTower {
         let head: [f32; 4] = pop("rating_head")?
             .try_into()
             .map_err(|_| bad("rating head".into()))?;
+        // Predictions are clipped to [head[2], head[3]]: a reversed or NaN range would panic.
+        if !(head[2].is_finite() && head[3].is_finite() && head[2] <= head[3]) {
+            return Err(bad("the rating head's range is not a range".into()));
+        }
         let dim = *p.layers.last().unwrap_or(&1);
         let n_items = items.len() / dim;
         if items.len() % dim != 0

@@ -27,6 +27,7 @@
 //! from run to run. `parallel = false` (the default, like LightFM's one thread) is exactly
 //! reproducible with the seed.
 
+use crate::spec::{CheckState, Shape};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
@@ -548,8 +549,8 @@ impl crate::spec::Kind for Hybrid {
         Hybrid::fit(p, data, opts)
     }
 
-    fn restore(_: &HybridParams, state: &[u8]) -> Result<Hybrid> {
-        crate::spec::restore_postcard(state)
+    fn restore(p: &HybridParams, state: &[u8], shape: &Shape) -> Result<Hybrid> {
+        crate::spec::restore_state(p, state, shape, |m: &Hybrid| &m.params)
     }
 
     fn examples() -> Vec<HybridParams> {
@@ -565,6 +566,15 @@ impl crate::spec::Kind for Hybrid {
             ..Default::default()
         })
         .to_vec()
+    }
+}
+
+impl CheckState for Hybrid {
+    fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
+        self.f.check(shape)?;
+        // Scores use a constant slot after the `factors` learned ones.
+        self.f.check_width(self.params.factors, 1)?;
+        Ok(())
     }
 }
 
