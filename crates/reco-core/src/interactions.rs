@@ -131,12 +131,13 @@ struct Unchecked {
 }
 
 /// True when `ptr` indexes `rows` rows of `len` values: starts at 0, never decreases, ends at
-/// `len`.
-fn is_csr(ptr: &[usize], rows: usize, len: usize) -> bool {
+/// `len`. The check every decoder of a CSR layout read from a file makes.
+pub fn is_csr<P: Copy + TryInto<usize>>(ptr: &[P], rows: usize, len: usize) -> bool {
+    let at = |k: usize| ptr[k].try_into().ok();
     ptr.len() == rows.saturating_add(1)
-        && ptr.first() == Some(&0)
-        && ptr.windows(2).all(|w| w[0] <= w[1])
-        && ptr.last() == Some(&len)
+        && at(0) == Some(0)
+        && (1..ptr.len()).all(|k| matches!((at(k - 1), at(k)), (Some(a), Some(b)) if a <= b))
+        && at(rows) == Some(len)
 }
 
 impl TryFrom<Unchecked> for Interactions {

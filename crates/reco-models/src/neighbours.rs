@@ -42,9 +42,7 @@ impl TryFrom<Unchecked> for NeighbourLists {
     fn try_from(u: Unchecked) -> Result<Self, String> {
         let items = u.ptr.len().saturating_sub(1);
         let empty = u.ptr.is_empty() && u.nbr.is_empty() && u.weight.is_empty();
-        if !empty && u.ptr.first() != Some(&0)
-            || u.ptr.windows(2).any(|w| w[0] > w[1])
-            || (!empty && u.ptr.last().copied() != Some(u.nbr.len() as u64))
+        if !(empty || reco_core::interactions::is_csr(&u.ptr, items, u.nbr.len()))
             || u.nbr.len() != u.weight.len()
             || u.nbr.iter().any(|&j| j as usize >= items)
         {

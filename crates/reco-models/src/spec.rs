@@ -752,12 +752,7 @@ pub mod check {
         rows: usize,
         len: usize,
     ) -> Result<(), String> {
-        let at = |k: usize| ptr[k].try_into().ok();
-        let ok = ptr.len() == rows + 1
-            && at(0) == Some(0)
-            && (1..ptr.len()).all(|k| matches!((at(k - 1), at(k)), (Some(a), Some(b)) if a <= b))
-            && at(rows) == Some(len);
-        if ok {
+        if reco_core::interactions::is_csr(ptr, rows, len) {
             Ok(())
         } else {
             Err(format!(

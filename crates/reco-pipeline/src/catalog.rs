@@ -66,9 +66,9 @@ pub(crate) struct Catalog {
     pub segments: Vec<Segments>,
 }
 
-/// True when `ptr` is a CSR index over `len` values: starts at 0, never decreases, ends at `len`.
+/// True when `ptr` is a CSR index (of any number of rows) over `len` values.
 fn csr(ptr: &[usize], len: usize) -> bool {
-    ptr.first() == Some(&0) && ptr.windows(2).all(|w| w[0] <= w[1]) && ptr.last() == Some(&len)
+    reco_core::interactions::is_csr(ptr, ptr.len().saturating_sub(1), len)
 }
 
 impl Catalog {

@@ -438,9 +438,7 @@ impl Factors {
         }
         Ok(())
     }
-}
 
-impl Factors {
     /// Checks that rows hold `factors` learned values and `extra` fixed slots, as the model's
     /// parameters say (scoring writes those slots by position).
     pub(crate) fn check_width(
