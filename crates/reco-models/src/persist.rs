@@ -80,6 +80,20 @@ pub fn save(
     extra: serde_json::Value,
     existing: artifact::Existing,
 ) -> Result<()> {
+    save_with(model, train, dir, extra, existing, Vec::new())
+}
+
+/// [`save`] with more payload files (checksummed like the others; [`load`] ignores them, a
+/// caller that wrote them reads them with [`artifact::read`]). The server keeps the training
+/// values of the histories this way, to fold in new events on top of them.
+pub fn save_with(
+    model: &dyn Model,
+    train: &Dataset,
+    dir: &Path,
+    extra: serde_json::Value,
+    existing: artifact::Existing,
+    more: Vec<(&str, Vec<u8>)>,
+) -> Result<()> {
     let spec = model.spec().to_value()?;
     let m = &train.interactions;
     let hist = Histories {
@@ -94,6 +108,15 @@ pub fn save(
     ];
     if let Some(c) = ItemLabels::of(train) {
         files.push(("catalog.bin", artifact::encode(&c)?));
+    }
+    for (name, bytes) in more {
+        if files.iter().any(|(n, _)| *n == name) {
+            return Err(Error::param(
+                "files",
+                format!("{name} is a reserved artifact file"),
+            ));
+        }
+        files.push((name, bytes));
     }
     let manifest = Manifest {
         format: FORMAT.into(),

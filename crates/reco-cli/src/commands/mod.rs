@@ -8,6 +8,7 @@ mod eval;
 mod kinds;
 mod lookup;
 mod pipeline;
+mod serve;
 mod train;
 
 use anyhow::Result;
@@ -53,6 +54,10 @@ enum Command {
     Models(kinds::ModelsArgs),
     /// The main job: the notebook's data and protocol, every model, a comparison table.
     Demo(demo::DemoArgs),
+    /// Serve recommendations over HTTP: feedback stored durably (SQLite or PostgreSQL), new
+    /// events reflected at once, retraining with a promotion gate, model versions and rollback
+    /// (docs/serve.md).
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Runs a parsed command line.
@@ -71,5 +76,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Similar(a) => lookup::run_similar(a),
         Command::Models(a) => kinds::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(*a),
     }
 }

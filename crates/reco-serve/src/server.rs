@@ -1,0 +1,762 @@
+//! The server's shared state and its life: start-up (store, catalogue, live state, the active
+//! version), the writer that commits feedback in groups, retraining with its promotion gate,
+//! activation (an atomic swap) and rollback.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use reco_core::Dataset;
+use reco_models::ModelSpec;
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::engine::Active;
+use crate::error::{Result, ServeError};
+use crate::live::{Live, LiveEvent, Lookup, UserLive};
+use crate::store::{now, Batch, BatchOutcome, NewEvent, Store, VersionRow};
+use crate::trainer;
+
+/// Most batches committed in one transaction by the writer.
+const GROUP_BATCHES: usize = 256;
+/// Most events committed in one transaction by the writer (a single batch may exceed it).
+const GROUP_EVENTS: usize = 20_000;
+
+/// A feedback batch waiting for its commit.
+struct WriteJob {
+    batch: Batch,
+    reply: oneshot::Sender<Result<BatchOutcome>>,
+}
+
+/// Everything the handlers share.
+pub struct Shared {
+    /// Configuration.
+    pub cfg: Config,
+    /// The database.
+    pub store: Store,
+    /// The model to train.
+    pub spec: ModelSpec,
+    /// Known items.
+    pub catalog: RwLock<Catalog>,
+    /// Users' events since the active model.
+    pub live: Mutex<Live>,
+    active: RwLock<Option<Arc<Active>>>,
+    /// Forgotten users (digest → forget clock).
+    forgotten: RwLock<FxHashMap<String, i64>>,
+    writer: mpsc::Sender<WriteJob>,
+    training: AtomicBool,
+    since_train: AtomicU64,
+    /// Where artifacts are written.
+    pub artifacts: PathBuf,
+    /// Negative event types.
+    pub negative: Vec<String>,
+    /// Positive event types.
+    pub positive: Vec<String>,
+    /// Events applied to the live state lately, so that polling applies others' events once.
+    applied: Mutex<Applied>,
+}
+
+/// How far below the newest applied sequence number a poll looks again: a transaction of
+/// another replica may commit after later ones became visible.
+const LOOKBACK: i64 = 1000;
+
+/// Sequence numbers applied to the live state (this replica's commits and polled ones).
+#[derive(Debug, Default)]
+struct Applied {
+    /// Everything at or below was read at start.
+    start: i64,
+    /// The largest applied.
+    max: i64,
+    /// Applied numbers above `max - LOOKBACK`.
+    seqs: std::collections::BTreeSet<i64>,
+}
+
+impl Applied {
+    fn record(&mut self, seqs: &[i64]) {
+        self.seqs.extend(seqs.iter().copied());
+        if let Some(&m) = seqs.iter().max() {
+            self.max = self.max.max(m);
+        }
+        let low = self.max - LOOKBACK;
+        self.seqs = self.seqs.split_off(&low);
+    }
+}
+
+/// The handle the routes get.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// The active version, if any.
+    pub fn active(&self) -> Option<Arc<Active>> {
+        self.active.read().map_or(None, |a| a.clone())
+    }
+
+    /// True when a model answers.
+    pub fn ready(&self) -> bool {
+        self.active().is_some()
+    }
+
+    /// True when `user` was forgotten after `active` was trained, so its memory of them must
+    /// not be used.
+    pub fn masked(&self, user: &str, active: Option<&Active>) -> bool {
+        let Some(a) = active else { return false };
+        let f = match self.forgotten.read() {
+            Ok(f) => f,
+            Err(_) => return true,
+        };
+        if f.is_empty() {
+            return false;
+        }
+        f.get(&crate::store::digest(user))
+            .is_some_and(|&clock| clock > a.forget_clock)
+    }
+
+    /// The live state of a user, read from the database when it was evicted.
+    pub async fn user_live(&self, user: &str) -> Result<UserLive> {
+        let ticket = match self.lock_live()?.get(user) {
+            Lookup::Found(s) => {
+                metrics::counter!("reco_live_cache_hits_total").increment(1);
+                return Ok(s);
+            }
+            Lookup::Unknown(t) => t,
+        };
+        metrics::counter!("reco_live_cache_misses_total").increment(1);
+        let floor = self.lock_live()?.floor();
+        let events = self.store.user_events_after(user, floor).await?;
+        let hidden = self.store.hidden(&self.negative, Some(user)).await?;
+        let mut state = UserLive::default();
+        {
+            let mut cat = self.catalog_write()?;
+            for e in &events {
+                if let Some(w) = self.cfg.feedback.types.get(&e.kind) {
+                    let item = cat.intern(&e.item, e.timestamp);
+                    state.recent.push(LiveEvent {
+                        item,
+                        weight: (f64::from(*w) * e.value) as f32,
+                        seq: e.seq,
+                    });
+                }
+            }
+            state.hidden = hidden.iter().map(|(_, i)| cat.intern(i, 0)).collect();
+            state.hidden.sort_unstable();
+            state.hidden.dedup();
+        }
+        self.lock_live()?.insert(user, state.clone(), ticket);
+        Ok(state)
+    }
+
+    /// The live state, locked.
+    pub fn lock_live(&self) -> Result<std::sync::MutexGuard<'_, Live>> {
+        self.live
+            .lock()
+            .map_err(|_| ServeError::Storage("live state lock poisoned".into()))
+    }
+
+    /// The catalogue for reading.
+    pub fn catalog_read(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog
+            .read()
+            .map_err(|_| ServeError::Storage("catalogue lock poisoned".into()))
+    }
+
+    /// The catalogue for writing.
+    pub fn catalog_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Catalog>> {
+        self.catalog
+            .write()
+            .map_err(|_| ServeError::Storage("catalogue lock poisoned".into()))
+    }
+
+    /// Commits a feedback batch (grouped with concurrent ones) and answers once it is durable
+    /// and visible to the next recommendation.
+    pub async fn ingest(&self, batch: Batch) -> Result<BatchOutcome> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(WriteJob { batch, reply })
+            .await
+            .map_err(|_| ServeError::NotReady("the server is shutting down".into()))?;
+        rx.await
+            .map_err(|_| ServeError::Storage("the writer stopped before committing".into()))?
+    }
+
+    /// Records a forgotten user: live state gone, old versions never serve them.
+    pub async fn forget(&self, user: &str) -> Result<bool> {
+        let Some((events, clock)) = self.store.forget_user(user).await? else {
+            return Ok(false);
+        };
+        if let Ok(mut f) = self.forgotten.write() {
+            f.insert(crate::store::digest(user), clock);
+        }
+        self.lock_live()?.remove(user);
+        let mut cat = self.catalog_write()?;
+        for e in &events {
+            if self.positive.contains(&e.kind) {
+                if let Some(i) = cat.get(&e.item) {
+                    cat.add_popularity(i, -1.0);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Follows what other replicas wrote to the shared database: their events (into the live
+    /// state), forgotten users, item metadata, and the version they activated.
+    async fn poll(self: &Arc<Self>, since: i64) -> Result<()> {
+        let from = {
+            let a = self
+                .applied
+                .lock()
+                .map_err(|_| ServeError::Storage("poisoned".into()))?;
+            (a.max - LOOKBACK).max(a.start)
+        };
+        let rows = self.store.events_between(from, i64::MAX, 10_000).await?;
+        if !rows.is_empty() {
+            let fresh: Vec<&crate::store::EventRow> = {
+                let mut a = self
+                    .applied
+                    .lock()
+                    .map_err(|_| ServeError::Storage("poisoned".into()))?;
+                let fresh = rows
+                    .iter()
+                    .filter(|r| r.seq > a.start && !a.seqs.contains(&r.seq))
+                    .collect();
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                a.record(&seqs);
+                fresh
+            };
+            let n = fresh.len() as u64;
+            let mut cat = self.catalog_write()?;
+            let mut live = self.lock_live()?;
+            for r in fresh {
+                let Some(&w) = self.cfg.feedback.types.get(&r.kind) else {
+                    continue;
+                };
+                let item = cat.intern(&r.item, r.timestamp);
+                if w > 0.0 {
+                    cat.add_popularity(item, 1.0);
+                }
+                let weight = (f64::from(w) * r.value) as f32;
+                live.apply(
+                    &r.user,
+                    LiveEvent {
+                        item,
+                        weight,
+                        seq: r.seq,
+                    },
+                );
+            }
+            drop(live);
+            drop(cat);
+            if n > 0 {
+                self.since_train.fetch_add(n, Ordering::AcqRel);
+            }
+        }
+        let forgotten = self.store.forgotten(since).await?;
+        if !forgotten.is_empty() {
+            let digests: FxHashMap<String, i64> = forgotten.into_iter().collect();
+            if let Ok(mut f) = self.forgotten.write() {
+                f.extend(digests.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+            self.lock_live()?
+                .retain(|user| !digests.contains_key(&crate::store::digest(user)));
+        }
+        let items = self.store.items_updated_since(since).await?;
+        if !items.is_empty() {
+            let mut cat = self.catalog_write()?;
+            let t = now();
+            for r in &items {
+                cat.upsert(r, t);
+            }
+        }
+        let theirs = self.store.active_version().await?;
+        let ours = self.active().map(|a| a.version);
+        if let (Some(v), true) = (theirs, theirs != ours) {
+            if let Some(row) = self
+                .store
+                .versions()
+                .await?
+                .into_iter()
+                .find(|r| r.version == v)
+            {
+                self.activate(&row, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies committed events to the catalogue and the live state.
+    fn apply(&self, batch: &Batch, last_seq: i64) -> Result<()> {
+        let mut cat = self.catalog_write()?;
+        let mut live = self.lock_live()?;
+        for e in &batch.events {
+            let Some(&w) = self.cfg.feedback.types.get(&e.kind) else {
+                continue;
+            };
+            let item = cat.intern(&e.item, e.timestamp);
+            let weight = (f64::from(w) * e.value) as f32;
+            if w > 0.0 {
+                cat.add_popularity(item, 1.0);
+            }
+            live.apply(
+                &e.user,
+                LiveEvent {
+                    item,
+                    weight,
+                    seq: last_seq,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes a version active: loads its artifact, swaps it in (requests in flight finish on
+    /// the old one), moves the live state's floor.
+    /// `message` is recorded with the activation in the database; `None` only follows an
+    /// activation another replica recorded.
+    pub async fn activate(self: &Arc<Self>, v: &VersionRow, message: Option<&str>) -> Result<()> {
+        let path = PathBuf::from(&v.artifact);
+        let (loaded, values) = tokio::task::spawn_blocking(move || trainer::load(&path))
+            .await
+            .map_err(|e| ServeError::Storage(format!("loading task failed: {e}")))??;
+        let active = {
+            let mut cat = self.catalog_write()?;
+            Active::new(
+                v.version,
+                v.trained_through,
+                v.forget_clock,
+                loaded,
+                values,
+                &mut cat,
+            )?
+        };
+        if let Some(message) = message {
+            self.store.activate(v.version, message).await?;
+        }
+        let floor = v.trained_through;
+        let moved = self.lock_live()?.advance(floor);
+        if !moved {
+            let users = self.read_live(floor).await?;
+            self.lock_live()?.reset(floor, users);
+        }
+        if let Ok(mut a) = self.active.write() {
+            *a = Some(Arc::new(active));
+        }
+        metrics::gauge!("reco_model_version").set(v.version as f64);
+        if let Some(obj) = v.metrics.get("candidate").and_then(|c| c.as_object()) {
+            for (name, s) in obj {
+                if let Some(mean) = s.get("mean").and_then(|m| m.as_f64()) {
+                    metrics::gauge!("reco_model_offline_metric", "metric" => name.clone())
+                        .set(mean);
+                }
+            }
+        }
+        tracing::info!(version = v.version, "model version active");
+        Ok(())
+    }
+
+    /// Reads the live state above `floor` from the database.
+    async fn read_live(&self, floor: i64) -> Result<FxHashMap<String, UserLive>> {
+        let through = self.store.max_seq().await?;
+        let mut users: FxHashMap<String, UserLive> = FxHashMap::default();
+        let mut after = floor;
+        loop {
+            let rows = self.store.events_between(after, through, 100_000).await?;
+            let Some(end) = rows.last().map(|r| r.seq) else {
+                break;
+            };
+            let mut cat = self.catalog_write()?;
+            for e in &rows {
+                if let Some(&w) = self.cfg.feedback.types.get(&e.kind) {
+                    let item = cat.intern(&e.item, e.timestamp);
+                    users
+                        .entry(e.user.clone())
+                        .or_default()
+                        .recent
+                        .push(LiveEvent {
+                            item,
+                            weight: (f64::from(w) * e.value) as f32,
+                            seq: e.seq,
+                        });
+                }
+            }
+            after = end;
+        }
+        let hidden = self.store.hidden(&self.negative, None).await?;
+        let mut cat = self.catalog_write()?;
+        for (u, i) in hidden {
+            let item = cat.intern(&i, 0);
+            users.entry(u).or_default().hidden.push(item);
+        }
+        for u in users.values_mut() {
+            u.hidden.sort_unstable();
+            u.hidden.dedup();
+        }
+        Ok(users)
+    }
+
+    /// Retrains now (if no training runs), promotes if the gate passes, and returns the new
+    /// version's row.
+    pub async fn retrain(self: &Arc<Self>, reason: &str) -> Result<VersionRow> {
+        if self
+            .training
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(ServeError::Conflict("a training run is in progress".into()));
+        }
+        let result = self.retrain_locked(reason).await;
+        self.training.store(false, Ordering::Release);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "training failed");
+        }
+        result
+    }
+
+    async fn retrain_locked(self: &Arc<Self>, reason: &str) -> Result<VersionRow> {
+        let counted = self.since_train.swap(0, Ordering::AcqRel);
+        let data = match trainer::read_dataset(&self.store, &self.cfg).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.since_train.fetch_add(counted, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        let version = self.store.next_version().await?;
+        let active = self.active();
+        let spec = self.spec.clone();
+        let cfg = self.cfg.clone();
+        let dir = self.artifacts.clone();
+        let started = Instant::now();
+        let job = tokio::task::spawn_blocking(move || {
+            let t = trainer::train(&spec, &data, active, &cfg, &|_| {})?;
+            let path = match &t.model {
+                Some(m) => Some(trainer::save(m.as_ref(), &data.dataset, &dir, version)?),
+                None => None,
+            };
+            Ok::<_, ServeError>((t, path, data))
+        });
+        let (t, path, data) = job
+            .await
+            .map_err(|e| ServeError::Storage(format!("training task failed: {e}")))??;
+        metrics::histogram!("reco_training_seconds").record(started.elapsed().as_secs_f64());
+        let ds = &data.dataset;
+        let row = VersionRow {
+            version,
+            status: if path.is_some() { "ready" } else { "rejected" }.into(),
+            spec: self.spec.to_value()?,
+            created: now(),
+            trained_through: data.through,
+            forget_clock: data.forget_clock,
+            window: data.window,
+            users: ds.n_users() as i64,
+            items: ds.n_items() as i64,
+            interactions: ds.interactions.nnz() as i64,
+            metrics: t.metrics,
+            train_seconds: t.seconds,
+            artifact: path.map_or(String::new(), |p| p.display().to_string()),
+            message: if t.message.is_empty() {
+                reason.to_string()
+            } else {
+                t.message
+            },
+        };
+        self.store.insert_version(&row).await?;
+        if row.status == "ready" {
+            self.activate(&row, Some(reason)).await?;
+            self.retire().await?;
+        }
+        let mut row = row;
+        if row.status == "ready" {
+            row.status = "active".into();
+        }
+        Ok(row)
+    }
+
+    /// Deletes the artifacts of versions beyond the newest `keep_versions` kept ones.
+    async fn retire(&self) -> Result<()> {
+        let keep = self.cfg.retrain.keep_versions;
+        let versions = self.store.versions().await?;
+        let mut kept = 0;
+        for v in versions
+            .iter()
+            .filter(|v| v.status == "active" || v.status == "ready")
+        {
+            kept += 1;
+            if kept > keep && v.status != "active" {
+                if !v.artifact.is_empty() {
+                    let _ = std::fs::remove_dir_all(&v.artifact);
+                }
+                self.store
+                    .set_status(v.version, "retired", "artifact deleted (keep_versions)")
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts new events and starts a retrain in the background when the policy says so.
+    fn count_events(self: &Arc<Self>, n: u64) {
+        let total = self.since_train.fetch_add(n, Ordering::AcqRel) + n;
+        let after = self.cfg.retrain.after_events;
+        if after > 0 && total >= after && !self.training.load(Ordering::Acquire) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.retrain(&format!("{total} new events")).await;
+            });
+        }
+    }
+}
+
+/// Starts the server's state: connects, seeds the store from `seed` when it has no events,
+/// loads the catalogue, the active version and the live state, and starts the writer and the
+/// retraining schedule.
+pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
+    cfg.check()?;
+    let spec = model_spec(&cfg)?;
+    let store = Store::connect(&cfg.database).await?;
+    if let Some(ds) = seed {
+        if store.count_events().await? == 0 {
+            crate::seed::seed(&store, &ds, &cfg).await?;
+        } else {
+            tracing::warn!("the store has events already; the data given to seed it is ignored");
+        }
+    }
+    let negative: Vec<String> = cfg
+        .feedback
+        .types
+        .iter()
+        .filter(|(_, w)| **w < 0.0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let positive: Vec<String> = cfg
+        .feedback
+        .types
+        .iter()
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut catalog = Catalog::default();
+    let t = now();
+    for row in store.items().await? {
+        catalog.upsert(&row, t);
+    }
+    for (id, n) in store.item_counts(&positive).await? {
+        let i = catalog.intern(&id, t);
+        catalog.add_popularity(i, n as f64);
+    }
+    let forgotten: FxHashMap<String, i64> = store.forgotten(0).await?.into_iter().collect();
+    let (tx, rx) = mpsc::channel(4096);
+    let artifacts = cfg.artifact_dir();
+    let floor = store.max_seq().await?;
+    let shared = Arc::new(Shared {
+        live: Mutex::new(Live::new(floor, cfg.limits.live_users)),
+        cfg,
+        store,
+        spec,
+        catalog: RwLock::new(catalog),
+        active: RwLock::new(None),
+        forgotten: RwLock::new(forgotten),
+        writer: tx,
+        training: AtomicBool::new(false),
+        since_train: AtomicU64::new(0),
+        artifacts,
+        negative,
+        positive,
+        applied: Mutex::new(Applied {
+            start: floor,
+            max: floor,
+            seqs: Default::default(),
+        }),
+    });
+    let versions = shared.store.versions().await?;
+    // The active version first; if its artifact is damaged, the newest kept one.
+    let mut order: Vec<&VersionRow> = versions.iter().filter(|v| v.status == "active").collect();
+    order.extend(versions.iter().filter(|v| v.status == "ready"));
+    let mut loaded = false;
+    for v in order {
+        match shared.activate(v, Some("loaded at start")).await {
+            Ok(()) => {
+                loaded = true;
+                break;
+            }
+            Err(e) => {
+                tracing::error!(version = v.version, error = %e, "cannot load model version");
+                shared
+                    .store
+                    .set_status(v.version, "failed", &format!("cannot load: {e}"))
+                    .await?;
+            }
+        }
+    }
+    if !loaded {
+        let users = shared.read_live(floor).await?;
+        shared.lock_live()?.reset(floor, users);
+    }
+    tokio::spawn(writer(shared.clone(), rx));
+    if !loaded && shared.cfg.retrain.on_start && shared.store.count_events().await? > 0 {
+        let me = shared.clone();
+        tokio::spawn(async move {
+            let _ = me.retrain("first model").await;
+        });
+    }
+    let poll = shared.cfg.poll_ms();
+    if poll > 0 {
+        let me = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(poll));
+            let mut since = now();
+            loop {
+                tick.tick().await;
+                let t = now();
+                if let Err(e) = me.poll(since).await {
+                    tracing::warn!(error = %e, "polling the database failed");
+                    continue;
+                }
+                // Rows stamped within the last seconds may still be committing elsewhere.
+                since = t - 5;
+            }
+        });
+    }
+    if shared.cfg.retrain.every_seconds > 0 {
+        let me = shared.clone();
+        let every = Duration::from_secs(shared.cfg.retrain.every_seconds);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if me.since_train.load(Ordering::Acquire) > 0 {
+                    let _ = me.retrain("schedule").await;
+                }
+            }
+        });
+    }
+    Ok(shared)
+}
+
+/// The model specification of the configuration.
+fn model_spec(cfg: &Config) -> Result<ModelSpec> {
+    use crate::config::ModelSource;
+    let value = match &cfg.model {
+        ModelSource::Inline(v) => v.clone(),
+        ModelSource::File(p) => {
+            let bytes = reco_core::input::read(p, reco_core::input::MAX_SPEC_BYTES)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ServeError::Config(format!("{} is not UTF-8", p.display())))?;
+            let is_toml = p.extension().is_some_and(|e| e == "toml");
+            if is_toml {
+                let v: toml::Value = toml::from_str(&text)
+                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?;
+                serde_json::to_value(v).map_err(|e| ServeError::Config(e.to_string()))?
+            } else {
+                serde_json::from_str(&text)
+                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
+            }
+        }
+    };
+    let spec =
+        ModelSpec::from_value(value).map_err(|e| ServeError::Config(format!("model: {e}")))?;
+    if !spec.ranks() {
+        return Err(ServeError::Config(format!(
+            "model: {} does not rank items; serve a ranking model",
+            spec.kind()
+        )));
+    }
+    Ok(spec)
+}
+
+/// Commits feedback in groups: the batches that arrived while the previous commit ran go into
+/// one transaction, so many small concurrent requests share one disk sync.
+async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let mut events = jobs[0].batch.events.len();
+        while jobs.len() < GROUP_BATCHES && events < GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    events += j.batch.events.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let batches: Vec<Batch> = jobs.iter().map(|j| j.batch.clone()).collect();
+        let new_items: Vec<String> = match state.catalog_read() {
+            Ok(cat) => {
+                let mut ids: Vec<String> = batches
+                    .iter()
+                    .flat_map(|b| b.events.iter())
+                    .filter(|e| cat.get(&e.item).is_none())
+                    .map(|e| e.item.clone())
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }
+            Err(_) => Vec::new(),
+        };
+        let refs: Vec<&str> = new_items.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let result = state.store.insert_batches(&batches, &refs).await;
+        metrics::histogram!("reco_commit_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok((outcomes, seqs)) => {
+                if let Ok(mut a) = state.applied.lock() {
+                    a.record(&seqs);
+                }
+                let mut inserted = 0u64;
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    if let BatchOutcome::Inserted { last_seq } = outcome {
+                        if let Err(e) = state.apply(&job.batch, last_seq) {
+                            let _ = job.reply.send(Err(e));
+                            continue;
+                        }
+                        inserted += job.batch.events.len() as u64;
+                    }
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                metrics::counter!("reco_events_ingested_total").increment(inserted);
+                if inserted > 0 {
+                    state.count_events(inserted);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(ServeError::Storage(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Events of a feedback request, checked.
+pub fn check_events(cfg: &Config, events: Vec<NewEvent>) -> Result<Vec<NewEvent>> {
+    let max = cfg.limits.max_id_bytes;
+    for (k, e) in events.iter().enumerate() {
+        for (what, s) in [("user", &e.user), ("item", &e.item), ("type", &e.kind)] {
+            if s.is_empty() || s.len() > max {
+                return Err(ServeError::Unprocessable(format!(
+                    "events[{k}].{what}: 1 to {max} bytes, got {}",
+                    s.len()
+                )));
+            }
+        }
+        if !cfg.feedback.types.contains_key(&e.kind) {
+            let known: Vec<&str> = cfg.feedback.types.keys().map(String::as_str).collect();
+            return Err(ServeError::Unprocessable(format!(
+                "events[{k}].type {:?} is not configured (one of {})",
+                e.kind,
+                known.join(", ")
+            )));
+        }
+        if !e.value.is_finite() {
+            return Err(ServeError::Unprocessable(format!(
+                "events[{k}].value is not a finite number"
+            )));
+        }
+    }
+    Ok(events)
+}

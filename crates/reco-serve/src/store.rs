@@ -1,0 +1,801 @@
+//! The database: users, items, feedback events, forgotten users and model versions, in SQLite
+//! (a file, WAL mode) or PostgreSQL through one code path (sqlx's `Any` driver, `$N`
+//! placeholders, SQL both accept). Events are the source of truth; everything the server holds
+//! in memory can be rebuilt from here.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::error::{Result, ServeError};
+
+/// Which database the URL named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A feedback event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRow {
+    /// Position in the log (assigned by the database, increasing with commits of one writer).
+    pub seq: i64,
+    /// User id.
+    pub user: String,
+    /// Item id.
+    pub item: String,
+    /// Event type (`view`, `purchase`, `dislike`, …).
+    pub kind: String,
+    /// The event's value (a rating, a count; 1 when the client gave none).
+    pub value: f64,
+    /// Unix time, seconds.
+    pub timestamp: i64,
+}
+
+/// An event to insert.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// User id.
+    pub user: String,
+    /// Item id.
+    pub item: String,
+    /// Event type.
+    pub kind: String,
+    /// Value.
+    pub value: f64,
+    /// Unix time, seconds.
+    pub timestamp: i64,
+    /// The recommendation response this event follows from, if the client says so.
+    pub recommendation: Option<String>,
+}
+
+/// A batch of events with its optional idempotency key.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Events, in order.
+    pub events: Vec<NewEvent>,
+    /// A key the client reuses when it retries; a batch whose key was committed before is not
+    /// inserted again.
+    pub key: Option<String>,
+}
+
+/// What the commit did with a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Inserted; `last_seq` is the largest sequence number given to its events.
+    Inserted {
+        /// Largest sequence number of the batch.
+        last_seq: i64,
+    },
+    /// Its idempotency key had been committed: nothing inserted.
+    Duplicate,
+}
+
+/// An item with its metadata.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ItemRow {
+    /// Item id.
+    pub id: String,
+    /// Display title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Categories (filters, cold start).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Other metadata: strings, numbers, lists of strings.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// When the item appeared (Unix seconds); the time of the upsert when not given.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// A model version as stored.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VersionRow {
+    /// Version number, increasing.
+    pub version: i64,
+    /// `active`, `ready` (kept, can be activated), `rejected` (lost the promotion gate),
+    /// `retired` (artifact deleted), `failed`.
+    pub status: String,
+    /// The model specification.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// Unix time the version was created.
+    pub created: i64,
+    /// Events up to this sequence number were in its training data.
+    pub trained_through: i64,
+    /// The forget clock when its data was read: users forgotten later are masked in it.
+    pub forget_clock: i64,
+    /// Training window: first and last event time (Unix seconds).
+    pub window: [i64; 2],
+    /// Users, items and interactions it was trained on.
+    pub users: i64,
+    /// Items.
+    pub items: i64,
+    /// Interactions.
+    pub interactions: i64,
+    /// Offline metrics on the recent hold-out, with the active model's beside them.
+    #[schema(value_type = Object)]
+    pub metrics: serde_json::Value,
+    /// Training time, seconds.
+    pub train_seconds: f64,
+    /// Artifact directory.
+    pub artifact: String,
+    /// Why it was rejected or failed, or who activated it.
+    pub message: String,
+}
+
+/// The database handle; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const ROWS_PER_INSERT: usize = 500;
+
+impl Store {
+    /// Connects (creating an SQLite file if missing) and creates the tables.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(ServeError::Config(format!(
+                "database {url:?}: use sqlite://FILE or postgres://USER@HOST:PORT/DB"
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|e| ServeError::Config(format!("database URL: {e}")))?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL: readers never block the writer. synchronous=FULL: the WAL is synced
+                    // at every commit, so an acknowledged event survives a power loss too
+                    // (NORMAL would only survive a process crash). busy_timeout: concurrent
+                    // writers wait instead of failing.
+                    conn.execute("PRAGMA journal_mode=WAL").await?;
+                    conn.execute("PRAGMA synchronous=FULL").await?;
+                    conn.execute("PRAGMA busy_timeout=10000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
+            .connect_with(opts)
+            .await
+            .map_err(|e| ServeError::Storage(format!("cannot connect to {}: {e}", redact(&url))))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let serial = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        let statements = [
+            "CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, fields TEXT NOT NULL, \
+             updated BIGINT NOT NULL)"
+                .to_string(),
+            "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, title TEXT, \
+             categories TEXT NOT NULL, fields TEXT NOT NULL, ts BIGINT NOT NULL, \
+             updated BIGINT NOT NULL)"
+                .to_string(),
+            format!(
+                "CREATE TABLE IF NOT EXISTS events (seq {serial}, user_id TEXT NOT NULL, \
+                 item_id TEXT NOT NULL, kind TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, \
+                 ts BIGINT NOT NULL, recommendation TEXT)"
+            ),
+            "CREATE INDEX IF NOT EXISTS events_user ON events (user_id, seq)".to_string(),
+            "CREATE INDEX IF NOT EXISTS events_item ON events (item_id)".to_string(),
+            "CREATE TABLE IF NOT EXISTS batch_keys (key TEXT PRIMARY KEY, events BIGINT NOT NULL, \
+             at BIGINT NOT NULL)"
+                .to_string(),
+            // A forgotten user's id is kept only as a digest: enough to keep old model
+            // versions from serving them, nothing to identify them by.
+            "CREATE TABLE IF NOT EXISTS forgotten (user_digest TEXT PRIMARY KEY, \
+             forget_clock BIGINT NOT NULL, at BIGINT NOT NULL)"
+                .to_string(),
+            // Counts forgettings: a version whose data was read at clock c may hold the data
+            // of every user forgotten at a clock above c, and never serves them.
+            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)"
+                .to_string(),
+            "INSERT INTO counters (name, value) VALUES ('forget', 0) ON CONFLICT (name) DO NOTHING"
+                .to_string(),
+            "CREATE TABLE IF NOT EXISTS versions (version BIGINT PRIMARY KEY, status TEXT NOT NULL, \
+             spec TEXT NOT NULL, created BIGINT NOT NULL, trained_through BIGINT NOT NULL, \
+             window_start BIGINT NOT NULL, window_end BIGINT NOT NULL, users BIGINT NOT NULL, \
+             items BIGINT NOT NULL, interactions BIGINT NOT NULL, metrics TEXT NOT NULL, \
+             train_seconds DOUBLE PRECISION NOT NULL, artifact TEXT NOT NULL, \
+             message TEXT NOT NULL, activated BIGINT NOT NULL, forget_clock BIGINT NOT NULL)"
+                .to_string(),
+        ];
+        for s in statements {
+            self.pool.execute(s.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits batches in one transaction and reports each one's outcome. Nothing is reported
+    /// before the commit returns: an acknowledged event is in the database.
+    /// `new_items` are item ids the events name that may not have a row yet: rows without
+    /// metadata are created for them in the same transaction. Also returns every sequence
+    /// number given (replicas use them to tell their own events from others').
+    pub async fn insert_batches(
+        &self,
+        batches: &[Batch],
+        new_items: &[&str],
+    ) -> Result<(Vec<BatchOutcome>, Vec<i64>)> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batches.len());
+        let mut seqs = Vec::new();
+        let now = now();
+        for b in batches {
+            if let Some(key) = &b.key {
+                let r = sqlx::query(
+                    "INSERT INTO batch_keys (key, events, at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key.as_str())
+                .bind(b.events.len() as i64)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if r.rows_affected() == 0 {
+                    out.push(BatchOutcome::Duplicate);
+                    continue;
+                }
+            }
+            let mut last_seq = 0;
+            for chunk in b.events.chunks(ROWS_PER_INSERT) {
+                let mut sql = String::from(
+                    "INSERT INTO events (user_id, item_id, kind, value, ts, recommendation) VALUES ",
+                );
+                for k in 0..chunk.len() {
+                    let p = k * 6;
+                    if k > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!(
+                        "(${},${},${},${},${},${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    ));
+                }
+                sql.push_str(" RETURNING seq");
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = q
+                        .bind(e.user.as_str())
+                        .bind(e.item.as_str())
+                        .bind(e.kind.as_str())
+                        .bind(e.value)
+                        .bind(e.timestamp)
+                        .bind(e.recommendation.as_deref());
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let seq = row.try_get::<i64, _>(0)?;
+                    last_seq = last_seq.max(seq);
+                    seqs.push(seq);
+                }
+            }
+            out.push(BatchOutcome::Inserted { last_seq });
+        }
+        if out.iter().any(|o| *o != BatchOutcome::Duplicate) {
+            insert_missing_items(&mut tx, new_items, now).await?;
+        }
+        tx.commit().await?;
+        Ok((out, seqs))
+    }
+
+    /// The active version's number, if one is active.
+    pub async fn active_version(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT version FROM versions WHERE status = 'active'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+    }
+
+    /// Items updated at or after `since` (Unix seconds).
+    pub async fn items_updated_since(&self, since: i64) -> Result<Vec<ItemRow>> {
+        let rows =
+            sqlx::query("SELECT id, title, categories, fields, ts FROM items WHERE updated >= $1")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(item_row).collect()
+    }
+
+    /// The largest sequence number committed (0 for an empty log).
+    pub async fn max_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Number of stored events.
+    pub async fn count_events(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Events with `after < seq <= through`, in order, at most `limit`.
+    pub async fn events_between(
+        &self,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id, item_id, kind, value, ts FROM events \
+             WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(through)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    /// One user's events after `after`, in order.
+    pub async fn user_events_after(&self, user: &str, after: i64) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id, item_id, kind, value, ts FROM events \
+             WHERE user_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(user)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_row).collect()
+    }
+
+    /// (user, item) pairs whose latest event is of one of the `negative` types, for one user
+    /// or for everyone.
+    pub async fn hidden(
+        &self,
+        negative: &[String],
+        user: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
+        if negative.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=negative.len()).map(|k| format!("${k}")).collect();
+        let marks = marks.join(",");
+        let mut sql = format!(
+            "SELECT DISTINCT n.user_id, n.item_id FROM events n WHERE n.kind IN ({marks}) \
+             AND NOT EXISTS (SELECT 1 FROM events p WHERE p.user_id = n.user_id \
+             AND p.item_id = n.item_id AND p.seq > n.seq AND p.kind NOT IN ({marks}))"
+        );
+        if user.is_some() {
+            sql.push_str(&format!(" AND n.user_id = ${}", negative.len() + 1));
+        }
+        let mut q = sqlx::query(&sql);
+        for k in negative {
+            q = q.bind(k.as_str());
+        }
+        if let Some(u) = user {
+            q = q.bind(u);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect()
+    }
+
+    /// Events per item of the given types (popularity).
+    pub async fn item_counts(&self, kinds: &[String]) -> Result<Vec<(String, i64)>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=kinds.len()).map(|k| format!("${k}")).collect();
+        let sql = format!(
+            "SELECT item_id, COUNT(*) FROM events WHERE kind IN ({}) GROUP BY item_id",
+            marks.join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for k in kinds {
+            q = q.bind(k.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// Creates or replaces a user's metadata.
+    pub async fn upsert_user(&self, id: &str, fields: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, fields, updated) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET fields = excluded.fields, updated = excluded.updated",
+        )
+        .bind(id)
+        .bind(fields.to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A user's metadata and event count, if the user exists (as a row or through events).
+    pub async fn user(&self, id: &str) -> Result<Option<(serde_json::Value, i64)>> {
+        let fields = sqlx::query("SELECT fields FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM events WHERE user_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        match fields {
+            Some(r) => Ok(Some((parse_json(&r.try_get::<String, _>(0)?), count))),
+            None if count > 0 => Ok(Some((serde_json::json!({}), count))),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a user, their events and their batch keys' effects, and records the forgetting
+    /// (as a digest) so that model versions trained before it never serve them. Returns the
+    /// deleted events and the forget clock, or `None` when the user did not exist.
+    pub async fn forget_user(&self, id: &str) -> Result<Option<(Vec<EventRow>, i64)>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT seq, user_id, item_id, kind, value, ts FROM events WHERE user_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let events: Vec<EventRow> = rows.iter().map(event_row).collect::<Result<_>>()?;
+        sqlx::query("DELETE FROM events WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let user = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if events.is_empty() && user.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let clock: i64 = sqlx::query(
+            "UPDATE counters SET value = value + 1 WHERE name = 'forget' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query(
+            "INSERT INTO forgotten (user_digest, forget_clock, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_digest) DO UPDATE SET forget_clock = excluded.forget_clock, \
+             at = excluded.at",
+        )
+        .bind(digest(id))
+        .bind(clock)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((events, clock)))
+    }
+
+    /// The forget clock now (read before a training reads its data).
+    pub async fn forget_clock(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM counters WHERE name = 'forget'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Users forgotten at or after `since` (Unix seconds): (digest, forget clock).
+    pub async fn forgotten(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT user_digest, forget_clock FROM forgotten WHERE at >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// Creates or replaces items.
+    pub async fn upsert_items(&self, items: &[ItemRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now();
+        for it in items {
+            sqlx::query(
+                "INSERT INTO items (id, title, categories, fields, ts, updated) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+                 title = excluded.title, categories = excluded.categories, \
+                 fields = excluded.fields, ts = excluded.ts, updated = excluded.updated",
+            )
+            .bind(it.id.as_str())
+            .bind(it.title.as_deref())
+            .bind(serde_json::to_string(&it.categories).unwrap_or_else(|_| "[]".into()))
+            .bind(serde_json::Value::Object(it.fields.clone()).to_string())
+            .bind(it.timestamp.unwrap_or(now))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every item with its metadata.
+    pub async fn items(&self) -> Result<Vec<ItemRow>> {
+        let rows = sqlx::query("SELECT id, title, categories, fields, ts FROM items ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(item_row).collect()
+    }
+
+    /// One item.
+    pub async fn item(&self, id: &str) -> Result<Option<ItemRow>> {
+        let row = sqlx::query("SELECT id, title, categories, fields, ts FROM items WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(item_row).transpose()
+    }
+
+    /// Deletes an item and its events; false when it did not exist.
+    pub async fn delete_item(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let e = sqlx::query("DELETE FROM events WHERE item_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let i = sqlx::query("DELETE FROM items WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(e.rows_affected() > 0 || i.rows_affected() > 0)
+    }
+
+    /// The next version number.
+    pub async fn next_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM versions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? + 1)
+    }
+
+    /// Records a model version.
+    pub async fn insert_version(&self, v: &VersionRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO versions (version, status, spec, created, trained_through, window_start, \
+             window_end, users, items, interactions, metrics, train_seconds, artifact, message, \
+             activated, forget_clock) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,0,$15)",
+        )
+        .bind(v.version)
+        .bind(v.status.as_str())
+        .bind(v.spec.to_string())
+        .bind(v.created)
+        .bind(v.trained_through)
+        .bind(v.window[0])
+        .bind(v.window[1])
+        .bind(v.users)
+        .bind(v.items)
+        .bind(v.interactions)
+        .bind(v.metrics.to_string())
+        .bind(v.train_seconds)
+        .bind(v.artifact.as_str())
+        .bind(v.message.as_str())
+        .bind(v.forget_clock)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes `version` the active one (the previous active becomes `ready`), in one transaction.
+    pub async fn activate(&self, version: i64, message: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE versions SET status = 'ready' WHERE status = 'active'")
+            .execute(&mut *tx)
+            .await?;
+        let stamp: i64 = sqlx::query("SELECT COALESCE(MAX(activated), 0) + 1 FROM versions")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let r = sqlx::query(
+            "UPDATE versions SET status = 'active', activated = $1, message = $2 WHERE version = $3",
+        )
+        .bind(stamp)
+        .bind(message)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(ServeError::NotFound(format!(
+                "model version {version} does not exist"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a version's status (and message).
+    pub async fn set_status(&self, version: i64, status: &str, message: &str) -> Result<()> {
+        sqlx::query("UPDATE versions SET status = $1, message = $2 WHERE version = $3")
+            .bind(status)
+            .bind(message)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every version, newest first.
+    pub async fn versions(&self) -> Result<Vec<VersionRow>> {
+        let rows = sqlx::query(
+            "SELECT version, status, spec, created, trained_through, window_start, window_end, \
+             users, items, interactions, metrics, train_seconds, artifact, message, \
+             forget_clock FROM versions ORDER BY version DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(version_row).collect()
+    }
+
+    /// The version to roll back to: the most recently active one that is not active now and
+    /// still has its artifact.
+    pub async fn previous_version(&self) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT version FROM versions WHERE status = 'ready' AND activated > 0 \
+             ORDER BY activated DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates rows without metadata for items that do not have one (ids first seen in events).
+async fn insert_missing_items(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: &[&str],
+    ts: i64,
+) -> Result<()> {
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut sql =
+            String::from("INSERT INTO items (id, title, categories, fields, ts, updated) VALUES ");
+        for k in 0..chunk.len() {
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, NULL, '[]', '{{}}', ${}, ${})",
+                3 * k + 1,
+                3 * k + 2,
+                3 * k + 3
+            ));
+        }
+        sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id).bind(ts).bind(ts);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn event_row(r: &sqlx::any::AnyRow) -> Result<EventRow> {
+    Ok(EventRow {
+        seq: r.try_get(0)?,
+        user: r.try_get(1)?,
+        item: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        value: r.try_get(4)?,
+        timestamp: r.try_get(5)?,
+    })
+}
+
+fn item_row(r: &sqlx::any::AnyRow) -> Result<ItemRow> {
+    let categories: Vec<String> =
+        serde_json::from_str(&r.try_get::<String, _>(2)?).unwrap_or_default();
+    let fields = match parse_json(&r.try_get::<String, _>(3)?) {
+        serde_json::Value::Object(m) => m,
+        _ => Default::default(),
+    };
+    Ok(ItemRow {
+        id: r.try_get(0)?,
+        title: r.try_get(1)?,
+        categories,
+        fields,
+        timestamp: Some(r.try_get(4)?),
+    })
+}
+
+fn version_row(r: &sqlx::any::AnyRow) -> Result<VersionRow> {
+    Ok(VersionRow {
+        version: r.try_get(0)?,
+        status: r.try_get(1)?,
+        spec: parse_json(&r.try_get::<String, _>(2)?),
+        created: r.try_get(3)?,
+        trained_through: r.try_get(4)?,
+        window: [r.try_get(5)?, r.try_get(6)?],
+        users: r.try_get(7)?,
+        items: r.try_get(8)?,
+        interactions: r.try_get(9)?,
+        metrics: parse_json(&r.try_get::<String, _>(10)?),
+        train_seconds: r.try_get(11)?,
+        artifact: r.try_get(12)?,
+        message: r.try_get(13)?,
+        forget_clock: r.try_get(14)?,
+    })
+}
+
+fn parse_json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or(serde_json::Value::Null)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The digest under which a forgotten user is remembered (SHA-256, hex).
+pub fn digest(user: &str) -> String {
+    use sha2::Digest;
+    reco_core::ids::hex(&sha2::Sha256::digest(user.as_bytes()))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
