@@ -123,7 +123,7 @@ fn checked(state: &AppState, mut ask: Ask, match_: Option<&str>) -> Result<Ask> 
         Some("all") => true,
         Some(m) => return Err(ServeError::BadRequest(format!("match = {m:?}: any or all"))),
     };
-    if ask.exclude.len() > state.cfg.limits.max_batch || ask.categories.len() > 1000 {
+    if ask.exclude.len() > state.cfg.limits.max_batch || ask.categories.len() > 100 {
         return Err(ServeError::Unprocessable(
             "too many excluded items or categories".into(),
         ));
@@ -216,9 +216,9 @@ fn answer_out(
 
 fn check_id(state: &AppState, what: &str, id: &str) -> Result<()> {
     let max = state.cfg.limits.max_id_bytes;
-    if id.is_empty() || id.len() > max {
+    if id.is_empty() || id.len() > max || id.chars().any(char::is_control) {
         return Err(ServeError::BadRequest(format!(
-            "{what} id: 1 to {max} bytes, got {}",
+            "{what} id: 1 to {max} bytes without control characters, got {} bytes",
             id.len()
         )));
     }
@@ -415,10 +415,7 @@ pub async fn latest(
     let picks = {
         let cat = state.catalog_read()?;
         let (ex, want) = engine::catalog_filter(&cat, &ask);
-        engine::latest(&cat, &want, &ask)
-            .into_iter()
-            .filter(|p| ex.binary_search(&p.item).is_err())
-            .collect()
+        engine::latest(&cat, &ex, &want, &ask)
     };
     Ok(Json(Recommendations {
         id: response_id(),
@@ -663,11 +660,22 @@ pub struct ItemIn {
 
 fn check_item(state: &AppState, it: &ItemRow) -> Result<()> {
     check_id(state, "item", &it.id)?;
+    if it
+        .title
+        .as_ref()
+        .is_some_and(|t| t.len() > 4096 || t.contains('\0'))
+    {
+        return Err(ServeError::Unprocessable(format!(
+            "item {:?}: a title has at most 4096 bytes and no NUL",
+            it.id
+        )));
+    }
     if it.categories.len() > 1000
-        || it
-            .categories
-            .iter()
-            .any(|c| c.is_empty() || c.len() > state.cfg.limits.max_id_bytes)
+        || it.categories.iter().any(|c| {
+            c.is_empty()
+                || c.len() > state.cfg.limits.max_id_bytes
+                || c.chars().any(char::is_control)
+        })
     {
         return Err(ServeError::Unprocessable(format!(
             "item {:?}: at most 1000 categories of 1 to {} bytes",
@@ -932,13 +940,28 @@ pub fn authorize(state: &AppState, access: Access, headers: &HeaderMap) -> Resul
     }
 }
 
+/// Middleware: the request timeout's empty 408 becomes a JSON error like every other.
+pub async fn json_timeout(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::REQUEST_TIMEOUT {
+        return ServeError::Timeout("the request took longer than limits.timeout_ms".into())
+            .into_response();
+    }
+    resp
+}
+
 /// Middleware: records latency per route and status.
 pub async fn observe(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    // Only standard methods become labels: any other token would add a series per value.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m,
+        _ => "other",
+    }
+    .to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();

@@ -27,6 +27,8 @@ pub struct Active {
     pub loaded: LoadedModel,
     /// Training value of each history entry (aligned with `loaded.history_items`).
     pub values: Vec<f32>,
+    /// Events behind each training value (`merge = "mean"` only; else empty).
+    pub counts: Vec<f32>,
     /// Catalogue index of each model item.
     pub to_catalog: Vec<u32>,
     /// Model index of each catalogue entry that existed at activation ([`NONE`] if not in the
@@ -43,16 +45,14 @@ impl Active {
         version: i64,
         trained_through: i64,
         forget_clock: i64,
-        loaded: LoadedModel,
-        values: Vec<f32>,
+        artifact: crate::trainer::Loaded,
         catalog: &mut Catalog,
     ) -> Result<Active> {
-        if values.len() != loaded.history_items.len() {
-            return Err(ServeError::Engine(reco_core::Error::artifact(
-                format!("version {version}"),
-                "values.bin does not have one value per history entry",
-            )));
-        }
+        let crate::trainer::Loaded {
+            model: loaded,
+            values,
+            counts,
+        } = artifact;
         let mut to_catalog = Vec::with_capacity(loaded.items.len());
         for id in loaded.items.ids() {
             let i = match catalog.get(id) {
@@ -78,6 +78,7 @@ impl Active {
             forget_clock,
             loaded,
             values,
+            counts,
             to_catalog,
             from_catalog,
             cold,
@@ -93,9 +94,23 @@ impl Active {
     }
 
     fn history(&self, u: u32) -> (&[u32], &[f32]) {
-        let r = self.loaded.history_ptr[u as usize] as usize
-            ..self.loaded.history_ptr[u as usize + 1] as usize;
+        let r = self.history_range(u);
         (&self.loaded.history_items[r.clone()], &self.values[r])
+    }
+
+    fn history_range(&self, u: u32) -> std::ops::Range<usize> {
+        self.loaded.history_ptr[u as usize] as usize
+            ..self.loaded.history_ptr[u as usize + 1] as usize
+    }
+
+    /// Events behind each of user `u`'s training values (1 each unless `mean` kept counts).
+    fn history_counts(&self, u: u32) -> Vec<f32> {
+        let r = self.history_range(u);
+        if self.counts.is_empty() {
+            vec![1.0; r.len()]
+        } else {
+            self.counts[r].to_vec()
+        }
     }
 
     /// Catalogue entries that are not in the model (new since it was trained, or without
@@ -148,21 +163,37 @@ pub struct Answer {
     pub cold_start: Option<&'static str>,
 }
 
-/// How events of one pair combine, as in training.
-fn combine(policy: DuplicatePolicy, old: Option<f32>, new: f32) -> f32 {
+/// How a new event combines with a pair's value so far (`old`: the value and how many events
+/// it merges), as training merges them.
+fn combine(policy: DuplicatePolicy, old: Option<(f32, f32)>, new: f32) -> (f32, f32) {
     match (policy, old) {
-        (_, None) => new,
-        (DuplicatePolicy::Sum, Some(o)) => o + new,
-        (DuplicatePolicy::Last, Some(_)) => new,
-        (DuplicatePolicy::First, Some(o)) => o,
-        (DuplicatePolicy::Max, Some(o)) => o.max(new),
-        (DuplicatePolicy::Mean, Some(o)) => 0.5 * (o + new),
+        (_, None) => (new, 1.0),
+        (DuplicatePolicy::Sum, Some((o, n))) => (o + new, n + 1.0),
+        (DuplicatePolicy::Last, Some((_, n))) => (new, n + 1.0),
+        (DuplicatePolicy::First, Some((o, n))) => (o, n + 1.0),
+        (DuplicatePolicy::Max, Some((o, n))) => (o.max(new), n + 1.0),
+        (DuplicatePolicy::Mean, Some((o, n))) => ((o * n + new) / (n + 1.0), n + 1.0),
     }
 }
 
-/// The category filter as catalogue category indices.
+/// The category filter as catalogue category indices, without repeats: with `all`, one unknown
+/// category means nothing matches (`[None]`); with any, unknown ones are dropped (all unknown:
+/// `[None]`).
 fn wanted(catalog: &Catalog, ask: &Ask) -> Vec<Option<u32>> {
-    ask.categories.iter().map(|c| catalog.category(c)).collect()
+    if ask.categories.is_empty() {
+        return Vec::new();
+    }
+    let found: Vec<Option<u32>> = ask.categories.iter().map(|c| catalog.category(c)).collect();
+    if ask.all && found.iter().any(Option::is_none) {
+        return vec![None];
+    }
+    let mut known: Vec<u32> = found.into_iter().flatten().collect();
+    known.sort_unstable();
+    known.dedup();
+    if known.is_empty() {
+        return vec![None];
+    }
+    known.into_iter().map(Some).collect()
 }
 
 /// Everything the recommendation of one user needs besides the model.
@@ -191,6 +222,8 @@ pub fn recommend_user(
     if !ask.include_seen {
         excluded_cat.extend(cx.live.recent.iter().map(|e| e.item));
     }
+    excluded_cat.sort_unstable();
+    excluded_cat.dedup();
     let Some(a) = active else {
         return Ok(Answer {
             items: popular(catalog, &excluded_cat, &want, ask),
@@ -213,27 +246,34 @@ pub fn recommend_user(
     // The query: the model's own user, or a history with the new events folded in.
     let mut history: Vec<(u32, f32)> = Vec::new();
     if !cx.live.recent.is_empty() {
-        let mut merged: FxHashMap<u32, f32> = FxHashMap::default();
+        let mut merged: FxHashMap<u32, (f32, f32)> = FxHashMap::default();
         if let Some(u) = known {
             let (items, values) = a.history(u);
-            merged.extend(items.iter().copied().zip(values.iter().copied()));
+            let counts = a.history_counts(u);
+            merged.extend(
+                items
+                    .iter()
+                    .copied()
+                    .zip(values.iter().copied().zip(counts.iter().copied())),
+            );
         }
         for e in &cx.live.recent {
             if let Some(m) = a.model_item(e.item) {
+                // Unless signals are summed, a negative event only hides the item.
+                if e.negative() && policy != DuplicatePolicy::Sum {
+                    continue;
+                }
                 let old = merged.get(&m).copied();
                 merged.insert(m, combine(policy, old, e.weight));
             }
         }
+        let hidden = &cx.live.hidden;
         history = merged
             .into_iter()
-            .filter(|&(m, v)| {
-                v > 0.0
-                    && cx
-                        .live
-                        .hidden
-                        .binary_search(&a.to_catalog[m as usize])
-                        .is_err()
+            .filter(|&(m, (v, _))| {
+                v > 0.0 && hidden.binary_search(&a.to_catalog[m as usize]).is_err()
             })
+            .map(|(m, (v, _))| (m, v))
             .collect();
         history.sort_unstable_by_key(|&(m, _)| m);
     }
@@ -427,14 +467,16 @@ pub fn popular(catalog: &Catalog, excluded: &[u32], want: &[Option<u32>], ask: &
 }
 
 /// The newest items.
-pub fn latest(catalog: &Catalog, want: &[Option<u32>], ask: &Ask) -> Vec<Pick> {
-    rank_catalog(catalog, &[], want, ask, |c| catalog.timestamp(c) as f32)
-        .into_iter()
-        .map(|mut p| {
-            p.score = catalog.timestamp(p.item) as f32;
-            p
-        })
-        .collect()
+pub fn latest(catalog: &Catalog, excluded: &[u32], want: &[Option<u32>], ask: &Ask) -> Vec<Pick> {
+    rank_catalog(catalog, excluded, want, ask, |c| {
+        catalog.timestamp(c) as f32
+    })
+    .into_iter()
+    .map(|mut p| {
+        p.score = catalog.timestamp(p.item) as f32;
+        p
+    })
+    .collect()
 }
 
 fn rank_catalog(
@@ -665,10 +707,21 @@ mod tests {
 
     #[test]
     fn events_combine_as_the_training_merge_does() {
-        assert_eq!(combine(DuplicatePolicy::Sum, Some(2.0), 3.0), 5.0);
-        assert_eq!(combine(DuplicatePolicy::Last, Some(2.0), 3.0), 3.0);
-        assert_eq!(combine(DuplicatePolicy::First, Some(2.0), 3.0), 2.0);
-        assert_eq!(combine(DuplicatePolicy::Max, Some(2.0), 1.0), 2.0);
-        assert_eq!(combine(DuplicatePolicy::Sum, None, -1.0), -1.0);
+        assert_eq!(
+            combine(DuplicatePolicy::Sum, Some((2.0, 1.0)), 3.0),
+            (5.0, 2.0)
+        );
+        assert_eq!(combine(DuplicatePolicy::Last, Some((2.0, 1.0)), 3.0).0, 3.0);
+        assert_eq!(
+            combine(DuplicatePolicy::First, Some((2.0, 1.0)), 3.0).0,
+            2.0
+        );
+        assert_eq!(combine(DuplicatePolicy::Max, Some((2.0, 1.0)), 1.0).0, 2.0);
+        assert_eq!(combine(DuplicatePolicy::Sum, None, -1.0), (-1.0, 1.0));
+        // Three ratings averaging 4, then a 1: the mean of all four, as training computes it.
+        assert_eq!(
+            combine(DuplicatePolicy::Mean, Some((4.0, 3.0)), 1.0),
+            (3.25, 4.0)
+        );
     }
 }

@@ -20,6 +20,9 @@ pub enum ServeError {
     /// The request conflicts with the server's state (409): a retrain already running.
     #[error("{0}")]
     Conflict(String),
+    /// The request took longer than the limit (408).
+    #[error("{0}")]
+    Timeout(String),
     /// The body is larger than the limit (413).
     #[error("{0}")]
     TooLarge(String),
@@ -55,6 +58,7 @@ impl ServeError {
             ServeError::NotFound(_) => StatusCode::NOT_FOUND,
             ServeError::Conflict(_) => StatusCode::CONFLICT,
             ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ServeError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServeError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -76,6 +80,7 @@ impl ServeError {
             ServeError::NotFound(_) => "not_found",
             ServeError::Conflict(_) => "conflict",
             ServeError::TooLarge(_) => "too_large",
+            ServeError::Timeout(_) => "timeout",
             ServeError::Unprocessable(_) => "unprocessable",
             ServeError::NotReady(_) => "not_ready",
             ServeError::Storage(_) => "storage",

@@ -82,8 +82,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(api::models))
         .route("/v1/models/{version}/activate", post(api::activate))
         .route("/v1/models/rollback", post(api::rollback))
+        .route_layer(from_fn_with_state(state.clone(), write_auth));
+    // Training takes as long as it takes (it runs to the end even if the client leaves), so
+    // its route has no request timeout.
+    let training = Router::new()
         .route("/v1/models/retrain", post(api::retrain))
         .route_layer(from_fn_with_state(state.clone(), write_auth));
+    let timeout = TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_millis(limits.timeout_ms),
+    );
     Router::new()
         .route("/health/live", get(api::live))
         .route("/health/ready", get(api::ready))
@@ -91,13 +99,12 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(api::openapi))
         .merge(reads)
         .merge(writes)
+        .layer(timeout)
+        .layer(from_fn(api::json_timeout))
+        .merge(training)
         .fallback(not_found)
         .layer(from_fn(api::observe))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(limits.timeout_ms),
-        ))
         .with_state(state)
 }
 

@@ -9,10 +9,17 @@ use rustc_hash::FxHashMap;
 pub struct LiveEvent {
     /// Catalogue index of the item.
     pub item: u32,
-    /// Weight (type weight × value).
+    /// Weight (type weight × value; values are positive, so the sign is the type's).
     pub weight: f32,
     /// Sequence number in the log.
     pub seq: i64,
+}
+
+impl LiveEvent {
+    /// True for negative feedback (a type with a negative weight).
+    pub fn negative(&self) -> bool {
+        self.weight < 0.0
+    }
 }
 
 /// A user's live state.
@@ -39,7 +46,7 @@ impl UserLive {
         if e.seq > floor {
             self.recent.push(e);
         }
-        match (self.hidden.binary_search(&e.item), e.weight < 0.0) {
+        match (self.hidden.binary_search(&e.item), e.negative()) {
             (Err(p), true) => self.hidden.insert(p, e.item),
             (Ok(p), false) => {
                 self.hidden.remove(p);
@@ -69,6 +76,9 @@ pub struct Live {
     dropped: FxHashMap<String, u64>,
     /// Reads begun before this clock are refused (the `dropped` map was cleared then).
     dropped_floor: u64,
+    /// Users forgotten lately, with the largest sequence number deleted: their events at or
+    /// below it that arrive late (committed before the forgetting) are not applied.
+    forgotten: FxHashMap<String, i64>,
 }
 
 /// The answer to "what is live for this user".
@@ -91,6 +101,7 @@ impl Live {
             evicted: false,
             dropped: FxHashMap::default(),
             dropped_floor: 0,
+            forgotten: FxHashMap::default(),
         }
     }
 
@@ -111,7 +122,11 @@ impl Live {
 
     /// Applies an event of `user`.
     pub fn apply(&mut self, user: &str, e: LiveEvent) {
-        if e.seq <= self.floor && e.weight >= 0.0 && !self.users.contains_key(user) {
+        if self.forgotten.get(user).is_some_and(|&s| e.seq <= s) {
+            // Committed before the user was forgotten, applied after: the event is deleted.
+            return;
+        }
+        if e.seq <= self.floor && !e.negative() && !self.users.contains_key(user) {
             return;
         }
         self.clock += 1;
@@ -170,9 +185,16 @@ impl Live {
         self.users.retain(|u, _| keep(u));
     }
 
-    /// Forgets a user.
-    pub fn remove(&mut self, user: &str) {
+    /// Forgets a user whose events up to `deleted_through` were deleted: their state goes,
+    /// late applications of those events and database reads begun before are refused.
+    pub fn forget(&mut self, user: &str, deleted_through: i64) {
+        self.clock += 1;
         self.users.remove(user);
+        self.dropped.insert(user.to_string(), self.clock);
+        if self.forgotten.len() >= self.capacity.min(100_000) {
+            self.forgotten.clear();
+        }
+        self.forgotten.insert(user.to_string(), deleted_through);
     }
 
     /// A new model trained through `floor` is active: drops the events it has learnt from.
@@ -190,12 +212,33 @@ impl Live {
         true
     }
 
-    /// Replaces everything (after a rollback or at start).
-    pub fn reset(&mut self, floor: i64, users: FxHashMap<String, UserLive>) {
+    /// Replaces everything with `users`, read from the database up to sequence number
+    /// `through` (after a rollback or at start). Events applied meanwhile (above `through`) are
+    /// applied again on top; database reads begun before are refused.
+    pub fn reset(&mut self, floor: i64, users: FxHashMap<String, UserLive>, through: i64) {
+        let mut newer: Vec<(String, LiveEvent)> = Vec::new();
+        for (name, u) in &self.users {
+            newer.extend(
+                u.recent
+                    .iter()
+                    .filter(|e| e.seq > through)
+                    .map(|e| (name.clone(), *e)),
+            );
+        }
+        newer.sort_by_key(|(_, e)| e.seq);
         self.floor = floor;
         self.users = users;
+        for u in self.users.values_mut() {
+            self.clock += 1;
+            u.last_used = self.clock;
+        }
         self.evicted = false;
         self.dropped.clear();
+        self.clock += 1;
+        self.dropped_floor = self.clock;
+        for (name, e) in newer {
+            self.apply(&name, e);
+        }
         self.evict();
     }
 
@@ -203,12 +246,17 @@ impl Live {
         if self.users.len() <= self.capacity {
             return;
         }
-        // Evict the oldest tenth at once, so the sort is paid rarely.
+        // Evict the least recently used tenth at once, so the sort is paid rarely.
         let keep = self.capacity - self.capacity / 10;
-        let mut ages: Vec<u64> = self.users.values().map(|u| u.last_used).collect();
+        let mut ages: Vec<(u64, String)> = self
+            .users
+            .iter()
+            .map(|(k, u)| (u.last_used, k.clone()))
+            .collect();
         ages.sort_unstable();
-        let cut = ages[self.users.len() - keep];
-        self.users.retain(|_, u| u.last_used >= cut);
+        for (_, k) in &ages[..self.users.len() - keep] {
+            self.users.remove(k);
+        }
         self.evicted = true;
     }
 }
@@ -281,7 +329,48 @@ mod tests {
         };
         l.insert("u0", stale, ticket);
         assert!(matches!(l.get("u0"), Lookup::Found(s) if s.hidden == vec![1]));
-        l.reset(0, FxHashMap::default());
+        l.reset(0, FxHashMap::default(), 500);
         assert!(matches!(l.get("u0"), Lookup::Found(s) if s.is_empty()));
+        // A reset with more users than the bound keeps exactly the bound's share.
+        let many: FxHashMap<String, UserLive> = (0..50)
+            .map(|u| {
+                (
+                    format!("v{u}"),
+                    UserLive {
+                        hidden: vec![1],
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        l.reset(0, many, 500);
+        assert_eq!(l.len(), 18);
+    }
+
+    #[test]
+    fn a_reset_keeps_events_applied_while_it_read_and_forgetting_refuses_late_ones() {
+        let mut l = Live::new(0, 10);
+        l.apply("a", ev(1, 1.0, 10));
+        l.apply("a", ev(2, -1.0, 12));
+        // The database read went up to 11: the event at 12 arrived meanwhile and stays.
+        let mut read = FxHashMap::default();
+        read.insert("a".to_string(), UserLive::of_recent(vec![ev(1, 1.0, 10)]));
+        l.reset(0, read, 11);
+        let Lookup::Found(s) = l.get("a") else {
+            panic!()
+        };
+        assert_eq!(s.recent, vec![ev(1, 1.0, 10), ev(2, -1.0, 12)]);
+        assert_eq!(s.hidden, vec![2]);
+        l.forget("a", 12);
+        l.apply("a", ev(3, 1.0, 12));
+        assert!(
+            matches!(l.get("a"), Lookup::Found(s) if s.is_empty()),
+            "late, deleted"
+        );
+        l.apply("a", ev(4, 1.0, 13));
+        assert!(
+            matches!(l.get("a"), Lookup::Found(s) if s.recent.len() == 1),
+            "a new event"
+        );
     }
 }

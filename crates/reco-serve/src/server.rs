@@ -57,6 +57,11 @@ pub struct Shared {
     pub positive: Vec<String>,
     /// Events applied to the live state lately, so that polling applies others' events once.
     applied: Mutex<Applied>,
+    /// Held by the writer from a commit until its events are recorded and applied, and by a
+    /// poll while it reads: a poll never sees a commit whose events are not recorded yet.
+    apply_gate: tokio::sync::Mutex<()>,
+    /// One activation at a time.
+    activation: tokio::sync::Mutex<()>,
 }
 
 /// How far below the newest applied sequence number a poll looks again: a transaction of
@@ -68,19 +73,20 @@ const LOOKBACK: i64 = 1000;
 struct Applied {
     /// Everything at or below was read at start.
     start: i64,
-    /// The largest applied.
-    max: i64,
-    /// Applied numbers above `max - LOOKBACK`.
+    /// The largest number a poll has read: the next poll starts `LOOKBACK` below it.
+    polled: i64,
+    /// Applied numbers above `polled - LOOKBACK`.
     seqs: std::collections::BTreeSet<i64>,
 }
 
 impl Applied {
     fn record(&mut self, seqs: &[i64]) {
         self.seqs.extend(seqs.iter().copied());
-        if let Some(&m) = seqs.iter().max() {
-            self.max = self.max.max(m);
-        }
-        let low = self.max - LOOKBACK;
+    }
+
+    fn polled(&mut self, max: i64) {
+        self.polled = self.polled.max(max);
+        let low = self.polled - LOOKBACK;
         self.seqs = self.seqs.split_off(&low);
     }
 }
@@ -181,15 +187,25 @@ impl Shared {
             .map_err(|_| ServeError::Storage("the writer stopped before committing".into()))?
     }
 
-    /// Records a forgotten user: live state gone, old versions never serve them.
-    pub async fn forget(&self, user: &str) -> Result<bool> {
+    /// Forgets a user: their events deleted, live state gone, old versions never serve them.
+    /// Runs to the end even if the request is dropped (the caller awaits a spawned task).
+    pub async fn forget(self: &Arc<Self>, user: &str) -> Result<bool> {
+        let me = self.clone();
+        let user = user.to_string();
+        tokio::spawn(async move { me.forget_now(&user).await })
+            .await
+            .map_err(|e| ServeError::Storage(format!("forgetting task failed: {e}")))?
+    }
+
+    async fn forget_now(&self, user: &str) -> Result<bool> {
         let Some((events, clock)) = self.store.forget_user(user).await? else {
             return Ok(false);
         };
         if let Ok(mut f) = self.forgotten.write() {
             f.insert(crate::store::digest(user), clock);
         }
-        self.lock_live()?.remove(user);
+        let deleted_through = events.iter().map(|e| e.seq).max().unwrap_or(0);
+        self.lock_live()?.forget(user, deleted_through);
         let mut cat = self.catalog_write()?;
         for e in &events {
             if self.positive.contains(&e.kind) {
@@ -204,12 +220,13 @@ impl Shared {
     /// Follows what other replicas wrote to the shared database: their events (into the live
     /// state), forgotten users, item metadata, and the version they activated.
     async fn poll(self: &Arc<Self>, since: i64) -> Result<()> {
+        let gate = self.apply_gate.lock().await;
         let from = {
             let a = self
                 .applied
                 .lock()
                 .map_err(|_| ServeError::Storage("poisoned".into()))?;
-            (a.max - LOOKBACK).max(a.start)
+            (a.polled - LOOKBACK).max(a.start)
         };
         let rows = self.store.events_between(from, i64::MAX, 10_000).await?;
         if !rows.is_empty() {
@@ -224,6 +241,7 @@ impl Shared {
                     .collect();
                 let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
                 a.record(&seqs);
+                a.polled(seqs.iter().copied().max().unwrap_or(from));
                 fresh
             };
             let n = fresh.len() as u64;
@@ -253,6 +271,7 @@ impl Shared {
                 self.since_train.fetch_add(n, Ordering::AcqRel);
             }
         }
+        drop(gate);
         let forgotten = self.store.forgotten(since).await?;
         if !forgotten.is_empty() {
             let digests: FxHashMap<String, i64> = forgotten.into_iter().collect();
@@ -316,8 +335,22 @@ impl Shared {
     /// `message` is recorded with the activation in the database; `None` only follows an
     /// activation another replica recorded.
     pub async fn activate(self: &Arc<Self>, v: &VersionRow, message: Option<&str>) -> Result<()> {
+        // Spawned so that a dropped request cannot stop it between the database and memory;
+        // serialised so that the database, the pointer and the live floor agree.
+        let me = self.clone();
+        let v = v.clone();
+        let message = message.map(str::to_string);
+        tokio::spawn(async move {
+            let _one = me.activation.lock().await;
+            me.activate_now(&v, message.as_deref()).await
+        })
+        .await
+        .map_err(|e| ServeError::Storage(format!("activation task failed: {e}")))?
+    }
+
+    async fn activate_now(self: &Arc<Self>, v: &VersionRow, message: Option<&str>) -> Result<()> {
         let path = PathBuf::from(&v.artifact);
-        let (loaded, values) = tokio::task::spawn_blocking(move || trainer::load(&path))
+        let loaded = tokio::task::spawn_blocking(move || trainer::load(&path))
             .await
             .map_err(|e| ServeError::Storage(format!("loading task failed: {e}")))??;
         let active = {
@@ -327,7 +360,6 @@ impl Shared {
                 v.trained_through,
                 v.forget_clock,
                 loaded,
-                values,
                 &mut cat,
             )?
         };
@@ -337,8 +369,8 @@ impl Shared {
         let floor = v.trained_through;
         let moved = self.lock_live()?.advance(floor);
         if !moved {
-            let users = self.read_live(floor).await?;
-            self.lock_live()?.reset(floor, users);
+            let (users, through) = self.read_live(floor).await?;
+            self.lock_live()?.reset(floor, users, through);
         }
         if let Ok(mut a) = self.active.write() {
             *a = Some(Arc::new(active));
@@ -356,8 +388,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads the live state above `floor` from the database.
-    async fn read_live(&self, floor: i64) -> Result<FxHashMap<String, UserLive>> {
+    /// Reads the live state above `floor` from the database, up to the sequence number it
+    /// returns.
+    async fn read_live(&self, floor: i64) -> Result<(FxHashMap<String, UserLive>, i64)> {
         let through = self.store.max_seq().await?;
         let mut users: FxHashMap<String, UserLive> = FxHashMap::default();
         let mut after = floor;
@@ -393,7 +426,7 @@ impl Shared {
             u.hidden.sort_unstable();
             u.hidden.dedup();
         }
-        Ok(users)
+        Ok((users, through))
     }
 
     /// Retrains now (if no training runs), promotes if the gate passes, and returns the new
@@ -406,8 +439,23 @@ impl Shared {
         {
             return Err(ServeError::Conflict("a training run is in progress".into()));
         }
-        let result = self.retrain_locked(reason).await;
-        self.training.store(false, Ordering::Release);
+        /// Clears the training flag however the run ends.
+        struct Running(Arc<Shared>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.training.store(false, Ordering::Release);
+            }
+        }
+        let guard = Running(self.clone());
+        let me = self.clone();
+        let reason = reason.to_string();
+        // Spawned: a client that gives up (or the request timeout) does not stop the run.
+        let result = tokio::spawn(async move {
+            let _running = guard;
+            me.retrain_locked(&reason).await
+        })
+        .await
+        .map_err(|e| ServeError::Storage(format!("training task failed: {e}")))?;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "training failed");
         }
@@ -416,13 +464,16 @@ impl Shared {
 
     async fn retrain_locked(self: &Arc<Self>, reason: &str) -> Result<VersionRow> {
         let counted = self.since_train.swap(0, Ordering::AcqRel);
-        let data = match trainer::read_dataset(&self.store, &self.cfg).await {
-            Ok(d) => d,
-            Err(e) => {
-                self.since_train.fetch_add(counted, Ordering::AcqRel);
-                return Err(e);
-            }
-        };
+        let result = self.train_and_promote(reason).await;
+        if result.is_err() {
+            // The events still wait to be learnt: the next trigger counts them.
+            self.since_train.fetch_add(counted, Ordering::AcqRel);
+        }
+        result
+    }
+
+    async fn train_and_promote(self: &Arc<Self>, reason: &str) -> Result<VersionRow> {
+        let data = trainer::read_dataset(&self.store, &self.cfg).await?;
         let version = self.store.next_version().await?;
         let active = self.active();
         let spec = self.spec.clone();
@@ -432,7 +483,7 @@ impl Shared {
         let job = tokio::task::spawn_blocking(move || {
             let t = trainer::train(&spec, &data, active, &cfg, &|_| {})?;
             let path = match &t.model {
-                Some(m) => Some(trainer::save(m.as_ref(), &data.dataset, &dir, version)?),
+                Some(m) => Some(trainer::save(m.as_ref(), &data, &dir, version)?),
                 None => None,
             };
             Ok::<_, ServeError>((t, path, data))
@@ -566,9 +617,11 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         positive,
         applied: Mutex::new(Applied {
             start: floor,
-            max: floor,
+            polled: floor,
             seqs: Default::default(),
         }),
+        apply_gate: tokio::sync::Mutex::new(()),
+        activation: tokio::sync::Mutex::new(()),
     });
     let versions = shared.store.versions().await?;
     // The active version first; if its artifact is damaged, the newest kept one.
@@ -590,10 +643,11 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
             }
         }
     }
-    if !loaded {
-        let users = shared.read_live(floor).await?;
-        shared.lock_live()?.reset(floor, users);
-    }
+    // The live state from the database in every case: events above the active version, and
+    // the rejected items of every user (those are not in any version).
+    let floor = shared.lock_live()?.floor();
+    let (users, through) = shared.read_live(floor).await?;
+    shared.lock_live()?.reset(floor, users, through);
     tokio::spawn(writer(shared.clone(), rx));
     if !loaded && shared.cfg.retrain.on_start && shared.store.count_events().await? > 0 {
         let me = shared.clone();
@@ -683,12 +737,13 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
             }
         }
         let batches: Vec<Batch> = jobs.iter().map(|j| j.batch.clone()).collect();
+        // Items without a row: new ones, and deleted ones that an event brings back.
         let new_items: Vec<String> = match state.catalog_read() {
             Ok(cat) => {
                 let mut ids: Vec<String> = batches
                     .iter()
                     .flat_map(|b| b.events.iter())
-                    .filter(|e| cat.get(&e.item).is_none())
+                    .filter(|e| cat.get(&e.item).is_none_or(|i| cat.is_deleted(i)))
                     .map(|e| e.item.clone())
                     .collect();
                 ids.sort_unstable();
@@ -699,6 +754,7 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
         };
         let refs: Vec<&str> = new_items.iter().map(String::as_str).collect();
         let started = Instant::now();
+        let gate = state.apply_gate.lock().await;
         let result = state.store.insert_batches(&batches, &refs).await;
         metrics::histogram!("reco_commit_seconds").record(started.elapsed().as_secs_f64());
         match result {
@@ -717,12 +773,14 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
                     }
                     let _ = job.reply.send(Ok(outcome));
                 }
+                drop(gate);
                 metrics::counter!("reco_events_ingested_total").increment(inserted);
                 if inserted > 0 {
                     state.count_events(inserted);
                 }
             }
             Err(e) => {
+                drop(gate);
                 let message = e.to_string();
                 for job in jobs {
                     let _ = job.reply.send(Err(ServeError::Storage(message.clone())));
@@ -732,15 +790,25 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
     }
 }
 
+/// The largest event value.
+pub const MAX_VALUE: f64 = 1e6;
+
 /// Events of a feedback request, checked.
 pub fn check_events(cfg: &Config, events: Vec<NewEvent>) -> Result<Vec<NewEvent>> {
     let max = cfg.limits.max_id_bytes;
     for (k, e) in events.iter().enumerate() {
         for (what, s) in [("user", &e.user), ("item", &e.item), ("type", &e.kind)] {
-            if s.is_empty() || s.len() > max {
+            if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
                 return Err(ServeError::Unprocessable(format!(
-                    "events[{k}].{what}: 1 to {max} bytes, got {}",
+                    "events[{k}].{what}: 1 to {max} bytes without control characters, got {} bytes",
                     s.len()
+                )));
+            }
+        }
+        if let Some(r) = &e.recommendation {
+            if r.len() > max || r.chars().any(char::is_control) {
+                return Err(ServeError::Unprocessable(format!(
+                    "events[{k}].recommendation: at most {max} bytes without control characters"
                 )));
             }
         }
@@ -752,9 +820,12 @@ pub fn check_events(cfg: &Config, events: Vec<NewEvent>) -> Result<Vec<NewEvent>
                 known.join(", ")
             )));
         }
-        if !e.value.is_finite() {
+        // Positive and bounded: the sign of an event's weight is its type's, and training
+        // values stay finite.
+        if !(e.value > 0.0 && e.value <= MAX_VALUE) {
             return Err(ServeError::Unprocessable(format!(
-                "events[{k}].value is not a finite number"
+                "events[{k}].value = {}: a number above 0 and at most {MAX_VALUE}",
+                e.value
             )));
         }
     }

@@ -214,6 +214,7 @@ impl Store {
             ),
             "CREATE INDEX IF NOT EXISTS events_user ON events (user_id, seq)".to_string(),
             "CREATE INDEX IF NOT EXISTS events_item ON events (item_id)".to_string(),
+            "CREATE INDEX IF NOT EXISTS events_kind ON events (kind)".to_string(),
             "CREATE TABLE IF NOT EXISTS batch_keys (key TEXT PRIMARY KEY, events BIGINT NOT NULL, \
              at BIGINT NOT NULL)"
                 .to_string(),
@@ -234,6 +235,10 @@ impl Store {
              items BIGINT NOT NULL, interactions BIGINT NOT NULL, metrics TEXT NOT NULL, \
              train_seconds DOUBLE PRECISION NOT NULL, artifact TEXT NOT NULL, \
              message TEXT NOT NULL, activated BIGINT NOT NULL, forget_clock BIGINT NOT NULL)"
+                .to_string(),
+            // At most one active version, even with concurrent activations on several replicas.
+            "CREATE UNIQUE INDEX IF NOT EXISTS versions_one_active ON versions (status) \
+             WHERE status = 'active'"
                 .to_string(),
         ];
         for s in statements {
@@ -473,18 +478,17 @@ impl Store {
     /// (as a digest) so that model versions trained before it never serve them. Returns the
     /// deleted events and the forget clock, or `None` when the user did not exist.
     pub async fn forget_user(&self, id: &str) -> Result<Option<(Vec<EventRow>, i64)>> {
+        // Writes only (DELETE … RETURNING first): an SQLite transaction that read before
+        // writing could fail to upgrade under concurrent feedback, and on PostgreSQL rows
+        // inserted between a read and the delete would go uncounted.
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT seq, user_id, item_id, kind, value, ts FROM events WHERE user_id = $1",
+            "DELETE FROM events WHERE user_id = $1 RETURNING seq, user_id, item_id, kind, value, ts",
         )
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
         let events: Vec<EventRow> = rows.iter().map(event_row).collect::<Result<_>>()?;
-        sqlx::query("DELETE FROM events WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         let user = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -16,6 +16,7 @@ use reco_core::split::{self, Protocol};
 use reco_core::{Dataset, IdMap, Interactions};
 use reco_eval::{evaluate, Candidate, EvalConfig, Metric};
 use reco_models::ModelSpec;
+use rustc_hash::FxHashMap;
 
 use crate::config::Config;
 use crate::engine::Active;
@@ -36,6 +37,10 @@ pub struct TrainingData {
     pub events: i64,
     /// The forget clock read before the events.
     pub forget_clock: i64,
+    /// The largest sequence number of each user's events (dataset user index).
+    pub last_seq: Vec<i64>,
+    /// Events merged into each stored interaction (with `merge = "mean"` only; else empty).
+    pub counts: Vec<f32>,
 }
 
 /// Reads every event up to the current end of the log into a dataset.
@@ -47,8 +52,12 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
     let weights = &cfg.feedback.types;
     let mut users = IdMap::new();
     let mut items = IdMap::new();
+    let policy = cfg.merge_policy()?;
     let mut t = Triplets::new(true);
-    let mut negative: Vec<(u32, u32, i64)> = Vec::new();
+    // Pairs with a negative event → whether their latest event is negative (events arrive in
+    // log order, so the last write wins).
+    let mut negative: FxHashMap<(u32, u32), bool> = FxHashMap::default();
+    let mut last_seq: Vec<i64> = Vec::new();
     let (mut first, mut last, mut events) = (i64::MAX, i64::MIN, 0i64);
     let mut after = 0;
     loop {
@@ -63,26 +72,47 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
             };
             let u = users.get_or_insert(&r.user);
             let i = items.get_or_insert(&r.item);
+            if u as usize == last_seq.len() {
+                last_seq.push(r.seq);
+            }
+            last_seq[u as usize] = last_seq[u as usize].max(r.seq);
             let value = (f64::from(w) * r.value) as f32;
             first = first.min(r.timestamp);
             last = last.max(r.timestamp);
             events += 1;
             if w < 0.0 {
-                negative.push((u, i, r.seq));
-                if cfg.merge_policy()? != reco_core::DuplicatePolicy::Sum {
+                negative.insert((u, i), true);
+                if policy != reco_core::DuplicatePolicy::Sum {
                     continue;
                 }
+            } else if let Some(latest) = negative.get_mut(&(u, i)) {
+                *latest = false;
             }
             t.push(u, i, value, Some(r.timestamp));
         }
         after = end;
     }
     let feedback = cfg.feedback_kind()?;
-    let policy = cfg.merge_policy()?;
     let (m, report) = Interactions::from_triplets(&t, users.len(), items.len(), policy)?;
     // Summed signals at or below zero (a dislike outweighing a view) are not positives; with
-    // ratings, a negative event removes the pair.
-    let m = drop_negative(m, &negative, policy);
+    // ratings, a pair whose latest event is negative is removed.
+    let keep = keep_mask(&m, &negative, policy);
+    // With `mean`, fold-in needs how many events each value averages: the same rows merged
+    // by `sum` with value 1 are those counts, in the same order.
+    let counts = if policy == reco_core::DuplicatePolicy::Mean {
+        let mut ones = t.clone();
+        ones.values.iter_mut().for_each(|v| *v = 1.0);
+        let (c, _) = Interactions::from_triplets(
+            &ones,
+            users.len(),
+            items.len(),
+            reco_core::DuplicatePolicy::Sum,
+        )?;
+        select(c, &keep).values().to_vec()
+    } else {
+        Vec::new()
+    };
+    let m = select(m, &keep);
     let catalog = store.items().await?;
     let features = item_features(&items, &catalog);
     let dataset = Dataset {
@@ -106,27 +136,36 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
         window: if events > 0 { [first, last] } else { [0, 0] },
         events,
         forget_clock,
+        last_seq,
+        counts,
     })
 }
 
-fn drop_negative(
-    m: Interactions,
-    negative: &[(u32, u32, i64)],
+/// Which stored interactions are positives: a value above zero and, unless values are summed,
+/// a latest event that is not negative.
+fn keep_mask(
+    m: &Interactions,
+    negative: &FxHashMap<(u32, u32), bool>,
     policy: reco_core::DuplicatePolicy,
-) -> Interactions {
+) -> Vec<bool> {
     let mut keep: Vec<bool> = m.values().iter().map(|&v| v > 0.0).collect();
     if policy != reco_core::DuplicatePolicy::Sum {
-        for &(u, i, _) in negative {
-            let r = m.row_range(u);
-            if let Ok(p) = m.user_items(u).binary_search(&i) {
-                keep[r.start + p] = false;
+        for (&(u, i), &latest_negative) in negative {
+            if latest_negative {
+                if let Ok(p) = m.user_items(u).binary_search(&i) {
+                    keep[m.row_range(u).start + p] = false;
+                }
             }
         }
     }
+    keep
+}
+
+fn select(m: Interactions, keep: &[bool]) -> Interactions {
     if keep.iter().all(|&k| k) {
         m
     } else {
-        m.select(&keep)
+        m.select(keep)
     }
 }
 
@@ -250,7 +289,13 @@ pub fn train(
     let mut metrics = serde_json::Map::new();
     let mut message = String::new();
     let mut promote = true;
-    if let Some(mut fold) = holdout(ds, cfg)? {
+    let since = active.as_ref().map(|a| a.trained_through);
+    let fold = holdout(ds, cfg, &data.last_seq, since)?;
+    if fold.is_none() && active.is_some() {
+        message = "no user has events newer than the active version: promoted without a comparison"
+            .into();
+    }
+    if let Some(mut fold) = fold {
         let k = match metric {
             Metric::Accuracy(_, k) | Metric::Beyond(_, k) => k,
             _ => 10,
@@ -349,8 +394,15 @@ pub fn train(
     })
 }
 
-/// Each sampled user's latest event held out (users with at least two interactions).
-fn holdout(ds: &Dataset, cfg: &Config) -> Result<Option<split::Fold>> {
+/// Each sampled user's latest event held out (users with at least two interactions and, when a
+/// version is active, an event newer than it: the active version has not learnt those, so
+/// both models meet the hold-out unseen).
+fn holdout(
+    ds: &Dataset,
+    cfg: &Config,
+    last_seq: &[i64],
+    newer_than: Option<i64>,
+) -> Result<Option<split::Fold>> {
     let has_two = (0..ds.n_users() as u32).any(|u| ds.interactions.user_len(u) >= 2);
     if !has_two {
         return Ok(None);
@@ -360,53 +412,80 @@ fn holdout(ds: &Dataset, cfg: &Config) -> Result<Option<split::Fold>> {
         return Ok(None);
     };
     let n = cfg.retrain.holdout_users;
-    if n > 0 {
-        let test = &fold.test;
-        let mut with_test: Vec<u32> = (0..test.n_users() as u32)
-            .filter(|&u| test.user_len(u) > 0)
-            .collect();
-        if with_test.len() > n {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.retrain.seed);
-            with_test.shuffle(&mut rng);
-            with_test.truncate(n);
-            let mut chosen = vec![false; test.n_users()];
-            for u in with_test {
-                chosen[u as usize] = true;
-            }
-            let keep: Vec<bool> = (0..test.n_users() as u32)
-                .flat_map(|u| std::iter::repeat_n(chosen[u as usize], test.user_len(u)))
-                .collect();
-            fold.test = test.select(&keep);
-        }
+    let test = &fold.test;
+    let mut chosen: Vec<u32> = (0..test.n_users() as u32)
+        .filter(|&u| test.user_len(u) > 0)
+        .filter(|&u| newer_than.is_none_or(|t| last_seq.get(u as usize).is_some_and(|&s| s > t)))
+        .collect();
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    if n > 0 && chosen.len() > n {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.retrain.seed);
+        chosen.shuffle(&mut rng);
+        chosen.truncate(n);
+    }
+    let mut is_chosen = vec![false; test.n_users()];
+    for u in chosen {
+        is_chosen[u as usize] = true;
+    }
+    let keep: Vec<bool> = (0..test.n_users() as u32)
+        .flat_map(|u| std::iter::repeat_n(is_chosen[u as usize], test.user_len(u)))
+        .collect();
+    if keep.iter().any(|k| !k) {
+        fold.test = test.select(&keep);
     }
     Ok(Some(fold))
 }
 
-/// Saves a trained model as the artifact of `version`, with the histories' training values.
+/// Saves a trained model as the artifact of `version`, with the histories' training values
+/// (and, for `mean`, how many events each value averages).
 pub fn save(
     model: &dyn reco_models::Model,
-    ds: &Dataset,
+    data: &TrainingData,
     dir: &Path,
     version: i64,
 ) -> Result<PathBuf> {
     let path = dir.join(format!("v{version}"));
-    let values = reco_core::artifact::encode(&ds.interactions.values().to_vec())?;
+    let ds = &data.dataset;
+    let mut files = vec![(
+        "values.bin",
+        reco_core::artifact::encode(&ds.interactions.values().to_vec())?,
+    )];
+    if !data.counts.is_empty() {
+        files.push(("counts.bin", reco_core::artifact::encode(&data.counts)?));
+    }
     reco_models::save_with(
         model,
         ds,
         &path,
         serde_json::json!({ "version": version }),
         reco_core::artifact::Existing::Replace,
-        vec![("values.bin", values)],
+        files,
     )?;
     Ok(path)
 }
 
-/// Loads the artifact of a version: the model and the training values.
-pub fn load(path: &Path) -> Result<(reco_models::LoadedModel, Vec<f32>)> {
+/// A version's artifact read back: the model, the training values of its histories, and the
+/// event counts behind them (empty unless `merge = "mean"`).
+pub struct Loaded {
+    /// The model and its maps.
+    pub model: reco_models::LoadedModel,
+    /// Training value per history entry.
+    pub values: Vec<f32>,
+    /// Events per history entry (`mean` only).
+    pub counts: Vec<f32>,
+}
+
+/// Loads the artifact of a version.
+pub fn load(path: &Path) -> Result<Loaded> {
     let (manifest, files) = reco_core::artifact::read(path)?;
     let values: Vec<f32> = match files.get("values.bin") {
         Some(b) => reco_core::artifact::decode(b, "values.bin")?,
+        None => Vec::new(),
+    };
+    let counts: Vec<f32> = match files.get("counts.bin") {
+        Some(b) => reco_core::artifact::decode(b, "counts.bin")?,
         None => Vec::new(),
     };
     let loaded = reco_models::from_files(path, manifest, &files)?;
@@ -416,5 +495,16 @@ pub fn load(path: &Path) -> Result<(reco_models::LoadedModel, Vec<f32>)> {
     } else {
         values
     };
-    Ok((loaded, values))
+    let n = loaded.history_items.len();
+    if values.len() != n || !(counts.is_empty() || counts.len() == n) {
+        return Err(ServeError::Engine(reco_core::Error::artifact(
+            path,
+            "values.bin or counts.bin does not have one entry per history entry",
+        )));
+    }
+    Ok(Loaded {
+        model: loaded,
+        values,
+        counts,
+    })
 }

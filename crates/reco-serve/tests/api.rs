@@ -22,6 +22,7 @@ on_both!(
     lists_sessions_and_similar_items,
     a_retrain_swaps_atomically_under_concurrent_requests,
     replicas_on_one_database_follow_each_other,
+    the_gate_compares_on_events_the_active_version_has_not_seen,
 );
 
 async fn health_openapi_and_metrics(db: Db) {
@@ -269,6 +270,9 @@ async fn new_items_are_recommended_by_category_and_deleted_ones_never(db: Db) {
     assert_eq!(v["items"][4]["new"], true);
     let (_, v) = s.call("GET", "/v1/latest?n=1", None).await;
     assert_eq!(item_ids(&v), vec!["fresh"]);
+    let page = s.ids("/v1/latest?n=5&exclude=fresh").await;
+    assert_eq!(page.len(), 5, "exclusions do not shorten a page");
+    assert!(!page.contains(&"fresh".to_string()));
     let (_, v) = s
         .call(
             "GET",
@@ -312,6 +316,57 @@ async fn bad_requests_get_clear_json_errors(db: Db) {
     };
     s.retrain().await;
     let cases: Vec<(&str, &str, Option<String>, StatusCode, &str)> = vec![
+        (
+            "POST",
+            "/v1/feedback",
+            Some(
+                json!({"events": [{"user": "u", "item": "i", "type": "view", "value": 0}]})
+                    .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            "POST",
+            "/v1/feedback",
+            Some(
+                json!({"events": [{"user": "u", "item": "i", "type": "view", "value": -2}]})
+                    .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            "POST",
+            "/v1/feedback",
+            Some(
+                json!({"events": [{"user": "u", "item": "i", "type": "view", "value": 1e300}]})
+                    .to_string(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            "POST",
+            "/v1/feedback",
+            Some(json!({"events": [{"user": "u\u{0}", "item": "i", "type": "view"}]}).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            "GET",
+            "/v1/users/%00",
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "PUT",
+            "/v1/items/t",
+            Some(json!({"title": "a\u{0}b"}).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
         (
             "POST",
             "/v1/feedback",
@@ -597,6 +652,8 @@ async fn everything_acknowledged_survives_a_restart(db: Db) {
     let Some(s) = start(db, Some(data()), |_| {}).await else {
         return;
     };
+    // A rejection older than the model: no version holds it, the live state must.
+    s.send(&[("8", "9", "hide")]).await;
     s.retrain().await;
     s.send(&[
         ("8", "1", "purchase"),
@@ -622,6 +679,10 @@ async fn everything_acknowledged_survives_a_restart(db: Db) {
     );
     let all = s.ids("/v1/recommend/8?n=80&include_seen=true").await;
     assert!(!all.contains(&"6".to_string()), "the dislike is remembered");
+    assert!(
+        !all.contains(&"9".to_string()),
+        "a rejection older than the model too"
+    );
     let (_, v) = s.call("GET", "/v1/recommend/newcomer", None).await;
     assert_eq!(v["cold_start"], "history");
 }
@@ -788,4 +849,35 @@ async fn replicas_on_one_database_follow_each_other(db: Db) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+async fn the_gate_compares_on_events_the_active_version_has_not_seen(db: Db) {
+    let Some(s) = start(db, Some(data()), |c| c.retrain.tolerance = 0.0).await else {
+        return;
+    };
+    let v1 = s.retrain().await;
+    assert_eq!(v1["status"], "active", "nothing to compare with: {v1}");
+    // Nothing new: promoted without a comparison (a retrain after forgetting must promote).
+    let v2 = s.retrain().await;
+    assert_eq!(v2["status"], "active", "{v2}");
+    assert!(v2["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("without a comparison"));
+    // Three users with new events: only they are held out, for both models.
+    s.send(&[
+        ("1", "70", "view"),
+        ("2", "71", "view"),
+        ("3", "72", "view"),
+    ])
+    .await;
+    let v3 = s.retrain().await;
+    assert_eq!(v3["metrics"]["holdout_users"], 3, "{v3}");
+    let cand = v3["metrics"]["candidate"]["ndcg@10"]["mean"].as_f64();
+    let act = v3["metrics"]["active"]["ndcg@10"]["mean"].as_f64();
+    let (Some(c), Some(a)) = (cand, act) else {
+        panic!("both scored: {v3}")
+    };
+    let expected = if c >= a { "active" } else { "rejected" };
+    assert_eq!(v3["status"], expected, "{v3}");
 }
