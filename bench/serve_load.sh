@@ -8,7 +8,8 @@
 #   feedback-1     POST /v1/feedback, 1 event per request          events/s acknowledged, p50, p99
 #   feedback-100   POST /v1/feedback, 100 events per request       events/s acknowledged, p50, p99
 # then a mixed load (90% recommend, 10% feedback of 1 event) for MIXED seconds with the
-# freshness probe (bench/serve_probe.py) beside it, and the server's resident memory after it.
+# freshness probe (bench/serve_probe.py) beside it and a retrain every RETRAIN_EVERY seconds
+# (as `retrain.after_events` would), and the server's resident memory after it.
 # Prints JSON lines and a markdown table of the medians.
 #
 # Usage: bench/serve_load.sh DATA USER_PREFIX N_USERS ITEM_PREFIX N_ITEMS [MODEL] [SECONDS] [RUNS] [MIXED]
@@ -86,16 +87,29 @@ end
 LUA
 
 results="$work/results.jsonl"
-for r in $(seq 1 "$runs"); do
-  for phase in recommend feedback1 feedback100; do
+# Recommendation runs first, on the model as trained (no live events yet, as right after a
+# retrain); the feedback runs then leave every user with many live events, which the mixed
+# phase measures.
+for phase in recommend feedback1 feedback100; do
+  for r in $(seq 1 "$runs"); do
     line=$(wrk -t1 -c16 -d"${seconds}s" -s "$work/$phase.lua" "http://127.0.0.1:$port" | tail -1)
     echo "{\"phase\":\"$phase\",\"run\":$r,${line#\{}" | tee -a "$results"
   done
 done
+# The feedback runs left every user with thousands of events the model has not learnt; a
+# production server retrains after `retrain.after_events`. Retrain now, and every
+# RETRAIN_EVERY seconds (default 120) during the mixed load, in the background as a server does.
+curl -sf -XPOST "127.0.0.1:$port/v1/models/retrain" > "$work/retrain0.json"
+( while sleep "${RETRAIN_EVERY:-120}"; do
+    curl -s -XPOST "127.0.0.1:$port/v1/models/retrain" >> "$work/retrains.jsonl"; echo >> "$work/retrains.jsonl"
+  done ) &
+retrainer=$!
 python3 bench/serve_probe.py "http://127.0.0.1:$port" "$uprefix" "$nusers" "$mixed" > "$work/probe.json" &
 probe=$!
 line=$(wrk -t1 -c16 -d"${mixed}s" -s "$work/mixed.lua" "http://127.0.0.1:$port" | tail -1)
 wait "$probe"
+kill "$retrainer" 2>/dev/null || true
+echo "{\"phase\":\"retrains\",\"during_mixed\":$(grep -c version "$work/retrains.jsonl" 2>/dev/null || echo 0)}" | tee -a "$results"
 rss=$(( $(awk '/VmRSS/{print $2}' /proc/$pid/status) / 1024 ))
 echo "{\"phase\":\"mixed\",\"rss_mib_after\":$rss,${line#\{}" | tee -a "$results"
 echo "{\"phase\":\"freshness\",$(tail -c +2 "$work/probe.json")" | tee -a "$results"

@@ -700,14 +700,22 @@ fn model_spec(cfg: &Config) -> Result<ModelSpec> {
             let text = String::from_utf8(bytes)
                 .map_err(|_| ServeError::Config(format!("{} is not UTF-8", p.display())))?;
             let is_toml = p.extension().is_some_and(|e| e == "toml");
-            if is_toml {
-                let v: toml::Value = toml::from_str(&text)
+            let mut v = if is_toml {
+                let doc: toml::Value = toml::from_str(&text)
                     .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?;
-                serde_json::to_value(v).map_err(|e| ServeError::Config(e.to_string()))?
+                reco_models::strict_value(doc)
+                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
             } else {
                 serde_json::from_str(&text)
                     .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
+            };
+            // A pipeline file (docs/pipeline.md) names its sources, not its kind.
+            if let Some(o) = v.as_object_mut() {
+                if o.contains_key("sources") {
+                    o.entry("model").or_insert_with(|| "pipeline".into());
+                }
             }
+            v
         }
     };
     let spec =
@@ -830,4 +838,43 @@ pub fn check_events(cfg: &Config, events: Vec<NewEvent>) -> Result<Vec<NewEvent>
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelSource;
+
+    fn spec_of(file: &str) -> Result<ModelSpec> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file);
+        let cfg = Config {
+            model: ModelSource::File(path),
+            ..Config::default()
+        };
+        model_spec(&cfg)
+    }
+
+    #[test]
+    fn a_pipeline_file_is_served_as_a_pipeline() {
+        reco_pipeline::register().expect("register");
+        let spec = spec_of("examples/pipeline.toml").expect("pipeline file");
+        assert_eq!(spec.kind(), "pipeline");
+        assert!(spec.ranks());
+    }
+
+    #[test]
+    fn a_model_file_with_an_unknown_key_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "model = \"ials\"\nfactorz = 8\n").expect("write");
+        let cfg = Config {
+            model: ModelSource::File(path),
+            ..Config::default()
+        };
+        let err = model_spec(&cfg).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("factorz"), "{text}");
+    }
 }

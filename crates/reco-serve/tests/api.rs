@@ -23,6 +23,7 @@ on_both!(
     a_retrain_swaps_atomically_under_concurrent_requests,
     replicas_on_one_database_follow_each_other,
     the_gate_compares_on_events_the_active_version_has_not_seen,
+    a_pipeline_file_is_served_like_a_model,
 );
 
 async fn health_openapi_and_metrics(db: Db) {
@@ -880,4 +881,32 @@ async fn the_gate_compares_on_events_the_active_version_has_not_seen(db: Db) {
     };
     let expected = if c >= a { "active" } else { "rejected" };
     assert_eq!(v3["status"], expected, "{v3}");
+}
+
+async fn a_pipeline_file_is_served_like_a_model(db: Db) {
+    reco_pipeline::register().expect("register");
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pipeline.toml");
+    let Some(s) = start(db, Some(data()), |c| {
+        c.model = reco_serve::config::ModelSource::File(file);
+    })
+    .await
+    else {
+        return;
+    };
+    let row = s.retrain().await;
+    assert_eq!(row["status"], "active", "{row}");
+    let ids = s.ids("/v1/recommend/4?n=10").await;
+    assert_eq!(ids.len(), 10);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 10, "{ids:?}");
+    // The pipeline answers from the user's history too: a purchase leaves the list.
+    s.send(&[("4", &ids[0], "purchase")]).await;
+    let after = s.ids("/v1/recommend/4?n=10").await;
+    assert!(!after.contains(&ids[0]), "{after:?}");
+    // Its artifact is read back at a restart and gives the same answer.
+    let (cfg, dir) = (s.cfg.clone(), s.dir);
+    s.state.store.close().await;
+    drop(s.state);
+    let s = common::restart(cfg, dir, None).await;
+    assert_eq!(s.ids("/v1/recommend/4?n=10").await, after);
 }
