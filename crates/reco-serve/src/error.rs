@@ -117,7 +117,8 @@ pub struct ErrorDetail {
 impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Not being ready yet is a state, answered to every readiness probe, not a failure.
+        if status.is_server_error() && !matches!(self, ServeError::NotReady(_)) {
             tracing::error!(error = %self, "request failed");
         }
         let body = ErrorBody {

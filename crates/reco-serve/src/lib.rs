@@ -112,6 +112,7 @@ pub fn app(state: AppState) -> Router {
 /// when it is empty), binds, serves, and shuts down gracefully (requests in flight finish,
 /// the database is closed).
 pub fn run(cfg: Config, seed: Option<reco_core::Dataset>, threads: usize) -> Result<()> {
+    telemetry::init_log();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()

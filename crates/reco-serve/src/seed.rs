@@ -54,6 +54,9 @@ pub async fn seed(store: &Store, ds: &Dataset, cfg: &Config) -> Result<()> {
     }
     let m = &ds.interactions;
     let ts = m.timestamps();
+    let progress = crate::telemetry::LogProgress::new("seeding");
+    let total = m.nnz() as u64;
+    let mut written = 0u64;
     let mut batch: Vec<NewEvent> = Vec::with_capacity(EVENTS_PER_COMMIT);
     for u in 0..m.n_users() as u32 {
         let r = m.row_range(u);
@@ -77,6 +80,8 @@ pub async fn seed(store: &Store, ds: &Dataset, cfg: &Config) -> Result<()> {
                         &[],
                     )
                     .await?;
+                written += EVENTS_PER_COMMIT as u64;
+                progress.report("events", written, total, None);
             }
         }
     }
@@ -91,5 +96,6 @@ pub async fn seed(store: &Store, ds: &Dataset, cfg: &Config) -> Result<()> {
             )
             .await?;
     }
+    progress.report("events", total, total, None);
     Ok(())
 }

@@ -473,15 +473,29 @@ impl Shared {
     }
 
     async fn train_and_promote(self: &Arc<Self>, reason: &str) -> Result<VersionRow> {
+        tracing::info!(reason, "training: reading the events");
+        let read_started = Instant::now();
         let data = trainer::read_dataset(&self.store, &self.cfg).await?;
         let version = self.store.next_version().await?;
+        tracing::info!(
+            version,
+            users = data.dataset.n_users(),
+            items = data.dataset.n_items(),
+            interactions = data.dataset.interactions.nnz(),
+            seconds = read_started.elapsed().as_secs_f64(),
+            "training: events read"
+        );
         let active = self.active();
         let spec = self.spec.clone();
         let cfg = self.cfg.clone();
         let dir = self.artifacts.clone();
         let started = Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let t = trainer::train(&spec, &data, active, &cfg, &|_| {})?;
+            let log = crate::telemetry::LogProgress::new("training");
+            let report = |p: reco_core::model::Progress<'_>| {
+                log.report(p.stage, p.done, p.total, p.loss);
+            };
+            let t = trainer::train(&spec, &data, active, &cfg, &report)?;
             let path = match &t.model {
                 Some(m) => Some(trainer::save(m.as_ref(), &data, &dir, version)?),
                 None => None,
@@ -514,6 +528,13 @@ impl Shared {
             },
         };
         self.store.insert_version(&row).await?;
+        tracing::info!(
+            version,
+            status = row.status.as_str(),
+            seconds = t.seconds,
+            note = row.message.as_str(),
+            "training: done"
+        );
         if row.status == "ready" {
             self.activate(&row, Some(reason)).await?;
             self.retire().await?;

@@ -1,7 +1,8 @@
 //! Prometheus metrics: one recorder per process (installed on first use), rendered by
 //! `/metrics`.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -49,6 +50,10 @@ fn describe() {
     );
     describe_gauge!("reco_model_version", "The active model version.");
     describe_gauge!(
+        "reco_work_progress_ratio",
+        "Share done of the current stage of long work (seeding, training), by work."
+    );
+    describe_gauge!(
         "reco_model_offline_metric",
         "Hold-out metrics of the active version."
     );
@@ -71,4 +76,66 @@ pub fn render() -> String {
         .get()
         .and_then(|h| h.as_ref())
         .map_or_else(String::new, |h| h.render())
+}
+
+/// Starts the log (stderr): `RECO_LOG` or `RUST_LOG` filters it (default `info`, the database
+/// driver at `error`: its slow-statement warnings fire on every page a training reads). Does nothing if a logger is installed already (tests, embedding).
+pub fn init_log() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RECO_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,sqlx=error".into());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// How often a stage of long work is logged at most; its end is always logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The progress of long work (seeding the store, training a version) for a server, whose
+/// output is a log rather than a terminal: one log line per stage every few seconds and at
+/// the stage's end, and the `reco_work_progress_ratio` gauge for dashboards.
+pub struct LogProgress {
+    work: &'static str,
+    last: Mutex<Option<(String, Instant)>>,
+}
+
+impl LogProgress {
+    /// A reporter for `work` ("seeding", "training"), the gauge's label.
+    pub fn new(work: &'static str) -> Self {
+        LogProgress {
+            work,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Records that `done` of `total` units of `stage` are done.
+    pub fn report(&self, stage: &str, done: u64, total: u64, loss: Option<f64>) {
+        let ratio = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
+        metrics::gauge!("reco_work_progress_ratio", "work" => self.work).set(ratio);
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let due = match &*last {
+            Some((s, at)) => s != stage || at.elapsed() >= PROGRESS_EVERY,
+            None => true,
+        };
+        if !(due || done >= total) {
+            return;
+        }
+        *last = Some((stage.to_string(), Instant::now()));
+        match loss {
+            Some(l) => tracing::info!(work = self.work, stage, done, total, loss = l, "progress"),
+            None => tracing::info!(work = self.work, stage, done, total, "progress"),
+        }
+    }
 }
