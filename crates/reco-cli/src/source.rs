@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use reco_core::loaders::{
@@ -10,7 +10,7 @@ use reco_core::loaders::{
     MetadataColumns, TextFormat, UnknownIds,
 };
 use reco_core::split::{self, Fold};
-use reco_core::synth::{self, NotebookConfig, ScalableConfig};
+use reco_core::synth;
 use reco_core::{Dataset, DuplicatePolicy, Feedback};
 
 use crate::progress;
@@ -362,50 +362,13 @@ fn report_load(ds: &Dataset) {
     }
 }
 
-/// Builds a synthetic dataset from `notebook` or `key=value,...`.
+/// Builds a synthetic dataset from `notebook` or `key=value,...`, with a progress bar.
 pub fn synthesize(spec: &str) -> Result<Dataset> {
-    if spec == "notebook" || spec.starts_with("notebook,") {
-        let mut c = NotebookConfig::default();
-        for (k, v) in pairs(spec.trim_start_matches("notebook").trim_start_matches(','))? {
-            match k.as_str() {
-                "seed" => c.seed = v.parse().context("seed")?,
-                "users" => c.users = v.parse().context("users")?,
-                "items" => c.items = v.parse().context("items")?,
-                _ => bail!("unknown notebook parameter {k:?} (seed, users, items)"),
-            }
-        }
-        return Ok(synth::notebook(&c)?);
-    }
-    let mut map = serde_json::Map::new();
-    for (k, v) in pairs(spec.trim_start_matches("scalable").trim_start_matches(','))? {
-        let value: serde_json::Value =
-            serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v.clone()));
-        map.insert(k, value);
-    }
-    let c: ScalableConfig =
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-            reco_core::Error::param(
-                "data",
-                format!(
-                    "synthetic data parameters in {:?}: {e}",
-                    format!("synth:{spec}")
-                ),
-            )
-        })?;
-    let bar = progress::bar(c.users as u64, "generating users");
-    let ds = synth::scalable(&c, &|d, _| bar.set_position(d))?;
+    let bar = progress::bar(0, "generating users");
+    let ds = synth::from_spec(spec, &|d, n| {
+        bar.set_length(n);
+        bar.set_position(d);
+    })?;
     bar.finish_and_clear();
     Ok(ds)
-}
-
-fn pairs(s: &str) -> Result<Vec<(String, String)>> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .with_context(|| format!("{p:?} is not key=value"))?;
-            Ok((k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect()
 }

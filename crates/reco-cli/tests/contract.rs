@@ -37,12 +37,14 @@ fn a_models_file_is_validated_whole_before_anything_trains() {
 
 #[test]
 fn exit_codes_say_what_kind_of_error_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never-written");
     let o = reco(&[
         "train",
         "--data",
         "/no/such/dir/ratings.csv",
         "--out",
-        "/tmp/x",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(5), "I/O: {}", stderr(&o));
     let o = reco(&[

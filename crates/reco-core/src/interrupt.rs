@@ -15,6 +15,12 @@ pub fn request() {
     REQUESTED.store(true, Ordering::SeqCst);
 }
 
+/// Withdraws a stop request once the interrupted work has unwound, for a process that goes on
+/// after it (a Python session survives Ctrl-C; its next fit must run).
+pub fn clear() {
+    REQUESTED.store(false, Ordering::SeqCst);
+}
+
 /// Whether a stop was requested.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)

@@ -29,7 +29,7 @@ pub mod slope_one;
 mod spec;
 
 pub use baseline::{PopularityParams, RandomParams, Weighting};
-pub use persist::{from_files, load, save, save_with, ItemLabels, LoadedModel};
+pub use persist::{from_files, load, save, save_loaded, save_with, ItemLabels, LoadedModel};
 pub use registry::register;
 pub use spec::{
     check, corrupt_state, restore_postcard, restore_state, strict_value, Capabilities, CheckState,

@@ -137,6 +137,33 @@ pub fn save_with(
     artifact::write(dir, manifest, &files, existing)
 }
 
+/// The serialised form of [`Histories`], borrowed: writing a loaded model back copies nothing.
+#[derive(Serialize)]
+struct HistoriesRef<'a> {
+    indptr: &'a [u64],
+    items: &'a [u32],
+}
+
+/// Writes a model read by [`load`] back as an artifact (a copy elsewhere; Python's pickling),
+/// with its manifest: the specification, shapes and fingerprint of the data it was fitted on.
+/// Extra payload files of the original ([`save_with`]) are not kept.
+pub fn save_loaded(m: &LoadedModel, dir: &Path, existing: artifact::Existing) -> Result<()> {
+    let hist = HistoriesRef {
+        indptr: &m.history_ptr,
+        items: &m.history_items,
+    };
+    let mut files = vec![
+        (m.model.state_file(), m.model.state()?),
+        ("users.bin", artifact::encode(m.users.ids())?),
+        ("items.bin", artifact::encode(m.items.ids())?),
+        ("history.bin", artifact::encode(&hist)?),
+    ];
+    if let Some(c) = &m.labels {
+        files.push(("catalog.bin", artifact::encode(c)?));
+    }
+    artifact::write(dir, m.manifest.clone(), &files, existing)
+}
+
 /// Reads an artifact written by [`save`], verifying version, checksums and shapes.
 pub fn load(dir: &Path) -> Result<LoadedModel> {
     // Decoders name the file they read; say which artifact it belongs to.

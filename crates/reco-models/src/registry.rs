@@ -77,6 +77,43 @@ pub fn lookup(name: &str) -> Result<&'static KindEntry> {
         })
 }
 
+/// What a kind can do, as the words `reco models` prints: ranks, rates, similar-items,
+/// embeddings, listwise.
+pub fn abilities(c: crate::Capabilities) -> Vec<&'static str> {
+    [
+        (c.ranks, "ranks"),
+        (c.rates, "rates"),
+        (c.similar_items, "similar-items"),
+        (c.embeddings, "embeddings"),
+        (c.listwise, "listwise"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
+/// A kind described for users (`reco models --json`, `reco.kinds()` in Python): its name,
+/// summary, capabilities, renamed parameters and example specifications.
+pub fn describe(k: &KindEntry) -> Result<serde_json::Value> {
+    let examples = k.examples();
+    // Some capabilities depend on the parameters (a classification FM ranks, a regression
+    // one rates): list what any example can do.
+    let any = examples
+        .iter()
+        .fold(crate::Capabilities::default(), |a, e| a | e.capabilities());
+    let examples = examples
+        .iter()
+        .map(|e| e.to_value())
+        .collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::json!({
+        "kind": k.name,
+        "summary": k.summary,
+        "capabilities": abilities(any),
+        "renamed": k.renamed.iter().map(|(old, new)| serde_json::json!({"old": old, "new": new})).collect::<Vec<_>>(),
+        "examples": examples,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use reco_models::{registry, Capabilities};
+use reco_models::registry;
 
 /// Options of `reco models`.
 #[derive(clap::Args, Debug)]
@@ -15,47 +15,16 @@ pub(crate) struct ModelsArgs {
     json: bool,
 }
 
-/// Capabilities as words.
-fn abilities(c: Capabilities) -> Vec<&'static str> {
-    [
-        (c.ranks, "ranks"),
-        (c.rates, "rates"),
-        (c.similar_items, "similar-items"),
-        (c.embeddings, "embeddings"),
-        (c.listwise, "listwise"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect()
-}
-
 /// Lists the kinds (or one kind with its examples).
 pub(crate) fn run(a: ModelsArgs) -> Result<()> {
     let kinds = match &a.kind {
         Some(k) => vec![registry::lookup(k)?],
         None => registry::kinds(),
     };
-    let mut rows = Vec::with_capacity(kinds.len());
-    for k in &kinds {
-        let examples = k.examples();
-        // Some capabilities depend on the parameters (a classification FM ranks, a regression
-        // one rates): list what any example can do.
-        let any = examples
-            .iter()
-            .fold(Capabilities::default(), |a, e| a | e.capabilities());
-        let caps = abilities(any);
-        let examples = examples
-            .iter()
-            .map(|e| e.to_value())
-            .collect::<reco_core::Result<Vec<_>>>()?;
-        rows.push(serde_json::json!({
-            "kind": k.name,
-            "summary": k.summary,
-            "capabilities": caps,
-            "renamed": k.renamed.iter().map(|(old, new)| serde_json::json!({"old": old, "new": new})).collect::<Vec<_>>(),
-            "examples": examples,
-        }));
-    }
+    let rows = kinds
+        .iter()
+        .map(|k| registry::describe(k))
+        .collect::<reco_core::Result<Vec<_>>>()?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

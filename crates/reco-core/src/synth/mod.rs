@@ -150,6 +150,59 @@ pub use atomic::write_atomic;
 pub use notebook::{notebook, NotebookConfig};
 pub use scalable::{scalable, ScalableConfig};
 
+/// Builds a synthetic dataset from its text form (`reco ... --data synth:SPEC`, `reco.synthetic`
+/// in Python): `notebook` or `notebook,seed=3,users=50,items=80` for the notebook preset, or
+/// `key=value,...` (optionally after `scalable,`) with [`ScalableConfig`]'s fields. `progress`
+/// hears (users done, users) of the scalable generator.
+pub fn from_spec(spec: &str, progress: &(dyn Fn(u64, u64) + Sync)) -> crate::Result<Dataset> {
+    let bad = |message: String| Error::param("data", message);
+    if spec == "notebook" || spec.starts_with("notebook,") {
+        let mut c = NotebookConfig::default();
+        for (k, v) in spec_pairs(spec.trim_start_matches("notebook").trim_start_matches(','))? {
+            let number = |what: &str| {
+                v.parse::<u64>()
+                    .map_err(|e| bad(format!("notebook {what} {v:?}: {e}")))
+            };
+            match k {
+                "seed" => c.seed = number("seed")?,
+                "users" => c.users = number("users")? as usize,
+                "items" => c.items = number("items")? as usize,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown notebook parameter {k:?} (seed, users, items)"
+                    )))
+                }
+            }
+        }
+        return notebook(&c);
+    }
+    let mut map = serde_json::Map::new();
+    for (k, v) in spec_pairs(spec.trim_start_matches("scalable").trim_start_matches(','))? {
+        let value: serde_json::Value =
+            serde_json::from_str(v).unwrap_or(serde_json::Value::String(v.to_string()));
+        map.insert(k.to_string(), value);
+    }
+    let c: ScalableConfig =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            bad(format!(
+                "synthetic data parameters in {:?}: {e}",
+                format!("synth:{spec}")
+            ))
+        })?;
+    scalable(&c, progress)
+}
+
+fn spec_pairs(s: &str) -> crate::Result<Vec<(&str, &str)>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| Error::param("data", format!("{p:?} is not key=value")))
+        })
+        .collect()
+}
+
 /// A small dataset with known structure for checking that a model learns: 400 users and 600
 /// items with strong category tastes (80% of each user's interactions in their favourite
 /// categories), Zipf popularity, timestamps, metadata, and 24,000 interactions, of which the

@@ -1,0 +1,22 @@
+"""Shared data for the Python tests."""
+
+import numpy as np
+import pytest
+
+import reco
+
+
+@pytest.fixture(scope="session")
+def notebook():
+    """The notebook data: 30 users, 60 items, explicit ratings, item categories and text."""
+    return reco.synthetic("notebook")
+
+
+@pytest.fixture(scope="session")
+def implicit():
+    """Implicit data with integer ids: 300 users, 200 items, 6,000 interactions."""
+    rng = np.random.default_rng(7)
+    users = rng.integers(1000, 1300, size=6000)
+    # Items drawn with a popularity skew so that models have something to learn.
+    items = 5000 + np.minimum(rng.zipf(1.3, size=6000), 200) - 1
+    return reco.Dataset.from_arrays(users, items, duplicates="sum")
