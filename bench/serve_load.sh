@@ -21,7 +21,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 data="${1:?DATA}"; uprefix="${2?USER_PREFIX}"; nusers="${3:?N_USERS}"
 iprefix="${4?ITEM_PREFIX}"; nitems="${5:?N_ITEMS}"
-model="${6:-{\"model\":\"ials\",\"factors\":64,\"epochs\":15,\"regularization\":0.05,\"alpha\":2.0}}"
+default_model='{"model":"ials","factors":64,"epochs":15,"regularization":0.05,"alpha":2.0}'
+model="${6:-$default_model}"
 seconds="${7:-20}"; runs="${8:-3}"; mixed="${9:-600}"
 port="${PORT:-18181}"
 cargo build --release -p reco-cli >&2
