@@ -11,6 +11,10 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::{Result, ServeError};
 
+/// Sequence numbers scanned per statement when an item's events are deleted: at most 40 ms
+/// on a 20M-event SQLite log (1.8 s for the whole log).
+const PURGE_RANGE: i64 = 200_000;
+
 /// Which database the URL named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -213,7 +217,10 @@ impl Store {
                  ts BIGINT NOT NULL, recommendation TEXT)"
             ),
             "CREATE INDEX IF NOT EXISTS events_user ON events (user_id, seq)".to_string(),
-            "CREATE INDEX IF NOT EXISTS events_item ON events (item_id)".to_string(),
+            // No index by item: its leaves are random pages of a B-tree as large as the log,
+            // and at 20M events keeping it halved ingestion (docs/serve.md). Deleting an item,
+            // the one query by item, scans in short chunks instead (`delete_item`).
+            "DROP INDEX IF EXISTS events_item".to_string(),
             "CREATE INDEX IF NOT EXISTS events_kind ON events (kind)".to_string(),
             "CREATE TABLE IF NOT EXISTS batch_keys (key TEXT PRIMARY KEY, events BIGINT NOT NULL, \
              at BIGINT NOT NULL)"
@@ -578,18 +585,35 @@ impl Store {
     }
 
     /// Deletes an item and its events; false when it did not exist.
+    ///
+    /// Events have no index by item, so they are found by scanning the log in ranges of
+    /// sequence numbers, one short statement each: feedback commits go on between them
+    /// instead of waiting for one long delete. The item's row goes last, so an interrupted
+    /// deletion leaves the item in place and repeating the request finishes it.
     pub async fn delete_item(&self, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let e = sqlx::query("DELETE FROM events WHERE item_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let mut removed = 0u64;
+        let mut from = 0i64;
+        while from < last {
+            let to = from.saturating_add(PURGE_RANGE);
+            removed +=
+                sqlx::query("DELETE FROM events WHERE seq > $1 AND seq <= $2 AND item_id = $3")
+                    .bind(from)
+                    .bind(to)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            from = to;
+        }
         let i = sqlx::query("DELETE FROM items WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
-        Ok(e.rows_affected() > 0 || i.rows_affected() > 0)
+        Ok(removed > 0 || i.rows_affected() > 0)
     }
 
     /// The next version number.
