@@ -14,6 +14,7 @@ interpreter lock and batch calls use every core.
 
 from . import _reco
 from ._data import Dataset, load, synthetic
+from ._eval import evaluate
 from ._errors import (
     ArtifactError,
     DataError,
@@ -42,7 +43,7 @@ def kinds() -> dict:
 
 __all__ = [
     "ALS", "BPR", "IALS", "SVD", "SVDpp", "Hybrid", "ItemKNN", "UserKNN", "TwoTower", "Pipeline",
-    "Model", "Dataset", "load", "synthetic", "kinds",
+    "Model", "Dataset", "load", "synthetic", "kinds", "evaluate",
     "RecoError", "DataError", "SpecError", "TrainingError", "ArtifactError", "StorageError",
     "UnsupportedError", "ResourceError", "StoppedError", "UnknownIdError",
 ]

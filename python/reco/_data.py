@@ -167,7 +167,7 @@ class Dataset:
 
     def split(self, protocol: str = "temporal:0.2", seed: int = 42) -> List[Tuple["Dataset", "Dataset"]]:
         """Cuts the data with a protocol of ``reco eval`` ("kfold:5", "holdout:0.2",
-        "leave-last-out", "temporal:0.2", "time-cut:0.9", "cold-users:0.1",
+        "loo", "temporal:0.2", "timecut:0.9", "cold-users:0.1",
         "cold-items:0.1") into ``(train, test)`` pairs in the same ids."""
         return [(Dataset(a, self._users, self._items), Dataset(b, self._users, self._items))
                 for a, b in self._d.split(protocol, seed)]

@@ -77,5 +77,6 @@ fn _reco(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::load, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::synthetic, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::evaluate_json, m)?)?;
     Ok(())
 }
