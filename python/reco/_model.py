@@ -194,6 +194,20 @@ class Model:
         self._m.save(os.fspath(path), overwrite)
 
     @classmethod
+    def from_file(cls, path: Any) -> "Model":
+        """An unfitted model from a model file, as ``reco train --model FILE`` reads it: TOML
+        (pipeline files such as ``examples/pipeline.toml`` included) or JSON."""
+        p = os.fspath(path)
+        with open(p, encoding="utf-8") as f:
+            text = f.read()
+        self = object.__new__(cls)
+        self._m = _reco.Model.from_text(text, p.endswith(".toml"))
+        self._users = self._items = None
+        self._uindex = self._iindex = None
+        self._factors = {}
+        return self
+
+    @classmethod
     def load(cls, path: Any) -> "Model":
         """Reads an artifact directory (from :meth:`save` or ``reco train --out``), checking
         its checksums. Ids come back as the strings the artifact stores, integers when every

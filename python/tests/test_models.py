@@ -177,3 +177,16 @@ def test_fit_and_batch_recommendation_release_the_interpreter():
     assert _other_thread_share(lambda: m.recommend(users, n=50)) > 0.15
     # The measure tells a call that holds the lock: a builtin loop of C code.
     assert _other_thread_share(lambda: sum(range(20_000_000))) < 0.15
+
+
+def test_a_pipeline_file_is_a_model(tmp_path):
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    m = reco.Model.from_file(root / "examples" / "pipeline.toml")
+    assert m.kind == "pipeline" and not m.is_fitted
+    data = reco.synthetic("users=200,items=150,interactions=5000,seed=3")
+    items, _ = m.fit(data).recommend(data.user_ids[0], n=5)
+    assert len(set(items)) == 5
+    f = tmp_path / "m.toml"
+    f.write_text('model = "ials"\nfactorz = 3\n')
+    with pytest.raises(reco.SpecError, match="factorz"):
+        reco.Model.from_file(f)

@@ -181,6 +181,32 @@ impl Model {
         })
     }
 
+    /// A model from the text of a model file, as `reco train --model FILE` reads it: TOML
+    /// (a pipeline file such as `examples/pipeline.toml` needs no `model = "pipeline"`) or
+    /// JSON.
+    #[staticmethod]
+    fn from_text(text: &str, toml: bool) -> PyResult<Self> {
+        let spec = if toml {
+            let doc: toml::Value = toml::from_str(text)
+                .map_err(|e| to_py(Error::param("model file", e.to_string())))?;
+            let is_pipeline = doc.get("sources").is_some() && doc.get("model").is_none();
+            if is_pipeline {
+                reco_pipeline::spec_from_toml(text)
+            } else {
+                reco_models::strict_value(doc)
+                    .map_err(|e| Error::param("model file", e.to_string()))
+                    .and_then(ModelSpec::from_value)
+            }
+        } else {
+            ModelSpec::from_json(text)
+        }
+        .map_err(to_py)?;
+        Ok(Model {
+            spec,
+            fitted: RwLock::new(None),
+        })
+    }
+
     /// The specification as JSON, every parameter included (defaults filled in).
     fn spec_json(&self) -> PyResult<String> {
         let v = self.spec.to_value().map_err(to_py)?;
