@@ -121,8 +121,8 @@ def main():
         gens.append(surprise_rows(data, a.runs, only))
     for g in gens:
         for name, pfit, rfit, pq, rq in g:
-            print(f"| {name} | {pfit:.2f} | {rfit:.2f} | {pfit / rfit:.1f}× | {pq:.2f} | "
-                  f"{rq:.2f} | {pq / rq:.1f}× |", flush=True)
+            print(f"| {name} | {pfit:.3f} | {rfit:.3f} | {pfit / rfit:.1f}× | {pq:.3f} | "
+                  f"{rq:.3f} | {pq / rq:.1f}× |", flush=True)
 
 
 if __name__ == "__main__":
