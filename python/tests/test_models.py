@@ -190,3 +190,35 @@ def test_a_pipeline_file_is_a_model(tmp_path):
     f.write_text('model = "ials"\nfactorz = 3\n')
     with pytest.raises(reco.SpecError, match="factorz"):
         reco.Model.from_file(f)
+
+
+CTRL_C_SCRIPT = """
+import signal, sys, time
+import reco
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell may start us ignoring it
+data = reco.synthetic("users=5000,items=2000,interactions=200000,seed=2")
+print("fitting", flush=True)
+try:
+    reco.IALS(factors=32, epochs=100000).fit(data)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    print("next fit", reco.IALS(factors=4, epochs=2).fit(data).is_fitted, flush=True)
+"""
+
+
+def test_ctrl_c_stops_a_fit_with_keyboard_interrupt_and_the_next_fit_runs():
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "fitting"
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert out.split("\n")[:2] == ["interrupted", "next fit True"], out

@@ -87,6 +87,9 @@ pub struct Model {
 /// How often progress reaches Python at most (each report takes the interpreter lock).
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
+/// How often a fit looks for Ctrl-C.
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
 impl Model {
     fn fitted(&self) -> PyResult<Arc<Fitted>> {
         let guard = self.fitted.read().map_err(|_| {
@@ -251,15 +254,9 @@ impl Model {
                 return;
             }
             Python::attach(|py| {
-                if let Err(e) = py.check_signals() {
-                    // Stops the fit at its next safe point; the error is raised after it.
-                    reco_core::interrupt::request();
-                    if let Ok(mut s) = signal.lock() {
-                        s.get_or_insert(e);
-                    }
-                }
                 if let Some(cb) = &progress {
                     if let Err(e) = cb.call1(py, (p.stage, p.done, p.total, p.loss)) {
+                        // Stops the fit at its next safe point; the error is raised after it.
                         reco_core::interrupt::request();
                         if let Ok(mut s) = signal.lock() {
                             s.get_or_insert(e);
@@ -269,15 +266,31 @@ impl Model {
             });
         };
         let spec = &self.spec;
-        let result = py.detach(|| {
-            spec.fit(
-                &ds,
-                &FitOptions {
-                    seed,
-                    progress: Some(&report),
-                    validation: None,
-                },
-            )
+        let opts = FitOptions {
+            seed,
+            progress: Some(&report),
+            validation: None,
+        };
+        // The fit runs on its own thread while this one, the caller's (the main thread, where
+        // Python handles signals), checks for Ctrl-C every few milliseconds: models report
+        // progress from worker threads, where signals cannot be seen.
+        let result = std::thread::scope(|s| {
+            let fitting = s.spawn(|| spec.fit(&ds, &opts));
+            while !fitting.is_finished() {
+                py.detach(|| std::thread::sleep(SIGNAL_POLL));
+                if let Err(e) = py.check_signals() {
+                    reco_core::interrupt::request();
+                    if let Ok(mut s) = signal.lock() {
+                        s.get_or_insert(e);
+                    }
+                }
+            }
+            fitting.join().unwrap_or_else(|_| {
+                Err(Error::TrainingFailed {
+                    model: spec.kind().into(),
+                    message: "the fit panicked; this is a bug in reco".into(),
+                })
+            })
         });
         if let Some(e) = signal.lock().ok().and_then(|mut s| s.take()) {
             reco_core::interrupt::clear();
