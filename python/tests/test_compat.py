@@ -160,3 +160,35 @@ def test_surprise_predictions_are_clipped_and_batch_equals_one_by_one(ratings_df
     single = [algo.predict(u, i, r) for u, i, r in test]
     assert [p.est for p in batch] == pytest.approx([p.est for p in single])
     assert all(1 <= p.est <= 5 for p in batch)
+
+
+def test_the_implicit_layer_is_as_accurate_as_implicit_itself(plays):
+    implicit = pytest.importorskip("implicit")
+    from implicit.als import AlternatingLeastSquares as TheirALS
+
+    from reco.compat.implicit import AlternatingLeastSquares as OurALS
+
+    user_plays, taste = plays
+    # Hold out one liked item per user; both sides fit the rest and rank for every user.
+    rng = np.random.default_rng(5)
+    train = user_plays.tolil(copy=True)
+    held = {}
+    for u in range(user_plays.shape[0]):
+        row = user_plays[u].indices
+        held[u] = int(rng.choice(row))
+        train[u, held[u]] = 0
+    train = train.tocsr()
+    train.eliminate_zeros()
+    users = np.arange(user_plays.shape[0])
+
+    def hit_rate(model):
+        model.fit(train, show_progress=False)
+        ids, _ = model.recommend(users, train[users], N=10)
+        return np.mean([held[u] in set(ids[u]) for u in users])
+
+    theirs = hit_rate(TheirALS(factors=16, iterations=15, regularization=0.05, alpha=2.0,
+                               random_state=1))
+    ours = hit_rate(OurALS(factors=16, iterations=15, regularization=0.05, alpha=2.0,
+                           random_state=1))
+    print(f"hit rate@10: reco {ours:.3f}, implicit {theirs:.3f}")
+    assert ours >= theirs - 0.05, (ours, theirs, implicit.__version__)
