@@ -37,12 +37,16 @@ class Model:
             raise TypeError("Model needs a specification, e.g. Model('ials', factors=64)")
         if isinstance(spec, str):
             spec = {"model": spec}
-        full = {**spec, **params}
-        self._m = _reco.Model(json.dumps(full))
-        self._users: Optional[np.ndarray] = None
-        self._items: Optional[np.ndarray] = None
-        self._uindex: Optional[IdIndex] = None
-        self._iindex: Optional[IdIndex] = None
+        self._wrap(_reco.Model(json.dumps({**spec, **params})))
+
+    def _wrap(self, inner: Any, users: Optional[np.ndarray] = None,
+              items: Optional[np.ndarray] = None) -> None:
+        """Holds the extension's model, with the ids it answers in when it is fitted."""
+        self._m = inner
+        self._users: Optional[np.ndarray] = users
+        self._items: Optional[np.ndarray] = items
+        self._uindex = None if users is None else IdIndex(users, "user")
+        self._iindex = None if items is None else IdIndex(items, "item")
         self._factors: Dict[str, np.ndarray] = {}
 
     # -- description -----------------------------------------------------------------------
@@ -94,14 +98,8 @@ class Model:
             close = getattr(callback, "close", None)
             if close is not None:
                 close()
-        self._adopt(data.user_ids, data.item_ids)
+        self._wrap(self._m, data.user_ids, data.item_ids)
         return self
-
-    def _adopt(self, users: np.ndarray, items: np.ndarray) -> None:
-        self._users, self._items = users, items
-        self._uindex = IdIndex(users, "user")
-        self._iindex = IdIndex(items, "item")
-        self._factors = {}
 
     def _require(self) -> None:
         if self._users is None:
@@ -201,10 +199,7 @@ class Model:
         with open(p, encoding="utf-8") as f:
             text = f.read()
         self = object.__new__(cls)
-        self._m = _reco.Model.from_text(text, p.endswith(".toml"))
-        self._users = self._items = None
-        self._uindex = self._iindex = None
-        self._factors = {}
+        self._wrap(_reco.Model.from_text(text, p.endswith(".toml")))
         return self
 
     @classmethod
@@ -212,16 +207,9 @@ class Model:
         """Reads an artifact directory (from :meth:`save` or ``reco train --out``), checking
         its checksums. Ids come back as the strings the artifact stores, integers when every
         id is one."""
-        return cls._from_inner(_reco.Model.load(os.fspath(path)))
-
-    @classmethod
-    def _from_inner(cls, inner: Any, users: Optional[np.ndarray] = None,
-                    items: Optional[np.ndarray] = None) -> "Model":
+        inner = _reco.Model.load(os.fspath(path))
         self = object.__new__(cls)
-        self._m = inner
-        self._factors = {}
-        self._adopt(_native(inner.user_ids()) if users is None else users,
-                    _native(inner.item_ids()) if items is None else items)
+        self._wrap(inner, _native(inner.user_ids()), _native(inner.item_ids()))
         return self
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -230,14 +218,10 @@ class Model:
         return {"files": self._m.to_files(), "users": self._users, "items": self._items}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self._factors = {}
         if "files" in state:
-            self._m = _reco.Model.from_files(state["files"])
-            self._adopt(state["users"], state["items"])
+            self._wrap(_reco.Model.from_files(state["files"]), state["users"], state["items"])
         else:
-            self._m = _reco.Model(state["spec"])
-            self._users = self._items = None
-            self._uindex = self._iindex = None
+            self._wrap(_reco.Model(state["spec"]))
 
 
 def _native(ids: Any) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Shared data for the Python tests."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,3 +23,15 @@ def implicit():
     # Items drawn with a popularity skew so that models have something to learn.
     items = 5000 + np.minimum(rng.zipf(1.3, size=6000), 200) - 1
     return reco.Dataset.from_arrays(users, items, duplicates="sum")
+
+
+@pytest.fixture(scope="session")
+def reco_exe():
+    """The command line, to check that it agrees with the package: on the PATH or built in
+    target/ (release first); the test is skipped without one."""
+    root = Path(__file__).resolve().parents[2]
+    built = (root / "target" / "release" / "reco", root / "target" / "debug" / "reco")
+    exe = shutil.which("reco") or next((str(p) for p in built if p.exists()), None)
+    if exe is None:
+        pytest.skip("no reco binary built")
+    return exe

@@ -1,16 +1,12 @@
 """Evaluation from Python agrees with the command line and with metrics recomputed here."""
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import reco
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_evaluate_gives_intervals_and_paired_tests(notebook):
@@ -40,14 +36,9 @@ def test_a_leave_last_out_hit_rate_recomputed_by_hand(notebook):
     assert got == pytest.approx(np.mean(hits))
 
 
-def test_python_and_the_command_line_report_the_same_figures(notebook, tmp_path):
-    exe = shutil.which("reco") or next(
-        (str(p) for p in (ROOT / "target" / "release" / "reco", ROOT / "target" / "debug" / "reco")
-         if p.exists()), None)
-    if exe is None:
-        pytest.skip("no reco binary built")
+def test_python_and_the_command_line_report_the_same_figures(notebook, reco_exe):
     df = reco.evaluate(notebook, ["item-knn"], protocol="kfold:3", k=10, seed=7)
-    out = subprocess.run([exe, "eval", "--data", "synth:notebook", "--protocol", "kfold:3",
+    out = subprocess.run([reco_exe, "eval", "--data", "synth:notebook", "--protocol", "kfold:3",
                           "--seed", "7", "--k", "10", "--model", "item-knn", "--no-auc", "--json"],
                          capture_output=True, text=True, check=True)
     cli = json.loads(out.stdout)["models"][0]["metrics"]

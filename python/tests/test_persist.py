@@ -1,17 +1,12 @@
 """Artifacts and pickling: the same answers after a round trip, ids of the same type."""
 
 import pickle
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import reco
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_save_and_load_give_the_same_answers_and_integer_ids(implicit, tmp_path):
     m = reco.IALS(factors=8, epochs=4).fit(implicit)
@@ -60,16 +55,11 @@ def test_tampered_pickles_are_refused(notebook):
         m.__setstate__(state)
 
 
-def test_the_command_line_reads_what_python_saved(implicit, tmp_path):
-    exe = shutil.which("reco") or next(
-        (str(p) for p in (ROOT / "target" / "release" / "reco", ROOT / "target" / "debug" / "reco")
-         if p.exists()), None)
-    if exe is None:
-        pytest.skip("no reco binary built")
+def test_the_command_line_reads_what_python_saved(implicit, tmp_path, reco_exe):
     m = reco.Model("popularity").fit(implicit)
     m.save(tmp_path / "m")
     u = implicit.user_ids[0]
-    out = subprocess.run([exe, "recommend", "--model", str(tmp_path / "m"), "--user", str(u),
+    out = subprocess.run([reco_exe, "recommend", "--model", str(tmp_path / "m"), "--user", str(u),
                           "-k", "3", "--json"], capture_output=True, text=True, check=True)
     import json
 

@@ -33,5 +33,5 @@ pub use persist::{from_files, load, save, save_loaded, save_with, ItemLabels, Lo
 pub use registry::register;
 pub use spec::{
     check, corrupt_state, restore_postcard, restore_state, strict_value, Capabilities, CheckState,
-    Footprint, Kind, KindEntry, Model, ModelSpec, Shape, SIZE_LIMITS, STATE_FILES,
+    FitRecommender, Footprint, Kind, KindEntry, Model, ModelSpec, Shape, SIZE_LIMITS, STATE_FILES,
 };

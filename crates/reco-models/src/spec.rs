@@ -494,6 +494,16 @@ impl ModelSpec {
         self.inner.fit(data, opts)
     }
 
+    /// This specification as a fitting function whose result is a plain [`Recommender`]: what
+    /// an evaluator (`reco_eval::Candidate::fit`) takes.
+    pub fn into_fit_fn(self) -> Box<FitRecommender> {
+        Box::new(move |data: &Dataset, opts: &FitOptions<'_>| {
+            // Trait upcasting: a fitted Model is a Recommender.
+            let m: Box<dyn Recommender> = self.fit(data, opts)?;
+            Ok(m)
+        })
+    }
+
     /// Rebuilds a fitted model from the state written by [`Model::state`], for an id space of
     /// `shape`; a state that does not fit it (or itself) is refused as a corrupt artifact.
     pub fn restore(&self, state: &[u8], shape: &Shape) -> Result<Box<dyn Model>> {
@@ -778,6 +788,10 @@ macro_rules! impl_model {
     };
 }
 pub(crate) use impl_model;
+
+/// A fit that returns a plain [`Recommender`] ([`ModelSpec::into_fit_fn`]).
+pub type FitRecommender =
+    dyn Fn(&Dataset, &FitOptions<'_>) -> Result<Box<dyn Recommender>> + Send + Sync;
 
 /// A fitted model: it recommends, and it can describe and serialise itself.
 pub trait Model: Recommender {

@@ -60,12 +60,32 @@ fn latest_share(
 /// Reads a pipeline from TOML text (the format of `reco pipeline --config`): a pipeline model
 /// specification, with or without `model = "pipeline"`.
 pub fn spec_from_toml(text: &str) -> reco_core::Result<reco_models::ModelSpec> {
+    from_toml(text, true)
+}
+
+/// Reads a model file (`reco serve --model FILE`, `reco.Model.from_file` in Python): TOML when
+/// `toml`, else JSON. A TOML file naming `sources` but no `model` is a pipeline file
+/// (docs/pipeline.md names its sources, not its kind).
+pub fn spec_from_file(text: &str, toml: bool) -> reco_core::Result<reco_models::ModelSpec> {
+    if toml {
+        from_toml(text, false)
+    } else {
+        reco_models::ModelSpec::from_json(text)
+    }
+}
+
+/// TOML text read strictly (no `nan` or `inf`); without a `model` key it is a pipeline when
+/// `pipeline` says so or when it has `sources`.
+fn from_toml(text: &str, pipeline: bool) -> reco_core::Result<reco_models::ModelSpec> {
+    let what = if pipeline { "pipeline" } else { "model file" };
     let doc: toml::Value =
-        toml::from_str(text).map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
-    let mut value = reco_models::strict_value(doc)
-        .map_err(|e| reco_core::Error::param("pipeline", e.to_string()))?;
+        toml::from_str(text).map_err(|e| reco_core::Error::param(what, e.to_string()))?;
+    let mut value =
+        reco_models::strict_value(doc).map_err(|e| reco_core::Error::param(what, e.to_string()))?;
     if let Some(o) = value.as_object_mut() {
-        o.entry("model").or_insert_with(|| "pipeline".into());
+        if pipeline || o.contains_key("sources") {
+            o.entry("model").or_insert_with(|| "pipeline".into());
+        }
     }
     reco_models::ModelSpec::from_value(value)
 }

@@ -59,16 +59,12 @@ fn id_map(ids: Vec<String>, what: &str) -> reco_core::Result<IdMap> {
 }
 
 /// Checks codes against the number of ids and narrows them to reco's 32-bit indices.
-fn indices(codes: &[i64], n: usize, what: &str) -> reco_core::Result<Vec<u32>> {
-    codes
-        .iter()
-        .map(|&c| match usize::try_from(c) {
-            Ok(c) if c < n => Ok(c as u32),
-            _ => Err(Error::data(format!(
-                "{what}: code {c} is outside 0..{n} (one code per id, from 0)"
-            ))),
-        })
-        .collect()
+fn codes(codes: &[i64], n: usize, what: &str) -> reco_core::Result<Vec<u32>> {
+    crate::indices(codes, n).map_err(|c| {
+        Error::data(format!(
+            "{what}: code {c} is outside 0..{n} (one code per id, from 0)"
+        ))
+    })
 }
 
 #[pymethods]
@@ -131,8 +127,8 @@ impl Dataset {
                 None => vec![1.0; n],
             };
             let t = Triplets {
-                users: indices(users, user_map.len(), "user_codes")?,
-                items: indices(items, item_map.len(), "item_codes")?,
+                users: codes(users, user_map.len(), "user_codes")?,
+                items: codes(items, item_map.len(), "item_codes")?,
                 values,
                 timestamps: timestamps.map(<[i64]>::to_vec),
             };
@@ -310,74 +306,4 @@ pub fn synthetic(py: Python<'_>, spec: &str) -> PyResult<Dataset> {
         .detach(|| reco_core::synth::from_spec(spec, &|_, _| {}))
         .map_err(to_py)?;
     Ok(Dataset::new(ds))
-}
-
-/// Evaluates named models (`(name, spec JSON)` pairs) on `data` under `protocol`, as `reco
-/// eval` does: every fold fitted and ranked, metrics with 95% intervals at each cutoff, rating
-/// errors for rating models, paired tests against `baseline`. Returns the report as JSON.
-#[pyfunction]
-#[pyo3(signature = (data, models, protocol="temporal:0.2", ks=vec![10], seed=42, relevance_threshold=None, baseline=None, auc=false, ranking=true))]
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_json(
-    py: Python<'_>,
-    data: &Dataset,
-    models: Vec<(String, String)>,
-    protocol: &str,
-    ks: Vec<usize>,
-    seed: u64,
-    relevance_threshold: Option<f32>,
-    baseline: Option<String>,
-    auc: bool,
-    ranking: bool,
-) -> PyResult<String> {
-    use reco_core::model::{FitOptions, Recommender};
-    let specs = models
-        .into_iter()
-        .map(|(name, spec)| Ok((name, reco_models::ModelSpec::from_json(&spec)?)))
-        .collect::<reco_core::Result<Vec<_>>>()
-        .map_err(to_py)?;
-    let candidates: Vec<reco_eval::Candidate<'static>> = specs
-        .into_iter()
-        .map(|(name, spec)| reco_eval::Candidate {
-            name,
-            spec: spec.to_value().unwrap_or_default(),
-            fit: Box::new(
-                move |d: &reco_core::Dataset,
-                      o: &FitOptions<'_>|
-                      -> reco_core::Result<Box<dyn Recommender>> {
-                    let m: Box<dyn Recommender> = spec.fit(d, o)?;
-                    Ok(m)
-                },
-            ),
-        })
-        .collect();
-    let protocol_text = protocol.to_string();
-    let protocol: reco_core::split::Protocol = protocol.parse().map_err(to_py)?;
-    let mut ks = ks;
-    ks.sort_unstable();
-    ks.dedup();
-    let cfg = reco_eval::EvalConfig {
-        ks,
-        seed,
-        relevance_threshold,
-        baseline,
-        auc,
-        ranking,
-    };
-    let ds = data.inner.clone();
-    let report = py
-        .detach(|| {
-            let folds = reco_core::split::split(&ds, &protocol, seed)?;
-            reco_eval::evaluate(
-                &ds.name,
-                &protocol_text,
-                &folds,
-                &candidates,
-                &cfg,
-                None,
-                &|_, _| {},
-            )
-        })
-        .map_err(to_py)?;
-    Ok(reco_eval::report::to_json(&report))
 }

@@ -11,12 +11,27 @@
 #![warn(missing_docs)]
 
 mod dataset;
+mod eval;
 mod model;
 
 use pyo3::prelude::*;
 
 pub use dataset::Dataset;
 pub use model::Model;
+
+/// `code` as one of reco's 32-bit indices below `n`, if it is one (`n` never exceeds
+/// `u32::MAX`: id maps are checked when built).
+pub(crate) fn index(code: i64, n: usize) -> Option<u32> {
+    usize::try_from(code)
+        .ok()
+        .filter(|&c| c < n)
+        .and_then(|c| u32::try_from(c).ok())
+}
+
+/// Every code as an index below `n`, or the first code that is not one.
+pub(crate) fn indices(codes: &[i64], n: usize) -> Result<Vec<u32>, i64> {
+    codes.iter().map(|&c| index(c, n).ok_or(c)).collect()
+}
 
 /// Converts a reco error into the Python exception of its category (defined in
 /// `reco/_errors.py`, so that they can derive from `ValueError` and friends), with the message
@@ -77,6 +92,6 @@ fn _reco(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::load, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::synthetic, m)?)?;
-    m.add_function(wrap_pyfunction!(dataset::evaluate_json, m)?)?;
+    m.add_function(wrap_pyfunction!(eval::evaluate_json, m)?)?;
     Ok(())
 }

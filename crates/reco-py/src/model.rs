@@ -115,13 +115,7 @@ impl Model {
 
 /// Checks that codes index `n` entities and narrows them.
 fn codes(codes: &[i64], n: usize, what: &'static str) -> reco_core::Result<Vec<u32>> {
-    codes
-        .iter()
-        .map(|&c| match usize::try_from(c) {
-            Ok(c) if c < n => Ok(c as u32),
-            _ => Err(Error::param(what, format!("index {c} is outside 0..{n}"))),
-        })
-        .collect()
+    crate::indices(codes, n).map_err(|c| Error::param(what, format!("index {c} is outside 0..{n}")))
 }
 
 /// The sorted, distinct item indices of an `items=` restriction.
@@ -189,21 +183,7 @@ impl Model {
     /// JSON.
     #[staticmethod]
     fn from_text(text: &str, toml: bool) -> PyResult<Self> {
-        let spec = if toml {
-            let doc: toml::Value = toml::from_str(text)
-                .map_err(|e| to_py(Error::param("model file", e.to_string())))?;
-            let is_pipeline = doc.get("sources").is_some() && doc.get("model").is_none();
-            if is_pipeline {
-                reco_pipeline::spec_from_toml(text)
-            } else {
-                reco_models::strict_value(doc)
-                    .map_err(|e| Error::param("model file", e.to_string()))
-                    .and_then(ModelSpec::from_value)
-            }
-        } else {
-            ModelSpec::from_json(text)
-        }
-        .map_err(to_py)?;
+        let spec = reco_pipeline::spec_from_file(text, toml).map_err(to_py)?;
         Ok(Model {
             spec,
             fitted: RwLock::new(None),
@@ -479,17 +459,16 @@ impl Model {
                  baseline, user-knn, ...) on explicit data"
             ))));
         }
-        let narrow = |c: i64, n: usize| match usize::try_from(c) {
-            Ok(c) if c < n => c as u32,
-            _ => u32::MAX,
-        };
         let (nu, ni) = (f.users().len(), f.items().len());
         let out: Vec<f32> = py.detach(|| {
             users
                 .par_iter()
                 .zip(items.par_iter())
                 .map(|(&u, &i)| match f.model().as_rating_predictor() {
-                    Some(p) => p.predict(narrow(u, nu), narrow(i, ni)),
+                    Some(p) => p.predict(
+                        crate::index(u, nu).unwrap_or(u32::MAX),
+                        crate::index(i, ni).unwrap_or(u32::MAX),
+                    ),
                     None => f32::NAN,
                 })
                 .collect()

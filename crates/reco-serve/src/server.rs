@@ -714,33 +714,18 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
 /// The model specification of the configuration.
 fn model_spec(cfg: &Config) -> Result<ModelSpec> {
     use crate::config::ModelSource;
-    let value = match &cfg.model {
-        ModelSource::Inline(v) => v.clone(),
+    let spec = match &cfg.model {
+        ModelSource::Inline(v) => ModelSpec::from_value(v.clone())
+            .map_err(|e| ServeError::Config(format!("model: {e}")))?,
         ModelSource::File(p) => {
             let bytes = reco_core::input::read(p, reco_core::input::MAX_SPEC_BYTES)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| ServeError::Config(format!("{} is not UTF-8", p.display())))?;
             let is_toml = p.extension().is_some_and(|e| e == "toml");
-            let mut v = if is_toml {
-                let doc: toml::Value = toml::from_str(&text)
-                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?;
-                reco_models::strict_value(doc)
-                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
-            } else {
-                serde_json::from_str(&text)
-                    .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
-            };
-            // A pipeline file (docs/pipeline.md) names its sources, not its kind.
-            if let Some(o) = v.as_object_mut() {
-                if o.contains_key("sources") {
-                    o.entry("model").or_insert_with(|| "pipeline".into());
-                }
-            }
-            v
+            reco_pipeline::spec_from_file(&text, is_toml)
+                .map_err(|e| ServeError::Config(format!("{}: {e}", p.display())))?
         }
     };
-    let spec =
-        ModelSpec::from_value(value).map_err(|e| ServeError::Config(format!("model: {e}")))?;
     if !spec.ranks() {
         return Err(ServeError::Config(format!(
             "model: {} does not rank items; serve a ranking model",

@@ -79,7 +79,8 @@ pub fn render() -> String {
 }
 
 /// Starts the log (stderr): `RECO_LOG` or `RUST_LOG` filters it (default `info`, the database
-/// driver at `error`: its slow-statement warnings fire on every page a training reads). Does nothing if a logger is installed already (tests, embedding).
+/// driver at `error`: its slow-statement warnings fire on every page a training reads). Does
+/// nothing if a logger is installed already (tests, embedding).
 pub fn init_log() {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RECO_LOG")

@@ -5,11 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use reco_core::model::{FitOptions, Progress, Recommender};
+use reco_core::model::Progress;
 use reco_core::split::{self, Fold, Protocol};
-use reco_core::Dataset;
 use reco_eval::{evaluate, report, Candidate, EvalConfig, Report, RunFiles};
-use reco_models::ModelSpec;
 
 use crate::models::{self, Named};
 use crate::progress;
@@ -70,21 +68,10 @@ pub(crate) struct EvalArgs {
 /// The evaluator's view of named specifications: a name, the spec as JSON, a fit closure.
 pub(crate) fn candidates(list: &[Named]) -> Vec<Candidate<'static>> {
     list.iter()
-        .map(|n| {
-            let spec: ModelSpec = n.spec.clone();
-            Candidate {
-                name: n.name.clone(),
-                spec: spec.to_value().unwrap_or_default(),
-                fit: Box::new(
-                    move |d: &Dataset,
-                          o: &FitOptions<'_>|
-                          -> reco_core::Result<Box<dyn Recommender>> {
-                        // Trait upcasting: a fitted Model is a Recommender.
-                        let m: Box<dyn Recommender> = spec.fit(d, o)?;
-                        Ok(m)
-                    },
-                ),
-            }
+        .map(|n| Candidate {
+            name: n.name.clone(),
+            spec: n.spec.to_value().unwrap_or_default(),
+            fit: n.spec.clone().into_fit_fn(),
         })
         .collect()
 }

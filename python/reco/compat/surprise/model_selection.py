@@ -8,9 +8,7 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from . import accuracy
-from . import Dataset, Trainset
-from . import AlgoBase
+from . import AlgoBase, Dataset, Trainset, accuracy
 
 
 class KFold:
