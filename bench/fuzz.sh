@@ -23,7 +23,7 @@ jobs="${3:-2}"
 shift $(( $# < 3 ? $# : 3 ))
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(delimited movielens recbole spec_json spec_toml artifact hnsw)
+  targets=(delimited movielens recbole spec_json spec_toml artifact hnsw serve)
 fi
 logdir="${LOGDIR:-/tmp/reco-fuzz-logs}"
 workdir="${WORKDIR:-$HOME/.cache/reco/fuzz-corpus}"

@@ -122,6 +122,42 @@ for art in sorted(glob.glob(os.path.join(work, "art-*"))):
 
 for g in glob.glob(os.path.join(work, "ann-*", "graph-*", "hnsw.bin")):
     put("hnsw", open(g, "rb").read())
+# serve: "METHOD URI [CONTENT-TYPE]\n" then the body; ids of the notebook data the target
+# seeds its server with (users 0-59, items 0-39, categories 0-5).
+J = "application/json"
+for head, body in [
+    ("GET /health/live", ""), ("GET /health/ready", ""), ("GET /metrics", ""),
+    ("GET /openapi.json", ""), ("GET /v1/recommend/1?n=5", ""),
+    ("GET /v1/recommend/2?n=3&offset=3&include_seen=true&explain=true", ""),
+    ("GET /v1/recommend/3?n=4&category=1,2&match=all&exclude=1,2", ""),
+    ("GET /v1/recommend/stranger?n=10", ""), ("GET /v1/recommend/1?n=0", ""),
+    ("GET /v1/recommend/1?n=18446744073709551615&offset=1", ""),
+    ("GET /v1/recommend/1?nope=1", ""),
+    ("POST /v1/recommend/session " + J, json.dumps({"items": ["1", "2"], "n": 5})),
+    ("POST /v1/recommend/session " + J, json.dumps({"items": [], "n": 5, "offset": 2})),
+    ("GET /v1/items/1/similar?n=5", ""), ("GET /v1/items/unknown/similar", ""),
+    ("GET /v1/popular?n=5&category=1", ""), ("GET /v1/latest?n=5&offset=5", ""),
+    ("GET /v1/users/1", ""), ("GET /v1/items/1", ""),
+    ("POST /v1/feedback " + J, json.dumps({"events": [
+        {"user": "1", "item": "3", "type": "click"},
+        {"user": "new", "item": "4", "type": "purchase", "value": 2.0, "timestamp": 1700000000}]})),
+    ("POST /v1/feedback " + J, json.dumps({"events": [
+        {"user": "2", "item": "5", "type": "dislike", "recommendation": "r-1"}],
+        "idempotency_key": "k1"})),
+    ("POST /v1/feedback " + J, json.dumps({"events": [
+        {"user": "2", "item": "5", "type": "view", "value": -1e308}]})),
+    ("POST /v1/feedback text/plain", "not json"),
+    ("PUT /v1/users/9 " + J, json.dumps({"fields": {"age": 30, "tags": ["a"]}})),
+    ("DELETE /v1/users/9", ""),
+    ("PUT /v1/items/99 " + J, json.dumps({"title": "New", "categories": ["1"],
+                                         "fields": {"year": 2000}, "timestamp": 1700000000})),
+    ("DELETE /v1/items/99", ""),
+    ("POST /v1/items " + J, json.dumps([{"id": "98", "title": "x", "categories": ["2"]}])),
+    ("GET /v1/models", ""), ("POST /v1/models/1/activate", ""), ("POST /v1/models/rollback", ""),
+    ("PATCH /v1/recommend/1", ""), ("GET /nowhere", ""),
+]:
+    put("serve", (head + "\n" + body).encode())
+
 for t in sorted(os.listdir(corpus)):
     print(f"{t}: {len(os.listdir(os.path.join(corpus, t)))} seeds", file=sys.stderr)
 PY

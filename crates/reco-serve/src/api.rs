@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -940,14 +940,65 @@ pub fn authorize(state: &AppState, access: Access, headers: &HeaderMap) -> Resul
     }
 }
 
-/// Middleware: the request timeout's empty 408 becomes a JSON error like every other.
-pub async fn json_timeout(req: Request, next: Next) -> Response {
+/// Middleware: errors made by the HTTP layers rather than by a handler (the request timeout's
+/// 408, the router's 405 for a method a route does not take, a body limit's 413) come with
+/// empty or text bodies; they become JSON errors like every other, keeping their headers
+/// (`Allow` on a 405).
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
     let resp = next.run(req).await;
-    if resp.status() == StatusCode::REQUEST_TIMEOUT {
-        return ServeError::Timeout("the request took longer than limits.timeout_ms".into())
-            .into_response();
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
     }
-    resp
+    let (code, message) = match status {
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took longer than limits.timeout_ms".to_string(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = resp
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .map_or(String::new(), |a| format!(": it takes {a}"));
+            let method: String = method.as_str().chars().take(32).collect();
+            (
+                "method_not_allowed",
+                format!("this route does not take {method}{allow} (the routes are listed at /openapi.json)"),
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            "the request body is larger than limits.max_body_bytes".to_string(),
+        ),
+        _ => (
+            "http",
+            status
+                .canonical_reason()
+                .unwrap_or("the request failed")
+                .to_string(),
+        ),
+    };
+    let body = crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            status: status.as_u16(),
+            code: code.into(),
+            message,
+        },
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Middleware: records latency per route and status.

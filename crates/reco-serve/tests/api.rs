@@ -88,6 +88,20 @@ async fn health_openapi_and_metrics(db: Db) {
         (st, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+    // A route that exists, with a method it does not take: the router's 405, as JSON.
+    let (st, v) = s.call("PATCH", "/v1/recommend/c", None).await;
+    assert_eq!(
+        (
+            st,
+            v["error"]["code"].as_str(),
+            v["error"]["status"].as_u64()
+        ),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("method_not_allowed"),
+            Some(405)
+        )
+    );
 }
 
 async fn an_event_changes_the_next_answer(db: Db) {
