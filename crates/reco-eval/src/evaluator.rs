@@ -9,7 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use reco_core::model::{FitOptions, Progress, Query, Recommender};
+use reco_core::model::{FitOptions, Progress, Recommender};
 use reco_core::split::Fold;
 use reco_core::topk::top_k;
 use reco_core::{Dataset, Error, Feedback, Result};
@@ -352,39 +352,53 @@ fn rank(
     let total = view.rel.len() as u64;
     let t0 = Instant::now();
     let ranked: &[(u32, Relevant)] = if cfg.ranking { &view.rel } else { &[] };
-    let rows = ranked
-        .par_iter()
+    let n = train.n_items();
+    // Blocks of users are scored at once (one matrix product for factor models).
+    let block = reco_core::model::block_users(n, ranked.len());
+    let rows: Vec<UserRow> = ranked
+        .par_chunks(block)
         .map_init(
-            || vec![0f32; train.n_items()],
-            |buf, (u, r)| -> Result<UserRow> {
-                model.score(&Query::user(*u), buf)?;
-                let seen = train.interactions.user_items(*u);
-                let allow = view.fold.candidates.as_deref();
-                let top = match allow {
-                    Some(a) => top_k(buf, kmax, seen, |i| a.binary_search(&i).is_err()),
-                    None => top_k(buf, kmax, seen, |_| false),
-                };
-                let a = if cfg.auc {
-                    auc(buf, r, seen, allow)
-                } else {
-                    None
-                };
-                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d.is_multiple_of(512) || d == total {
-                    progress(
-                        stage,
-                        Progress {
-                            stage: "users",
-                            done: d,
-                            total,
-                            loss: None,
-                        },
-                    );
-                }
-                Ok((top.iter().map(|s| (s.item, s.score)).collect(), a))
+            Vec::new,
+            |buf: &mut Vec<f32>, chunk| -> Result<Vec<UserRow>> {
+                let users: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
+                buf.resize(chunk.len() * n, 0.0);
+                model.score_users(&users, buf)?;
+                let out = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (u, r))| {
+                        let scores = &buf[j * n..(j + 1) * n];
+                        let seen = train.interactions.user_items(*u);
+                        let allow = view.fold.candidates.as_deref();
+                        let top = match allow {
+                            Some(a) => top_k(scores, kmax, seen, |i| a.binary_search(&i).is_err()),
+                            None => top_k(scores, kmax, seen, |_| false),
+                        };
+                        let a = if cfg.auc {
+                            auc(scores, r, seen, allow)
+                        } else {
+                            None
+                        };
+                        (top.iter().map(|s| (s.item, s.score)).collect(), a)
+                    })
+                    .collect();
+                let d = done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+                progress(
+                    stage,
+                    Progress {
+                        stage: "users",
+                        done: d,
+                        total,
+                        loss: None,
+                    },
+                );
+                Ok(out)
             },
         )
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     acc.rec_seconds += t0.elapsed().as_secs_f64();
     acc.rec_users += view.rel.len();
     Ok(rows)

@@ -665,6 +665,20 @@ impl Recommender for Pipeline {
     }
 
     /// The pipeline's list, then popular items when fewer than `k` candidates pass the filter.
+    fn recommend_users<'f>(
+        &self,
+        users: &[u32],
+        k: usize,
+        filter: &(dyn Fn(usize) -> Filter<'f> + Sync),
+    ) -> Result<Vec<Vec<Scored>>> {
+        // The list is re-ranked after scoring, so each user goes through `recommend`.
+        users
+            .par_iter()
+            .enumerate()
+            .map(|(j, &u)| self.recommend(&Query::user(u), k, &filter(j)))
+            .collect()
+    }
+
     fn recommend(&self, query: &Query<'_>, k: usize, filter: &Filter<'_>) -> Result<Vec<Scored>> {
         let mut list = self.rank(query, filter.exclude, filter.allow)?;
         list.truncate(k);

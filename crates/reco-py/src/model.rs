@@ -312,7 +312,8 @@ impl Model {
     /// The `n` best items for each user index, as `(items, scores)` arrays of shape
     /// `(len(users), n)`, best first; rows with fewer candidates end with index -1 and NaN.
     /// `filter_seen` leaves out each user's training items; `items` restricts the candidates.
-    /// Users are scored in parallel with the interpreter released.
+    /// Users are scored in blocks (one matrix product per block for factor models), the
+    /// blocks in parallel, with the interpreter released.
     #[pyo3(signature = (users, n=10, filter_seen=true, items=None))]
     fn recommend<'py>(
         &self,
@@ -330,16 +331,10 @@ impl Model {
         let width = n.min(f.items().len());
         let lists = py
             .detach(|| {
-                users
-                    .par_iter()
-                    .map(|&u| {
-                        let filter = Filter {
-                            exclude: if filter_seen { f.seen(u) } else { &[] },
-                            allow: allow.as_deref(),
-                        };
-                        f.model().recommend(&Query::user(u), width, &filter)
-                    })
-                    .collect::<reco_core::Result<Vec<_>>>()
+                f.model().recommend_users(&users, width, &|j| Filter {
+                    exclude: if filter_seen { f.seen(users[j]) } else { &[] },
+                    allow: allow.as_deref(),
+                })
             })
             .map_err(to_py)?;
         matrices(py, rows(lists, width), [users.len(), width])

@@ -211,6 +211,52 @@ pub fn behaviour(spec: &ModelSpec) -> Result<(), Failure> {
         );
     }
 
+    // Scoring a block of users at once (factor models multiply matrices) gives each user's
+    // own scores, and the block's top lists are the one-by-one lists.
+    let users: Vec<u32> = vec![3, 0, 17, 5, 3, 42];
+    let mut block = vec![0f32; users.len() * n];
+    ok(model.score_users(&users, &mut block), "score_users")?;
+    for (j, &u) in users.iter().enumerate() {
+        ok(model.score(&Query::user(u), &mut a), "score")?;
+        let row = &block[j * n..(j + 1) * n];
+        let worst = a
+            .iter()
+            .zip(row)
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0f32, f32::max);
+        ensure!(
+            worst <= 1e-4,
+            "{name}: score_users differs from score for user {u} by {worst}"
+        );
+    }
+    ensure!(
+        model.score_users(&users, &mut block[1..]).is_err(),
+        "{name}: score_users accepts a buffer of the wrong size"
+    );
+    let lists = ok(
+        model.recommend_users(&users, 10, &|j| Filter {
+            exclude: data.interactions.user_items(users[j]),
+            allow: None,
+        }),
+        "recommend_users",
+    )?;
+    for (&u, list) in users.iter().zip(&lists) {
+        let filter = Filter {
+            exclude: data.interactions.user_items(u),
+            allow: None,
+        };
+        let one = ok(model.recommend(&Query::user(u), 10, &filter), "recommend")?;
+        // Rounding may swap two items whose scores differ in the last bits only.
+        let same = one.len() == list.len()
+            && one.iter().zip(list).all(|(x, y)| {
+                x.item == y.item || (x.score - y.score).abs() <= 1e-4 * x.score.abs().max(1.0)
+            });
+        ensure!(
+            same,
+            "{name}: recommend_users differs from recommend for user {u}"
+        );
+    }
+
     let again = ok(spec.fit(&data, &opts), "refit")?;
     let mut b = vec![0f32; n];
     for u in [0u32, 42] {

@@ -251,6 +251,16 @@ impl Recommender for Bpr {
         }
         Ok(())
     }
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        f.score_users(users, out, false, |u, p| {
+            f.copy_user(u, p);
+            if let Some(last) = p.last_mut() {
+                *last = 1.0;
+            }
+            0.0
+        })
+    }
     factor_capabilities!();
 }
 

@@ -435,6 +435,14 @@ impl Recommender for Ials {
         Ok(())
     }
 
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        f.score_users(users, out, false, |u, p| {
+            f.copy_user(u, p);
+            0.0
+        })
+    }
+
     fn as_explain(&self) -> Option<&dyn reco_core::explain::Explain> {
         Some(self)
     }

@@ -216,6 +216,16 @@ impl Recommender for Lmf {
         self.f.score_vector(&p, false, out);
         Ok(())
     }
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        f.score_users(users, out, false, |u, p| {
+            f.copy_user(u, p);
+            if let Some(x) = p.get_mut(self.params.factors) {
+                *x = 1.0;
+            }
+            0.0
+        })
+    }
     factor_capabilities!();
 }
 

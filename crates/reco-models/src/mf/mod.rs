@@ -278,6 +278,65 @@ impl Factors {
             .collect())
     }
 
+    /// Scores a block of known users against every item with one matrix product: `row(u, p)`
+    /// writes user `u`'s query vector into `p` (zeros on entry) and returns what is added to
+    /// all of that user's scores; row `j` of `out` becomes p · q_i (+ the item bias when
+    /// `with_item_bias`) + that constant, as [`Factors::score_vector`] does for one user.
+    pub fn score_users(
+        &self,
+        users: &[u32],
+        out: &mut [f32],
+        with_item_bias: bool,
+        row: impl Fn(u32, &mut [f32]) -> f32,
+    ) -> Result<()> {
+        let (n, k) = (self.n_items(), self.k);
+        reco_core::model::check_block(n, users.len(), out.len())?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        let mut rows = vec![0f32; users.len() * k];
+        let mut add = vec![0f32; users.len()];
+        for ((&u, p), a) in users
+            .iter()
+            .zip(rows.chunks_exact_mut(k.max(1)))
+            .zip(&mut add)
+        {
+            *a = row(u, p);
+        }
+        // Sequential inside: callers run blocks on every thread already.
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_row_major_slice_mut(out, users.len(), n),
+            faer::Accum::Replace,
+            faer::MatRef::from_row_major_slice(&rows, users.len(), k),
+            faer::MatRef::from_row_major_slice(&self.items, n, k).transpose(),
+            1.0f32,
+            faer::Par::Seq,
+        );
+        let bias = if with_item_bias && self.item_bias.len() == n {
+            Some(&self.item_bias)
+        } else {
+            None
+        };
+        for (o, &a) in out.chunks_exact_mut(n).zip(&add) {
+            match bias {
+                Some(b) => o.iter_mut().zip(b).for_each(|(x, &b)| *x += b + a),
+                None if a != 0.0 => o.iter_mut().for_each(|x| *x += a),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a training user's vector into `p` (for [`Factors::score_users`]); false, and `p`
+    /// untouched, for a user outside the training users.
+    pub fn copy_user(&self, u: u32, p: &mut [f32]) -> bool {
+        if (u as usize) < self.n_users() {
+            p.copy_from_slice(self.user(u));
+            return true;
+        }
+        false
+    }
+
     /// Writes p · q_i (+ item bias when `with_item_bias`) for every item.
     pub fn score_vector(&self, p: &[f32], with_item_bias: bool, out: &mut [f32]) {
         for (i, o) in out.iter_mut().enumerate() {

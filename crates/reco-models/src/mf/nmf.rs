@@ -194,6 +194,13 @@ impl Recommender for Nmf {
         self.f.score_vector(&p, false, out);
         Ok(())
     }
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        f.score_users(users, out, false, |u, p| {
+            f.copy_user(u, p);
+            0.0
+        })
+    }
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)
     }

@@ -543,6 +543,33 @@ impl Recommender for Svd {
         Ok(())
     }
 
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        let f = &self.f;
+        f.score_users(users, out, self.params.biased, |u, p| {
+            if !self.seen.user(u) {
+                return f.mu;
+            }
+            p.copy_from_slice(f.user(u));
+            f.mu + f.user_bias.get(u as usize).copied().unwrap_or(0.0)
+        })?;
+        // Items without training ratings have factors that never moved from their start: as
+        // in `score`, only their biases count.
+        let n = f.n_items();
+        let unseen: Vec<u32> = (0..n as u32).filter(|&i| !self.seen.item(i)).collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        for (o, &u) in out.chunks_exact_mut(n.max(1)).zip(users) {
+            if self.seen.user(u) {
+                let p = f.user(u);
+                for &i in &unseen {
+                    o[i as usize] -= dot(p, f.item(i));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)
     }
