@@ -18,8 +18,10 @@ if [[ "$what" != "--rust-only" ]]; then
     "${PYTHON:-python3}" -m venv "$venv"
   fi
   # The wheel builds from source with maturin (the build requirement pip fetches); the test
-  # extras bring pandas, scipy and pytest.
+  # extras bring pandas, scipy and pytest, the peers extras implicit and Surprise, which the
+  # compatibility layers are compared with side by side (RECO_REQUIRE_PEERS makes a missing
+  # peer a failure instead of a skip).
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet '.[test]'
-  "$venv/bin/python" -m pytest -q python/tests
+  "$venv/bin/python" -m pip install --quiet '.[test,peers]'
+  RECO_REQUIRE_PEERS=1 "$venv/bin/python" -m pytest -q python/tests
 fi

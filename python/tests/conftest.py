@@ -1,5 +1,7 @@
 """Shared data for the Python tests."""
 
+import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +25,14 @@ def implicit():
     # Items drawn with a popularity skew so that models have something to learn.
     items = 5000 + np.minimum(rng.zipf(1.3, size=6000), 200) - 1
     return reco.Dataset.from_arrays(users, items, duplicates="sum")
+
+
+def peer(name):
+    """Imports a peer package (implicit, surprise) for a side-by-side test: skipped where it
+    is not installed, unless RECO_REQUIRE_PEERS is set (scripts/test.sh installs them)."""
+    if os.environ.get("RECO_REQUIRE_PEERS"):
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import reco
+from conftest import peer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,7 +166,7 @@ def test_surprise_predictions_are_clipped_and_batch_equals_one_by_one(ratings_df
 
 
 def test_the_implicit_layer_is_as_accurate_as_implicit_itself(plays):
-    implicit = pytest.importorskip("implicit")
+    implicit = peer("implicit")
     from implicit.als import AlternatingLeastSquares as TheirALS
 
     from reco.compat.implicit import AlternatingLeastSquares as OurALS
@@ -194,3 +195,21 @@ def test_the_implicit_layer_is_as_accurate_as_implicit_itself(plays):
                            random_state=1))
     print(f"hit rate@10: reco {ours:.3f}, implicit {theirs:.3f}")
     assert ours >= theirs - 0.05, (ours, theirs, implicit.__version__)
+
+
+def test_the_surprise_layer_is_as_accurate_as_surprise_itself(ratings_df):
+    surprise = peer("surprise")
+    # The same scripts, once on Surprise and once on reco: cross-validated SVD and a
+    # KNNBaseline on a held-out quarter give errors within 0.02 of each other.
+    theirs = {"ratings_df": ratings_df}
+    exec(compile(SURPRISE_CV_SCRIPT, "<surprise>", "exec"), theirs)
+    ours = run_with_reco(SURPRISE_CV_SCRIPT, ratings_df=ratings_df)
+    a, b = ours["results"]["test_rmse"].mean(), theirs["results"]["test_rmse"].mean()
+    print(f"SVD 5-fold RMSE: reco {a:.4f}, Surprise {b:.4f}")
+    assert abs(a - b) < 0.02, (a, b, surprise.__version__)
+    knn = SURPRISE_SEARCH_SCRIPT[:SURPRISE_SEARCH_SCRIPT.index("pred = ")]
+    theirs = {"ratings_df": ratings_df}
+    exec(compile(knn, "<surprise>", "exec"), theirs)
+    ours = run_with_reco(knn, ratings_df=ratings_df)
+    print(f"KNNBaseline RMSE: reco {ours['knn_rmse']:.4f}, Surprise {theirs['knn_rmse']:.4f}")
+    assert abs(ours["knn_rmse"] - theirs["knn_rmse"]) < 0.02
