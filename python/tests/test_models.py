@@ -73,6 +73,26 @@ def test_implicit_als_scores_are_inner_products_of_its_factors(implicit):
         assert s[-1] >= np.sort(full)[-10] - 1e-5
 
 
+def test_factor_matrices_are_read_only_views_that_outlive_a_refit(implicit):
+    m = reco.IALS(factors=8, epochs=3).fit(implicit)
+    raw = m._m
+    a, b = raw.item_factors(), raw.item_factors()
+    # Two calls lend the same memory: nothing was copied.
+    assert np.shares_memory(a, b)
+    assert not a.flags.writeable and not a.flags.owndata
+    with pytest.raises(ValueError):
+        a[0, 0] = 1.0
+    before = a.copy()
+    # A refit replaces the model; the arrays still hold the old one's values.
+    m.fit(implicit, seed=99)
+    del raw
+    import gc
+
+    gc.collect()
+    np.testing.assert_array_equal(a, before)
+    assert not np.array_equal(m.item_factors, before)
+
+
 def test_rating_predictions_agree_with_the_ranking_scores(notebook):
     m = reco.SVD(factors=8, epochs=20).fit(notebook)
     u = notebook.user_ids[3]

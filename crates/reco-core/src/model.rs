@@ -225,6 +225,16 @@ pub trait Embeddings: Send + Sync {
     fn user_vector(&self, user: u32) -> Option<&[f32]>;
     /// The vector of an item.
     fn item_vector(&self, item: u32) -> Option<&[f32]>;
+    /// Every training user's vector as one row-major `users × dim` matrix, when the model
+    /// stores them so: callers (the Python package) can then lend the memory instead of
+    /// copying it.
+    fn user_matrix(&self) -> Option<&[f32]> {
+        None
+    }
+    /// Every item's vector as one row-major `items × dim` matrix, when stored so.
+    fn item_matrix(&self) -> Option<&[f32]> {
+        None
+    }
 }
 
 /// Models that predict the rating a user would give an item.

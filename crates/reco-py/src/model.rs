@@ -472,18 +472,21 @@ impl Model {
     }
 
     /// The user vectors as a `(n_users, dim)` array (zeros for users without one), for models
-    /// whose scores are inner products (matrix factorisation, two-tower).
+    /// whose scores are inner products (matrix factorisation, two-tower). Factor models lend
+    /// their own memory (a read-only view that keeps the fitted model alive, also after a
+    /// refit); others are copied.
     fn user_factors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let f = self.fitted()?;
         let n = f.users().len();
-        self.vectors(py, &f, n, |e, k| e.user_vector(k))
+        self.vectors(py, f, n, |e| e.user_matrix(), |e, k| e.user_vector(k))
     }
 
-    /// The item vectors as a `(n_items, dim)` array (zeros for items without one).
+    /// The item vectors as a `(n_items, dim)` array (zeros for items without one); a view of
+    /// the model's memory where it has one matrix, as for `user_factors`.
     fn item_factors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let f = self.fitted()?;
         let n = f.items().len();
-        self.vectors(py, &f, n, |e, k| e.item_vector(k))
+        self.vectors(py, f, n, |e| e.item_matrix(), |e, k| e.item_vector(k))
     }
 
     /// Writes the fitted model as an artifact directory, the format `reco recommend --model`
@@ -571,12 +574,17 @@ impl Model {
     }
 }
 
+/// Keeps a fitted model alive while numpy arrays borrow its memory (their base object).
+#[pyclass(frozen, module = "reco._reco")]
+struct Lender(#[allow(dead_code)] Arc<Fitted>);
+
 impl Model {
     fn vectors<'py>(
         &self,
         py: Python<'py>,
-        f: &Fitted,
+        f: Arc<Fitted>,
         n: usize,
+        whole: impl for<'a> Fn(&'a dyn reco_core::model::Embeddings) -> Option<&'a [f32]>,
         get: impl for<'a> Fn(&'a dyn reco_core::model::Embeddings, u32) -> Option<&'a [f32]> + Sync,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let kind = self.spec.kind();
@@ -586,6 +594,20 @@ impl Model {
             )))
         })?;
         let dim = e.dim();
+        if let Some(m) = whole(e).filter(|m| n.checked_mul(dim) == Some(m.len())) {
+            let view = numpy::ndarray::ArrayView2::from_shape((n, dim), m)
+                .map_err(|e| to_py(Error::Unsupported(format!("factor matrix: {e}"))))?;
+            let owner = Bound::new(py, Lender(f.clone()))?.into_any();
+            // SAFETY: the data belongs to the fitted model in `f`; `owner` holds a reference
+            // to it and becomes the array's base, so the memory lives as long as the array
+            // (a refit replaces the model's reference, not this one). The array is made
+            // read-only below: fitted models are shared by threads without locks.
+            let arr = unsafe { PyArray2::borrow_from_array(&view, owner) };
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("write", false)?;
+            arr.call_method("setflags", (), Some(&kwargs))?;
+            return Ok(arr);
+        }
         let mut out = vec![0f32; n * dim];
         py.detach(|| {
             out.par_chunks_mut(dim.max(1))

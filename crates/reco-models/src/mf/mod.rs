@@ -472,6 +472,12 @@ impl Embeddings for Factors {
     fn item_vector(&self, i: u32) -> Option<&[f32]> {
         ((i as usize) < self.n_items()).then(|| self.item(i))
     }
+    fn user_matrix(&self) -> Option<&[f32]> {
+        Some(&self.users)
+    }
+    fn item_matrix(&self) -> Option<&[f32]> {
+        Some(&self.items)
+    }
 }
 
 impl SimilarItems for Factors {
