@@ -17,8 +17,21 @@ pub struct Named {
     pub spec: ModelSpec,
 }
 
-/// Parses one `--model` value: a bare model name (defaults) or a JSON object.
+/// Parses one `--model` value: a bare model name (defaults), a JSON object, or the path of a
+/// model file ending in `.toml` or `.json` (what `reco tune` writes as `best.toml`; a pipeline
+/// file such as `examples/pipeline.toml`).
 pub fn parse_one(s: &str) -> Result<Named> {
+    let path = Path::new(s);
+    let ext = path.extension().and_then(|e| e.to_str());
+    if matches!(ext, Some("toml" | "json")) && !s.trim_start().starts_with('{') {
+        let text = reco_core::input::read_text(path)?;
+        let spec = reco_pipeline::spec_from_file(&text, ext == Some("toml"))
+            .with_context(|| format!("model file {}", path.display()))?;
+        return Ok(Named {
+            name: spec.kind().to_string(),
+            spec,
+        });
+    }
     let value: serde_json::Value = if s.trim_start().starts_with('{') {
         serde_json::from_str(s)
             .map_err(|e| Error::param("model", format!("{s:?} is not valid JSON: {e}")))?

@@ -10,6 +10,7 @@ mod lookup;
 mod pipeline;
 mod serve;
 mod train;
+mod tune;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,6 +55,10 @@ enum Command {
     Models(kinds::ModelsArgs),
     /// The main job: the notebook's data and protocol, every model, a comparison table.
     Demo(demo::DemoArgs),
+    /// Search hyper-parameters: trials of a search space (grid, random or TPE) scored on
+    /// validation data carved from the training part, the winner scored once on the test part
+    /// and written as a model file; resumable.
+    Tune(Box<tune::TuneArgs>),
     /// Serve recommendations over HTTP: feedback stored durably (SQLite or PostgreSQL), new
     /// events reflected at once, retraining with a promotion gate, model versions and rollback
     /// (docs/serve.md).
@@ -77,5 +82,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(a) => kinds::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(*a),
+        Command::Tune(a) => tune::run(*a),
     }
 }

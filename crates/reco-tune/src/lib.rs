@@ -1,0 +1,396 @@
+//! Hyper-parameter search for reco models (`reco tune`).
+//!
+//! A search varies the parameters of a [`space::Space`] around a base specification. The
+//! data are first cut by the outer protocol; on each outer fold, trials are scored on a
+//! validation split carved from that fold's training part only ([`TuneConfig::validation`]),
+//! and the winner is refitted on the whole training part and scored once on the test part, so
+//! the reported test figure has never guided the search. Trials run in batches of
+//! [`TuneConfig::parallel`] on the thread pool; each finished trial is appended to a
+//! [`TrialStore`], from which an interrupted search resumes where it stopped.
+
+pub mod search;
+pub mod space;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use reco_core::split::{split, Fold, Protocol};
+use reco_core::{Error, Result};
+use reco_eval::{evaluate, Candidate, EvalConfig, Metric};
+use reco_models::ModelSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use search::Strategy;
+pub use space::Space;
+pub use store::TrialStore;
+
+/// Settings of a search.
+#[derive(Clone, Debug)]
+pub struct TuneConfig {
+    /// What is optimised: an accuracy metric at a cutoff, AUC, or RMSE/MAE (minimised).
+    pub metric: Metric,
+    /// Trials per outer fold.
+    pub trials: usize,
+    /// How trials are chosen.
+    pub strategy: Strategy,
+    /// Seed of the splits, the sampler and every fit.
+    pub seed: u64,
+    /// Trials run at once (proposals are made per batch, so this is part of the search's
+    /// identity: a resumed search must use the same value).
+    pub parallel: usize,
+    /// The protocol that carves validation data from each outer training part.
+    pub validation: Protocol,
+    /// Test ratings below this are not relevant (explicit data).
+    pub relevance_threshold: Option<f32>,
+}
+
+impl TuneConfig {
+    /// Whether smaller values of the metric are better.
+    pub fn minimise(&self) -> bool {
+        matches!(self.metric, Metric::Rmse | Metric::Mae)
+    }
+
+    fn eval_config(&self) -> EvalConfig {
+        let k = match self.metric {
+            Metric::Accuracy(_, k) | Metric::Beyond(_, k) => k,
+            _ => 10,
+        };
+        let rating = self.minimise();
+        EvalConfig {
+            ks: vec![k],
+            seed: self.seed,
+            relevance_threshold: self.relevance_threshold,
+            baseline: None,
+            auc: self.metric == Metric::Auc,
+            ranking: !rating,
+        }
+    }
+
+    /// Checks the settings before anything runs.
+    pub fn check(&self) -> Result<()> {
+        if let Metric::Beyond(..) = self.metric {
+            return Err(Error::param(
+                "metric",
+                format!("{} describes lists, not their accuracy; tune for ndcg@k, recall@k, auc, rmse or another accuracy metric", self.metric),
+            ));
+        }
+        if self.trials == 0 || self.trials > 1 << 20 {
+            return Err(Error::param("trials", "must be in 1..=1048576"));
+        }
+        if self.parallel == 0 || self.parallel > 1024 {
+            return Err(Error::param("parallel", "must be in 1..=1024"));
+        }
+        Ok(())
+    }
+}
+
+/// One finished trial.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trial {
+    /// Outer fold.
+    pub fold: usize,
+    /// Index within the fold's search.
+    pub trial: usize,
+    /// The sampler's coordinates (what a resumed TPE is told again).
+    pub x: Vec<f64>,
+    /// Parameter values by path.
+    pub params: BTreeMap<String, Value>,
+    /// The validation metric (None when the trial failed).
+    pub value: Option<f64>,
+    /// Why it failed: an invalid combination of parameters, a diverged fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall time of the trial, seconds.
+    pub seconds: f64,
+}
+
+/// The search on one outer fold.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FoldResult {
+    /// Outer fold.
+    pub fold: usize,
+    /// The winning trial.
+    pub best_trial: usize,
+    /// Its parameters.
+    pub params: BTreeMap<String, Value>,
+    /// Its validation metric.
+    pub validation: f64,
+    /// The winner refitted on the fold's training part, scored on its test part: metric
+    /// name → mean.
+    pub test: BTreeMap<String, f64>,
+    /// The winning specification.
+    pub spec: Value,
+}
+
+/// The result of a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tuned {
+    /// The metric optimised.
+    pub metric: String,
+    /// Whether it was minimised.
+    pub minimise: bool,
+    /// Every trial of every outer fold.
+    pub trials: Vec<Trial>,
+    /// Per outer fold: the winner and its test score.
+    pub folds: Vec<FoldResult>,
+    /// The optimised metric on the test parts, averaged over outer folds.
+    pub test_mean: f64,
+    /// The specification to use: the winner of the outer fold whose validation score was
+    /// best (with one outer fold, its winner).
+    pub best_spec: Value,
+}
+
+/// Where a search is, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub struct TuneProgress {
+    /// Outer fold (from 0).
+    pub fold: usize,
+    /// Outer folds.
+    pub folds: usize,
+    /// Trials finished on this fold (resumed ones included).
+    pub done: usize,
+    /// Trials of this fold.
+    pub total: usize,
+    /// Best validation value so far on this fold.
+    pub best: Option<f64>,
+}
+
+/// The full form of a specification (every default written out), the base that paths of a
+/// space point into.
+pub fn full_spec(base: Value) -> Result<Value> {
+    ModelSpec::from_value(base)?.to_value()
+}
+
+/// Runs a search on `outer` folds of a dataset. `store` holds the trials already done (from
+/// an interrupted run) and receives each new one as it finishes.
+pub fn tune(
+    dataset: &str,
+    base: &Value,
+    space: &Space,
+    outer: &[Fold],
+    cfg: &TuneConfig,
+    store: &TrialStore,
+    progress: &(dyn Fn(TuneProgress) + Sync),
+) -> Result<Tuned> {
+    cfg.check()?;
+    let base = full_spec(base.clone())?;
+    space.check(&base)?;
+    let proposer = search::Proposer::new(space, cfg.strategy, cfg.seed, cfg.trials)?;
+    let total = proposer
+        .capacity()
+        .map_or(cfg.trials, |c| c.min(cfg.trials));
+    let ecfg = cfg.eval_config();
+    let sign = if cfg.minimise() { 1.0 } else { -1.0 };
+    let mut folds = Vec::with_capacity(outer.len());
+    for (f, fold) in outer.iter().enumerate() {
+        let inner = split(
+            &fold.train,
+            &cfg.validation,
+            cfg.seed.wrapping_add(f as u64),
+        )?;
+        if inner.is_empty() {
+            return Err(Error::param(
+                "validation",
+                "the validation protocol made no folds",
+            ));
+        }
+        let report = |done: usize, best: Option<f64>| {
+            progress(TuneProgress {
+                fold: f,
+                folds: outer.len(),
+                done,
+                total,
+                best,
+            })
+        };
+        let mut next = 0;
+        while next < total {
+            let end = (next + cfg.parallel).min(total);
+            // What the sampler knows: every trial of this fold before the batch.
+            let history: Vec<search::Observation> = store
+                .trials()
+                .iter()
+                .filter(|t| t.fold == f && t.trial < next)
+                .filter_map(|t| t.value.map(|v| (t.x.clone(), sign * v)))
+                .collect();
+            let todo: Vec<usize> = (next..end).filter(|&i| !store.has(f, i)).collect();
+            let proposals = todo
+                .iter()
+                .map(|&i| proposer.propose(i, &history).map(|x| (i, x)))
+                .collect::<Result<Vec<_>>>()?;
+            let done = Mutex::new(store.count(f));
+            let outcome: Vec<Result<()>> = proposals
+                .into_par_iter()
+                .map(|(i, x)| {
+                    let t = run_trial(dataset, &base, space, &inner, &ecfg, cfg, f, i, x)?;
+                    store.append(&t)?;
+                    let mut d = done.lock().map_err(|_| Error::Interrupted)?;
+                    *d += 1;
+                    report(*d, best_of(store, f, sign));
+                    Ok(())
+                })
+                .collect();
+            // An interruption or a storage failure ends the search; finished trials are kept.
+            outcome.into_iter().collect::<Result<Vec<()>>>()?;
+            report(store.count(f), best_of(store, f, sign));
+            next = end;
+        }
+        let trials: Vec<Trial> = store.trials().into_iter().filter(|t| t.fold == f).collect();
+        let winner = trials
+            .iter()
+            .filter(|t| t.value.is_some())
+            .min_by(|a, b| {
+                let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
+                x.total_cmp(&y).then(a.trial.cmp(&b.trial))
+            })
+            .ok_or_else(|| {
+                let why = trials
+                    .iter()
+                    .find_map(|t| t.error.clone())
+                    .unwrap_or_else(|| "no trial ran".into());
+                Error::training(
+                    "tune",
+                    format!(
+                        "no trial succeeded on fold {}; the first error: {why}",
+                        f + 1
+                    ),
+                )
+            })?;
+        let spec = with_params(&base, &winner.params)?;
+        let test = evaluate(
+            dataset,
+            "tune-test",
+            std::slice::from_ref(fold),
+            &[candidate(&spec)?],
+            &ecfg,
+            None,
+            &|_, _| {},
+        )?;
+        let test = test
+            .models
+            .first()
+            .map(|m| {
+                m.metrics
+                    .iter()
+                    .map(|(k, s)| (k.to_string(), s.mean))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .unwrap_or_default();
+        folds.push(FoldResult {
+            fold: f,
+            best_trial: winner.trial,
+            params: winner.params.clone(),
+            validation: winner.value.unwrap_or(f64::NAN),
+            test,
+            spec,
+        });
+    }
+    let key = cfg.metric.to_string();
+    let test_mean = folds
+        .iter()
+        .map(|r| r.test.get(&key).copied().unwrap_or(f64::NAN))
+        .sum::<f64>()
+        / folds.len().max(1) as f64;
+    let best_spec = folds
+        .iter()
+        .min_by(|a, b| (sign * a.validation).total_cmp(&(sign * b.validation)))
+        .map(|r| r.spec.clone())
+        .unwrap_or(base);
+    Ok(Tuned {
+        metric: key,
+        minimise: cfg.minimise(),
+        trials: store.trials(),
+        folds,
+        test_mean,
+        best_spec,
+    })
+}
+
+fn best_of(store: &TrialStore, fold: usize, sign: f64) -> Option<f64> {
+    store
+        .trials()
+        .iter()
+        .filter(|t| t.fold == fold)
+        .filter_map(|t| t.value)
+        .min_by(|a, b| (sign * a).total_cmp(&(sign * b)))
+}
+
+/// The base specification with `params` set.
+pub fn with_params(base: &Value, params: &BTreeMap<String, Value>) -> Result<Value> {
+    let mut spec = base.clone();
+    for (path, v) in params {
+        space::set(&mut spec, path, v.clone())?;
+    }
+    Ok(spec)
+}
+
+fn candidate(spec: &Value) -> Result<Candidate<'static>> {
+    let parsed = ModelSpec::from_value(spec.clone())?;
+    Ok(Candidate {
+        name: parsed.kind().to_string(),
+        spec: spec.clone(),
+        fit: parsed.into_fit_fn(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_trial(
+    dataset: &str,
+    base: &Value,
+    space: &Space,
+    inner: &[Fold],
+    ecfg: &EvalConfig,
+    cfg: &TuneConfig,
+    fold: usize,
+    trial: usize,
+    x: Vec<f64>,
+) -> Result<Trial> {
+    let t0 = Instant::now();
+    let params = space.values(&x);
+    let scored = with_params(base, &params)
+        .and_then(|s| candidate(&s))
+        .and_then(|c| {
+            evaluate(
+                dataset,
+                "tune-validation",
+                inner,
+                &[c],
+                ecfg,
+                None,
+                &|_, _| {},
+            )
+        });
+    let (value, error) = match scored {
+        Ok(r) => {
+            let v = r
+                .models
+                .first()
+                .and_then(|m| m.metrics.get(&cfg.metric))
+                .map(|s| s.mean)
+                .filter(|v| v.is_finite());
+            match v {
+                Some(v) => (Some(v), None),
+                None => (
+                    None,
+                    Some(format!("no finite {} on the validation data", cfg.metric)),
+                ),
+            }
+        }
+        // Ctrl-C stops the search; it is not a property of the parameters.
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(Trial {
+        fold,
+        trial,
+        x,
+        params,
+        value,
+        error,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,298 @@
+//! The search: spaces read strictly, samplers that cover their ranges and repeat themselves,
+//! TPE against random search on a known function, and whole searches on synthetic data that
+//! never look at the test part and resume to the same trials.
+
+use std::collections::BTreeSet;
+
+use reco_core::split::{split, Protocol};
+use reco_core::synth::{scalable, ScalableConfig};
+use reco_tune::search::Proposer;
+use reco_tune::space::{set, Dist};
+use reco_tune::{tune, Space, Strategy, TrialStore, TuneConfig};
+use serde_json::json;
+
+fn space(text: &str) -> reco_core::Result<Space> {
+    let t: toml::Table = toml::from_str(text).expect("toml");
+    Space::from_toml(&t)
+}
+
+#[test]
+fn spaces_are_read_strictly() {
+    let s = space(
+        "factors = { int = [8, 64], log = true }\nreg = { float = [0.01, 1.0] }\n\
+         solver = { choice = [\"cg\", \"cholesky\"] }",
+    )
+    .expect("valid");
+    let paths: Vec<&str> = s.params.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["factors", "reg", "solver"], "sorted by path");
+    assert_eq!(
+        s.params[0].dist,
+        Dist::Int {
+            lo: 8,
+            hi: 64,
+            log: true
+        }
+    );
+    for bad in [
+        "factors = 8",
+        "factors = { int = [8] }",
+        "factors = { int = [64, 8] }",
+        "factors = { int = [0, 8], log = true }",
+        "factors = { int = [8, 9.5] }",
+        "reg = { float = [0.0, 1.0], log = true }",
+        "reg = { float = [1.0, nan] }",
+        "reg = { float = [0.1, 1.0], steps = 3 }",
+        "reg = { float = [0.1, 1.0], int = [1, 2] }",
+        "solver = { choice = [] }",
+        "solver = { choice = [\"a\"], log = true }",
+    ] {
+        assert!(space(bad).is_err(), "accepted {bad}");
+    }
+    assert!(space("").is_err(), "an empty space");
+}
+
+#[test]
+fn values_stay_in_their_ranges_and_integers_are_equally_likely() {
+    let d = Dist::Int {
+        lo: 3,
+        hi: 5,
+        log: false,
+    };
+    let (a, b) = d.internal();
+    let mut counts = [0usize; 3];
+    for k in 0..3000 {
+        let x = a + (b - a) * (k as f64 + 0.5) / 3000.0;
+        let v = d.value(x).as_i64().expect("int");
+        counts[(v - 3) as usize] += 1;
+    }
+    assert_eq!(counts, [1000, 1000, 1000], "hi as likely as lo");
+    let f = Dist::Float {
+        lo: 0.001,
+        hi: 10.0,
+        log: true,
+    };
+    let (a, b) = f.internal();
+    // Half of a log-uniform range lies below the geometric mean.
+    let mid = f.value((a + b) / 2.0).as_f64().expect("float");
+    assert!((mid - 0.1).abs() < 1e-9, "{mid}");
+    assert_eq!(f.value(b + 5.0).as_f64(), Some(10.0), "clamped");
+}
+
+#[test]
+fn a_grid_visits_every_point_once_and_a_short_one_a_seeded_sample() {
+    let s =
+        space("a = { int = [1, 3] }\nb = { choice = [\"x\", \"y\"] }\nc = { float = [0.0, 1.0] }")
+            .expect("space");
+    let p = Proposer::new(&s, Strategy::Grid { steps: 3 }, 1, 1000).expect("grid");
+    assert_eq!(p.capacity(), Some(3 * 2 * 3));
+    let points: BTreeSet<String> = (0..18)
+        .map(|i| {
+            serde_json::to_string(&s.values(&p.propose(i, &[]).expect("point"))).expect("json")
+        })
+        .collect();
+    assert_eq!(points.len(), 18, "18 distinct points");
+    assert!(points.iter().any(|v| v.contains("\"c\":0.5")), "{points:?}");
+    let few = Proposer::new(&s, Strategy::Grid { steps: 3 }, 1, 5).expect("grid");
+    assert_eq!(few.capacity(), Some(5));
+    let again = Proposer::new(&s, Strategy::Grid { steps: 3 }, 1, 5).expect("grid");
+    for i in 0..5 {
+        assert_eq!(few.propose(i, &[]).ok(), again.propose(i, &[]).ok());
+    }
+}
+
+/// Minimises (x - 0.3)² + (log10 y + 2)² over x in [0, 1], y in [1e-4, 1] log-uniform.
+fn search_loss(strategy: Strategy, seed: u64, trials: usize) -> f64 {
+    let s = space("x = { float = [0.0, 1.0] }\ny = { float = [0.0001, 1.0], log = true }")
+        .expect("space");
+    let p = Proposer::new(&s, strategy, seed, trials).expect("proposer");
+    let mut history = Vec::new();
+    for i in 0..trials {
+        let x = p.propose(i, &history).expect("proposal");
+        let v = s.values(&x);
+        let (a, b) = (v["x"].as_f64().expect("x"), v["y"].as_f64().expect("y"));
+        history.push((x, (a - 0.3).powi(2) + (b.log10() + 2.0).powi(2)));
+    }
+    history.iter().map(|h| h.1).fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn tpe_finds_a_minimum_closer_than_random_search() {
+    let (mut tpe, mut random) = (0.0, 0.0);
+    for seed in 1..=8 {
+        tpe += search_loss(Strategy::Tpe { startup: 10 }, seed, 60);
+        random += search_loss(Strategy::Random, seed, 60);
+    }
+    assert!(tpe < random * 0.5, "tpe {tpe} random {random}");
+    assert_eq!(
+        search_loss(Strategy::Tpe { startup: 10 }, 3, 30),
+        search_loss(Strategy::Tpe { startup: 10 }, 3, 30),
+        "the same seed, the same search"
+    );
+}
+
+#[test]
+fn paths_reach_nested_parameters_and_misspellings_are_named() {
+    let mut spec =
+        json!({"model": "pipeline", "sources": [{"factors": 8}], "ranker": {"trees": 10}});
+    set(&mut spec, "sources.0.factors", json!(32)).expect("array path");
+    set(&mut spec, "ranker.trees", json!(50)).expect("object path");
+    assert_eq!(spec["sources"][0]["factors"], 32);
+    assert_eq!(spec["ranker"]["trees"], 50);
+    assert!(set(&mut spec, "sources.3.factors", json!(1)).is_err());
+    assert!(set(&mut spec, "rankr.trees", json!(1)).is_err());
+    let base = reco_tune::full_spec(json!({"model": "ials"})).expect("base");
+    let err = space("factrs = { int = [8, 16] }")
+        .expect("space")
+        .check(&base)
+        .expect_err("misspelt");
+    assert!(err.to_string().contains("factrs"), "{err}");
+    let err = space("factors = { int = [0, 16] }")
+        .expect("space")
+        .check(&base)
+        .expect_err("factors 0 is invalid");
+    assert!(err.to_string().contains("factors = 0"), "{err}");
+}
+
+fn data() -> reco_core::Dataset {
+    scalable(
+        &ScalableConfig {
+            users: 300,
+            items: 120,
+            interactions: 9_000,
+            seed: 5,
+            ..Default::default()
+        },
+        &|_, _| {},
+    )
+    .expect("data")
+}
+
+fn config(strategy: Strategy, trials: usize) -> TuneConfig {
+    TuneConfig {
+        metric: "ndcg@10".parse().expect("metric"),
+        trials,
+        strategy,
+        seed: 9,
+        parallel: 2,
+        validation: Protocol::Holdout { ratio: 0.2 },
+        relevance_threshold: None,
+    }
+}
+
+#[test]
+fn a_search_picks_its_best_validation_trial_and_scores_the_test_part_once() {
+    let ds = data();
+    let outer = split(&ds, &Protocol::Holdout { ratio: 0.2 }, 9).expect("split");
+    let s = space("factors = { int = [2, 32], log = true }\nregularization = { float = [0.001, 1.0], log = true }")
+        .expect("space");
+    let base = json!({"model": "ials", "epochs": 5});
+    let store = TrialStore::memory();
+    let t = tune(
+        "synth",
+        &base,
+        &s,
+        &outer,
+        &config(Strategy::Random, 6),
+        &store,
+        &|_| {},
+    )
+    .expect("tune");
+    assert_eq!(t.trials.len(), 6);
+    let best = t
+        .trials
+        .iter()
+        .filter_map(|x| x.value.map(|v| (v, x.trial)))
+        .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
+    assert_eq!(t.folds[0].best_trial, best.1);
+    assert_eq!(t.folds[0].validation, best.0);
+    assert_eq!(t.best_spec["factors"], t.folds[0].params["factors"]);
+    // The test figure is the winner refitted on the training part and scored on the test
+    // part: the evaluator gives the same on that fold.
+    let spec = reco_models::ModelSpec::from_value(t.best_spec.clone()).expect("spec");
+    let c = reco_eval::Candidate {
+        name: "w".into(),
+        spec: t.best_spec.clone(),
+        fit: spec.into_fit_fn(),
+    };
+    let cfg = reco_eval::EvalConfig {
+        ks: vec![10],
+        seed: 9,
+        relevance_threshold: None,
+        baseline: None,
+        auc: false,
+        ranking: true,
+    };
+    let r = reco_eval::evaluate("synth", "x", &outer, &[c], &cfg, None, &|_, _| {}).expect("eval");
+    let ndcg = r.models[0].metrics[&"ndcg@10".parse().expect("metric")].mean;
+    assert!(
+        (ndcg - t.test_mean).abs() < 1e-12,
+        "{ndcg} vs {}",
+        t.test_mean
+    );
+    // Validation differs from test: the trials never saw the test part.
+    assert!(t.folds[0].validation != t.test_mean);
+}
+
+#[test]
+fn validation_data_come_from_the_training_part_only() {
+    let ds = data();
+    let outer = split(&ds, &Protocol::Holdout { ratio: 0.2 }, 9).expect("split");
+    let inner = split(&outer[0].train, &Protocol::Holdout { ratio: 0.2 }, 9).expect("inner");
+    let test = &outer[0].test;
+    for f in &inner {
+        for u in 0..ds.n_users() as u32 {
+            for &i in f
+                .test
+                .user_items(u)
+                .iter()
+                .chain(f.train.interactions.user_items(u))
+            {
+                assert!(
+                    test.user_items(u).binary_search(&i).is_err(),
+                    "user {u} item {i} of the outer test part is in the search's data"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_search_resumes_to_the_same_trials() {
+    let ds = data();
+    let outer = split(&ds, &Protocol::Holdout { ratio: 0.2 }, 9).expect("split");
+    let s = space("factors = { int = [2, 32], log = true }\nalpha = { float = [0.5, 8.0] }")
+        .expect("space");
+    let base = json!({"model": "ials", "epochs": 4});
+    let cfg = config(Strategy::Tpe { startup: 3 }, 8);
+    let header = json!({"test": "resume"});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whole = TrialStore::open(&dir.path().join("a.jsonl"), &header).expect("store");
+    let a = tune("synth", &base, &s, &outer, &cfg, &whole, &|_| {}).expect("tune");
+    // The first four trials and half a line, as a kill leaves the file.
+    let text = std::fs::read_to_string(dir.path().join("a.jsonl")).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_by_key(|l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v["trial"].as_u64())
+            .unwrap_or(0)
+    });
+    let cut = format!("{}\n{{\"fold\":0,\"tri", lines[..5].join("\n"));
+    std::fs::write(dir.path().join("b.jsonl"), cut).expect("write");
+    let part = TrialStore::open(&dir.path().join("b.jsonl"), &header).expect("store");
+    assert_eq!(part.trials().len(), 4);
+    let b = tune("synth", &base, &s, &outer, &cfg, &part, &|_| {}).expect("resume");
+    let key = |t: &reco_tune::Trial| {
+        (
+            t.trial,
+            serde_json::to_string(&t.params).expect("json"),
+            t.value.map(f64::to_bits),
+        )
+    };
+    let mut ka: Vec<_> = a.trials.iter().map(key).collect();
+    let mut kb: Vec<_> = b.trials.iter().map(key).collect();
+    ka.sort();
+    kb.sort();
+    assert_eq!(ka, kb);
+    assert!(TrialStore::open(&dir.path().join("b.jsonl"), &json!({"test": "other"})).is_err());
+}
