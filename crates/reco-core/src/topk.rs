@@ -62,11 +62,16 @@ pub fn top_k(scores: &[f32], k: usize, exclude: &[u32], skip: impl Fn(u32) -> bo
         return Vec::new();
     }
     let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
-    let mut ex = exclude.iter().peekable();
+    // Once k items are kept, a candidate must score strictly above the worst of them: items
+    // come in ascending index, so an equal score ranks after it (and NaN never passes). This
+    // one comparison turns away almost every item before the exclusion lookup.
+    let mut bar: Option<f32> = None;
     for (i, &s) in scores.iter().enumerate() {
+        if bar.is_some_and(|b| s.partial_cmp(&b) != Some(Ordering::Greater)) {
+            continue;
+        }
         let i = i as u32;
-        while ex.next_if(|&&e| e < i).is_some() {}
-        if ex.peek() == Some(&&i) || skip(i) {
+        if exclude.binary_search(&i).is_ok() || skip(i) {
             continue;
         }
         let c = Scored { item: i, score: s };
@@ -77,6 +82,15 @@ pub fn top_k(scores: &[f32], k: usize, exclude: &[u32], skip: impl Fn(u32) -> bo
                 heap.pop();
                 heap.push(Worst(c));
             }
+        }
+        if heap.len() == k {
+            bar = heap.peek().map(|w| {
+                if w.0.score.is_nan() {
+                    f32::NEG_INFINITY
+                } else {
+                    w.0.score
+                }
+            });
         }
     }
     let mut out: Vec<Scored> = heap.into_iter().map(|w| w.0).collect();
@@ -127,6 +141,22 @@ mod tests {
             all.truncate(k);
             prop_assert_eq!(&got, &all);
             prop_assert_eq!(top_k_of(scores.iter().enumerate().filter(|(i, _)| !exclude.contains(&(*i as u32)) && (*i as u32) % 7 != 3).map(|(i, &s)| Scored { item: i as u32, score: s }).collect(), k), all);
+        }
+
+        #[test]
+        fn nan_and_infinities_rank_as_the_sort_ranks_them(codes in prop::collection::vec(0u8..6, 0..60), k in 0usize..15, ex in prop::collection::btree_set(0u32..60, 0..10)) {
+            let scores: Vec<f32> = codes.iter().map(|c| match c {
+                0 => f32::NAN, 1 => f32::NEG_INFINITY, 2 => f32::INFINITY, 3 => 0.5, 4 => -1.0, _ => 2.0,
+            }).collect();
+            let exclude: Vec<u32> = ex.into_iter().collect();
+            let got = top_k(&scores, k, &exclude, |_| false);
+            let mut all: Vec<Scored> = scores.iter().enumerate()
+                .filter(|(i, _)| !exclude.contains(&(*i as u32)))
+                .map(|(i, &s)| Scored { item: i as u32, score: s }).collect();
+            all.sort_by(rank_cmp);
+            all.truncate(k);
+            let bits = |v: &[Scored]| v.iter().map(|x| (x.item, x.score.to_bits())).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&all));
         }
     }
 }
