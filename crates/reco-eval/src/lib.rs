@@ -7,6 +7,7 @@
 
 pub mod evaluator;
 pub mod fairness;
+pub mod html;
 pub mod metric;
 pub mod metrics;
 pub mod report;

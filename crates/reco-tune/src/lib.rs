@@ -142,6 +142,8 @@ pub struct Tuned {
     /// The specification to use: the winner of the outer fold whose validation score was
     /// best (with one outer fold, its winner).
     pub best_spec: Value,
+    /// The space searched (`Space::from_json` reads it back).
+    pub space: Value,
 }
 
 /// Where a search is, for a progress bar.
@@ -307,6 +309,7 @@ pub fn tune(
         folds,
         test_mean,
         best_spec,
+        space: space.to_json(),
     })
 }
 
@@ -393,4 +396,146 @@ fn run_trial(
         error,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The HTML report of a search: each fold's winner with its validation and test scores, the
+/// validation value of every trial in order with the best so far, and each parameter's
+/// effect (its values against the validation metric; log ranges on a log scale).
+pub fn html_report(t: &Tuned, space: &Space) -> String {
+    use reco_eval::html::{chart, escape, page, Series, Style};
+    let mut sections = Vec::new();
+    let mut table = String::from(
+        "<h2>Winners</h2><table id=\"winners\"><tr><th>fold</th><th>best trial</th><th>validation</th><th>test</th><th>parameters</th></tr>",
+    );
+    for f in &t.folds {
+        let params: Vec<String> = f
+            .params
+            .iter()
+            .map(|(k, v)| format!("{} = {}", escape(k), escape(&v.to_string())))
+            .collect();
+        table.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+            f.fold + 1,
+            f.best_trial,
+            f.validation,
+            f.test.get(&t.metric).copied().unwrap_or(f64::NAN),
+            params.join(", ")
+        ));
+    }
+    table.push_str("</table>");
+    let failed = t.trials.iter().filter(|x| x.value.is_none()).count();
+    table.push_str(&format!(
+        "<p class=\"note\">{} trials, {failed} failed; {} ({}); test {} averaged over outer folds: {:.4}. The test part never guided the search.</p>",
+        t.trials.len(),
+        escape(&t.metric),
+        if t.minimise { "lower is better" } else { "higher is better" },
+        escape(&t.metric),
+        t.test_mean
+    ));
+    sections.push(table);
+    let folds: Vec<usize> = {
+        let mut f: Vec<usize> = t.trials.iter().map(|x| x.fold).collect();
+        f.sort_unstable();
+        f.dedup();
+        f
+    };
+    let mut figs = String::new();
+    let (mut pts, mut lines) = (Vec::new(), Vec::new());
+    for &f in &folds {
+        let mut trials: Vec<&Trial> = t.trials.iter().filter(|x| x.fold == f).collect();
+        trials.sort_by_key(|x| x.trial);
+        let values: Vec<(f64, f64)> = trials
+            .iter()
+            .filter_map(|x| x.value.map(|v| (x.trial as f64, v)))
+            .collect();
+        let mut best = Vec::new();
+        let mut b: Option<f64> = None;
+        for &(i, v) in &values {
+            let better = b.is_none_or(|b| if t.minimise { v < b } else { v > b });
+            if better {
+                b = Some(v);
+            }
+            best.push((i, b.unwrap_or(v)));
+        }
+        pts.push(Series {
+            name: format!("fold {}", f + 1),
+            points: values,
+            errors: Vec::new(),
+        });
+        lines.push(Series {
+            name: format!("fold {}", f + 1),
+            points: best,
+            errors: Vec::new(),
+        });
+    }
+    figs.push_str(&chart(
+        "trials",
+        "Validation value of each trial",
+        "trial",
+        &t.metric,
+        &pts,
+        Style::Points,
+    ));
+    figs.push_str(&chart(
+        "best-so-far",
+        "Best validation value so far",
+        "trial",
+        &t.metric,
+        &lines,
+        Style::Lines,
+    ));
+    for p in &space.params {
+        let log = matches!(
+            p.dist,
+            space::Dist::Int { log: true, .. } | space::Dist::Float { log: true, .. }
+        );
+        let choices = match &p.dist {
+            space::Dist::Choice(c) => Some(c),
+            _ => None,
+        };
+        let series: Vec<Series> = folds
+            .iter()
+            .map(|&f| Series {
+                name: format!("fold {}", f + 1),
+                points: t
+                    .trials
+                    .iter()
+                    .filter(|x| x.fold == f)
+                    .filter_map(|x| {
+                        let v = x.value?;
+                        let raw = x.params.get(&p.path)?;
+                        let xv = match choices {
+                            Some(c) => c.iter().position(|o| o == raw)? as f64,
+                            None => raw.as_f64()?,
+                        };
+                        Some((if log { xv.log10() } else { xv }, v))
+                    })
+                    .collect(),
+                errors: Vec::new(),
+            })
+            .collect();
+        let label = match choices {
+            Some(c) => format!(
+                "{} (choice index: {})",
+                p.path,
+                c.iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{i} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None if log => format!("log10 {}", p.path),
+            None => p.path.clone(),
+        };
+        figs.push_str(&chart(
+            &format!("param-{}", p.path.replace('.', "-")),
+            &format!("Effect of {}", p.path),
+            &label,
+            &t.metric,
+            &series,
+            Style::Points,
+        ));
+    }
+    sections.push(format!("<h2>Trials and parameters</h2>{figs}"));
+    page(&format!("reco tune: {}", t.metric), &sections)
 }

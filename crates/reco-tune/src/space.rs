@@ -228,6 +228,15 @@ impl Space {
         Ok(Space { params })
     }
 
+    /// Reads back what [`Space::to_json`] wrote.
+    pub fn from_json(v: &Value) -> Result<Space> {
+        let t = toml::Value::try_from(v)
+            .ok()
+            .and_then(|t| t.as_table().cloned())
+            .ok_or_else(|| Error::param("space", "not a table of ranges"))?;
+        Space::from_toml(&t)
+    }
+
     /// The space as JSON (for trials files and reports).
     pub fn to_json(&self) -> Value {
         let mut o = serde_json::Map::new();

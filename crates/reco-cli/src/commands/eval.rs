@@ -63,6 +63,10 @@ pub(crate) struct EvalArgs {
     /// Print the JSON report instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the HTML report (inline SVG: comparison table with intervals and
+    /// significance marks, curves over k, accuracy against coverage and novelty) to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 /// The evaluator's view of named specifications: a name, the spec as JSON, a fit closure.
@@ -225,6 +229,9 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
     bar.finish_and_clear();
     if let Some(dir) = &a.out {
         write_reports(&report, dir)?;
+    }
+    if let Some(file) = &a.report {
+        super::tune::write_file(file, reco_eval::html::eval_report(&report).as_bytes())?;
     }
     if a.json {
         println!("{}", report::to_json(&report));

@@ -8,6 +8,7 @@ mod eval;
 mod kinds;
 mod lookup;
 mod pipeline;
+mod report;
 mod serve;
 mod train;
 mod tune;
@@ -59,6 +60,9 @@ enum Command {
     /// validation data carved from the training part, the winner scored once on the test part
     /// and written as a model file; resumable.
     Tune(Box<tune::TuneArgs>),
+    /// Write the HTML report (inline SVG charts, opens offline) of an evaluation's
+    /// results.json or a search's tune.json.
+    Report(report::ReportArgs),
     /// Serve recommendations over HTTP: feedback stored durably (SQLite or PostgreSQL), new
     /// events reflected at once, retraining with a promotion gate, model versions and rollback
     /// (docs/serve.md).
@@ -83,5 +87,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Tune(a) => tune::run(*a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -51,7 +51,7 @@ pub(crate) struct TuneArgs {
     #[arg(long)]
     relevance_threshold: Option<f32>,
     /// Directory for trials.jsonl (resumable: run the same command again to continue),
-    /// tune.json and the winning specification best.json / best.toml.
+    /// tune.json, report.html and the winning specification best.json / best.toml.
     #[arg(long)]
     out: PathBuf,
     /// Print the result as JSON.
@@ -247,6 +247,10 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
     let toml_text = toml::to_string(&without_nulls(tuned.best_spec.clone()))
         .map_err(|e| Error::param("model", format!("the winner as TOML: {e}")))?;
     write_file(&a.out.join("best.toml"), toml_text.as_bytes())?;
+    write_file(
+        &a.out.join("report.html"),
+        reco_tune::html_report(&tuned, &file.space).as_bytes(),
+    )?;
     if a.json {
         println!("{json}");
         return Ok(());
@@ -256,7 +260,7 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
 }
 
 /// Writes a result file whole or not at all (a temporary file renamed into place).
-fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
@@ -310,7 +314,7 @@ fn print_summary(t: &reco_tune::Tuned, out: &std::path::Path) {
         t.metric, t.test_mean
     );
     println!(
-        "wrote {0}/tune.json, {0}/trials.jsonl and the winner as {0}/best.json and {0}/best.toml",
+        "wrote {0}/tune.json, {0}/trials.jsonl, {0}/report.html and the winner as {0}/best.json and {0}/best.toml",
         out.display()
     );
 }

@@ -1,5 +1,8 @@
 //! Running the `reco` binary from the integration tests.
 
+// Each test file uses the helpers it needs.
+#![allow(dead_code)]
+
 use std::process::{Command, Output};
 
 /// Runs `reco` with `args` and waits for it.
