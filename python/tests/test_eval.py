@@ -21,6 +21,20 @@ def test_evaluate_gives_intervals_and_paired_tests(notebook):
     assert len(rmse) == 1, "rating errors for a rating model"
 
 
+def test_the_html_report_is_written_and_self_contained(notebook, tmp_path):
+    page = tmp_path / "report.html"
+    df = reco.evaluate(notebook, {"pop": "popularity", "rnd": "random"}, protocol="loo",
+                       k=[1, 5, 10], baseline="rnd", report=page)
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert 'id="ndcg-at-k"' in html and 'id="comparison"' in html
+    # Two models over three cutoffs: three marks each on the NDCG curve.
+    fig = html[html.index('<figure id="ndcg-at-k"'):]
+    fig = fig[:fig.index("</figure>")]
+    assert fig.count("<circle") == 6
+    assert f"{df[(df.model == 'pop') & (df.metric == 'ndcg@10')]['mean'].iloc[0]:.4f}" in html
+
+
 def test_a_leave_last_out_hit_rate_recomputed_by_hand(notebook):
     # Popularity on loo: each user's held-out item either is or is not in the top 10
     # of unseen items by count; recompute that here from the split.

@@ -66,3 +66,16 @@ pub fn evaluate_json(
         .map_err(to_py)?;
     Ok(reco_eval::report::to_json(&report))
 }
+
+/// The HTML report (inline SVG, opens offline) of an evaluation's JSON report, as
+/// `reco eval --report` writes it.
+#[pyfunction]
+pub fn report_html(report_json: &str) -> PyResult<String> {
+    let r: reco_eval::Report = serde_json::from_str(report_json).map_err(|e| {
+        to_py(reco_core::Error::param(
+            "report",
+            format!("not an evaluation's report: {e}"),
+        ))
+    })?;
+    Ok(reco_eval::html::eval_report(&r))
+}

@@ -93,5 +93,6 @@ fn _reco(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataset::load, m)?)?;
     m.add_function(wrap_pyfunction!(dataset::synthetic, m)?)?;
     m.add_function(wrap_pyfunction!(eval::evaluate_json, m)?)?;
+    m.add_function(wrap_pyfunction!(eval::report_html, m)?)?;
     Ok(())
 }

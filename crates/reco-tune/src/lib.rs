@@ -46,6 +46,49 @@ pub struct TuneConfig {
     pub validation: Protocol,
     /// Test ratings below this are not relevant (explicit data).
     pub relevance_threshold: Option<f32>,
+    /// Successive halving: every trial first runs on a small budget, and only the best part
+    /// of each rung goes on to the next, larger one.
+    pub halving: Option<Halving>,
+}
+
+/// Successive halving (the rungs of one Hyperband bracket): with `rungs` rungs, rung `r` runs
+/// on `eta^(r + 1 - rungs)` of the full budget and keeps the best `1/eta` of its trials for
+/// rung `r + 1`; the last rung is the full budget. The budget is the model's `epochs` when its
+/// specification has them, else the share of training interactions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Halving {
+    /// Reduction factor (>= 2).
+    pub eta: usize,
+    /// Rungs (>= 2).
+    pub rungs: usize,
+}
+
+impl std::str::FromStr for Halving {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Halving> {
+        let (e, r) = s.split_once(':').unwrap_or((s, "3"));
+        let num = |v: &str| v.parse::<usize>().ok().filter(|n| (2..=8).contains(n));
+        match (num(e), num(r)) {
+            (Some(eta), Some(rungs)) => Ok(Halving { eta, rungs }),
+            _ => Err(Error::param(
+                "halving",
+                format!("{s:?}: ETA[:RUNGS], each an integer in 2..=8 (e.g. 3 or 3:4)"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Halving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.eta, self.rungs)
+    }
+}
+
+impl Halving {
+    /// The share of the full budget rung `r` runs on.
+    pub fn budget(&self, r: usize) -> f64 {
+        (self.eta as f64).powi(r as i32 + 1 - self.rungs as i32)
+    }
 }
 
 impl TuneConfig {
@@ -106,6 +149,16 @@ pub struct Trial {
     pub error: Option<String>,
     /// Wall time of the trial, seconds.
     pub seconds: f64,
+    /// Successive-halving rung (0 without halving).
+    #[serde(default)]
+    pub rung: usize,
+    /// Share of the full budget (epochs or training interactions) it ran on.
+    #[serde(default = "one")]
+    pub budget: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The search on one outer fold.
@@ -187,6 +240,18 @@ pub fn tune(
         .map_or(cfg.trials, |c| c.min(cfg.trials));
     let ecfg = cfg.eval_config();
     let sign = if cfg.minimise() { 1.0 } else { -1.0 };
+    // Trials of a fold over every rung, for the progress bar.
+    let runs = match cfg.halving {
+        None => total,
+        Some(h) => (0..h.rungs)
+            .scan(total, |k, r| {
+                if r > 0 {
+                    *k = k.div_ceil(h.eta);
+                }
+                Some(*k)
+            })
+            .sum(),
+    };
     let mut folds = Vec::with_capacity(outer.len());
     for (f, fold) in outer.iter().enumerate() {
         let inner = split(
@@ -205,46 +270,84 @@ pub fn tune(
                 fold: f,
                 folds: outer.len(),
                 done,
-                total,
+                total: runs,
                 best,
             })
         };
-        let mut next = 0;
-        while next < total {
-            let end = (next + cfg.parallel).min(total);
-            // What the sampler knows: every trial of this fold before the batch.
-            let history: Vec<search::Observation> = store
-                .trials()
-                .iter()
-                .filter(|t| t.fold == f && t.trial < next)
-                .filter_map(|t| t.value.map(|v| (t.x.clone(), sign * v)))
-                .collect();
-            let todo: Vec<usize> = (next..end).filter(|&i| !store.has(f, i)).collect();
-            let proposals = todo
-                .iter()
-                .map(|&i| proposer.propose(i, &history).map(|x| (i, x)))
-                .collect::<Result<Vec<_>>>()?;
+        let rungs = cfg.halving.map_or(1, |h| h.rungs);
+        let run = |items: Vec<(usize, usize, Vec<f64>)>| -> Result<()> {
             let done = Mutex::new(store.count(f));
-            let outcome: Vec<Result<()>> = proposals
+            let outcome: Vec<Result<()>> = items
                 .into_par_iter()
-                .map(|(i, x)| {
-                    let t = run_trial(dataset, &base, space, &inner, &ecfg, cfg, f, i, x)?;
+                .map(|(i, rung, x)| {
+                    let budget = cfg.halving.map_or(1.0, |h| h.budget(rung));
+                    let t = run_trial(
+                        dataset,
+                        &base,
+                        space,
+                        &inner,
+                        &ecfg,
+                        cfg,
+                        (f, i, rung, budget),
+                        x,
+                    )?;
                     store.append(&t)?;
                     let mut d = done.lock().map_err(|_| Error::Interrupted)?;
                     *d += 1;
-                    report(*d, best_of(store, f, sign));
+                    report(*d, best_of(store, f, sign, rungs - 1));
                     Ok(())
                 })
                 .collect();
             // An interruption or a storage failure ends the search; finished trials are kept.
             outcome.into_iter().collect::<Result<Vec<()>>>()?;
-            report(store.count(f), best_of(store, f, sign));
+            report(store.count(f), best_of(store, f, sign, rungs - 1));
+            Ok(())
+        };
+        let mut next = 0;
+        while next < total {
+            let end = (next + cfg.parallel).min(total);
+            // What the sampler knows: every first-rung trial of this fold before the batch.
+            let history: Vec<search::Observation> = store
+                .trials()
+                .iter()
+                .filter(|t| t.fold == f && t.rung == 0 && t.trial < next)
+                .filter_map(|t| t.value.map(|v| (t.x.clone(), sign * v)))
+                .collect();
+            let todo: Vec<usize> = (next..end).filter(|&i| !store.has(f, i, 0)).collect();
+            let proposals = todo
+                .iter()
+                .map(|&i| proposer.propose(i, &history).map(|x| (i, 0, x)))
+                .collect::<Result<Vec<_>>>()?;
+            run(proposals)?;
             next = end;
         }
+        // Each further rung: the best 1/eta of the previous one, on a larger budget.
+        let mut kept = total;
+        for rung in 1..rungs {
+            let eta = cfg.halving.map_or(1, |h| h.eta);
+            kept = kept.div_ceil(eta);
+            let mut prev: Vec<Trial> = store
+                .trials()
+                .into_iter()
+                .filter(|t| t.fold == f && t.rung == rung - 1 && t.value.is_some())
+                .collect();
+            prev.sort_by(|a, b| {
+                let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
+                x.total_cmp(&y).then(a.trial.cmp(&b.trial))
+            });
+            let items: Vec<(usize, usize, Vec<f64>)> = prev
+                .into_iter()
+                .take(kept)
+                .filter(|t| !store.has(f, t.trial, rung))
+                .map(|t| (t.trial, rung, t.x))
+                .collect();
+            run(items)?;
+        }
+        let last = rungs - 1;
         let trials: Vec<Trial> = store.trials().into_iter().filter(|t| t.fold == f).collect();
         let winner = trials
             .iter()
-            .filter(|t| t.value.is_some())
+            .filter(|t| t.value.is_some() && t.rung == last)
             .min_by(|a, b| {
                 let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
                 x.total_cmp(&y).then(a.trial.cmp(&b.trial))
@@ -313,11 +416,17 @@ pub fn tune(
     })
 }
 
-fn best_of(store: &TrialStore, fold: usize, sign: f64) -> Option<f64> {
-    store
-        .trials()
+/// The best value on a fold at the highest rung reached so far (up to `last`).
+fn best_of(store: &TrialStore, fold: usize, sign: f64, last: usize) -> Option<f64> {
+    let trials = store.trials();
+    let top = trials
         .iter()
-        .filter(|t| t.fold == fold)
+        .filter(|t| t.fold == fold && t.rung <= last)
+        .map(|t| t.rung)
+        .max()?;
+    trials
+        .iter()
+        .filter(|t| t.fold == fold && t.rung == top)
         .filter_map(|t| t.value)
         .min_by(|a, b| (sign * a).total_cmp(&(sign * b)))
 }
@@ -329,6 +438,43 @@ pub fn with_params(base: &Value, params: &BTreeMap<String, Value>) -> Result<Val
         space::set(&mut spec, path, v.clone())?;
     }
     Ok(spec)
+}
+
+/// A trial's specification and data on a share of the full budget: its epochs scaled when the
+/// specification has them (at least one), else each validation fold's training part cut to
+/// that share of its interactions.
+fn on_budget(
+    mut spec: Value,
+    inner: &[Fold],
+    budget: f64,
+    seed: u64,
+) -> Result<(Value, Option<Vec<Fold>>)> {
+    if budget >= 1.0 {
+        return Ok((spec, None));
+    }
+    if let Some(e) = spec.get("epochs").and_then(Value::as_u64) {
+        let scaled = ((e as f64 * budget).round() as u64).max(1);
+        spec["epochs"] = Value::from(scaled);
+        return Ok((spec, None));
+    }
+    let cut = Protocol::Holdout {
+        ratio: 1.0 - budget,
+    };
+    let folds = inner
+        .iter()
+        .map(|f| {
+            let part = split(&f.train, &cut, seed)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::param("halving", "the budget cut made no data"))?;
+            Ok(Fold {
+                train: part.train,
+                test: f.test.clone(),
+                candidates: f.candidates.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((spec, Some(folds)))
 }
 
 fn candidate(spec: &Value) -> Result<Candidate<'static>> {
@@ -348,20 +494,20 @@ fn run_trial(
     inner: &[Fold],
     ecfg: &EvalConfig,
     cfg: &TuneConfig,
-    fold: usize,
-    trial: usize,
+    (fold, trial, rung, budget): (usize, usize, usize, f64),
     x: Vec<f64>,
 ) -> Result<Trial> {
     let t0 = Instant::now();
     let params = space.values(&x);
     let scored = with_params(base, &params)
-        .and_then(|s| candidate(&s))
-        .and_then(|c| {
+        .and_then(|s| on_budget(s, inner, budget, cfg.seed))
+        .and_then(|(s, data)| {
+            let folds = data.as_deref().unwrap_or(inner);
             evaluate(
                 dataset,
                 "tune-validation",
-                inner,
-                &[c],
+                folds,
+                &[candidate(&s)?],
                 ecfg,
                 None,
                 &|_, _| {},
@@ -395,6 +541,8 @@ fn run_trial(
         value,
         error,
         seconds: t0.elapsed().as_secs_f64(),
+        rung,
+        budget,
     })
 }
 

@@ -101,11 +101,14 @@ impl TrialStore {
         self.trials.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Whether trial `trial` of outer fold `fold` is done.
-    pub fn has(&self, fold: usize, trial: usize) -> bool {
+    /// Whether trial `trial` of outer fold `fold` is done at successive-halving rung `rung`.
+    pub fn has(&self, fold: usize, trial: usize, rung: usize) -> bool {
         self.trials
             .lock()
-            .map(|t| t.iter().any(|x| x.fold == fold && x.trial == trial))
+            .map(|t| {
+                t.iter()
+                    .any(|x| x.fold == fold && x.trial == trial && x.rung == rung)
+            })
             .unwrap_or(false)
     }
 

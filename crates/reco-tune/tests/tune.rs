@@ -176,6 +176,7 @@ fn config(strategy: Strategy, trials: usize) -> TuneConfig {
         parallel: 2,
         validation: Protocol::Holdout { ratio: 0.2 },
         relevance_threshold: None,
+        halving: None,
     }
 }
 
@@ -295,4 +296,51 @@ fn an_interrupted_search_resumes_to_the_same_trials() {
     kb.sort();
     assert_eq!(ka, kb);
     assert!(TrialStore::open(&dir.path().join("b.jsonl"), &json!({"test": "other"})).is_err());
+}
+
+#[test]
+fn successive_halving_runs_the_best_of_each_rung_on_a_larger_budget() {
+    let ds = data();
+    let outer = split(&ds, &Protocol::Holdout { ratio: 0.2 }, 9).expect("split");
+    let s = space("factors = { int = [2, 32], log = true }\nregularization = { float = [0.001, 1.0], log = true }")
+        .expect("space");
+    for (base, epochs) in [
+        (json!({"model": "ials", "epochs": 8}), true),
+        (json!({"model": "item-knn"}), false),
+    ] {
+        let s = if epochs {
+            s.clone()
+        } else {
+            space("max_neighbours = { int = [5, 60] }").expect("space")
+        };
+        let mut cfg = config(Strategy::Random, 9);
+        cfg.halving = Some(reco_tune::Halving { eta: 3, rungs: 3 });
+        let store = TrialStore::memory();
+        let t = tune("synth", &base, &s, &outer, &cfg, &store, &|_| {}).expect("tune");
+        let at = |r: usize| t.trials.iter().filter(|x| x.rung == r).collect::<Vec<_>>();
+        assert_eq!((at(0).len(), at(1).len(), at(2).len()), (9, 3, 1));
+        assert!(at(0).iter().all(|x| (x.budget - 1.0 / 9.0).abs() < 1e-12));
+        assert!(at(2).iter().all(|x| x.budget == 1.0));
+        // Rung 1 holds the three best of rung 0.
+        let mut first: Vec<(f64, usize)> = at(0)
+            .iter()
+            .map(|x| (x.value.expect("value"), x.trial))
+            .collect();
+        first.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut promoted: Vec<usize> = at(1).iter().map(|x| x.trial).collect();
+        promoted.sort_unstable();
+        let mut best3: Vec<usize> = first.iter().take(3).map(|x| x.1).collect();
+        best3.sort_unstable();
+        assert_eq!(promoted, best3);
+        // The winner ran on the full budget, and its specification keeps the full epochs.
+        assert_eq!(t.folds[0].best_trial, at(2)[0].trial);
+        if epochs {
+            assert_eq!(t.best_spec["epochs"], 8);
+        }
+    }
+    assert!("1:3".parse::<reco_tune::Halving>().is_err());
+    assert_eq!(
+        "3".parse::<reco_tune::Halving>().ok(),
+        Some(reco_tune::Halving { eta: 3, rungs: 3 })
+    );
 }

@@ -41,6 +41,10 @@ pub(crate) struct TuneArgs {
     /// grid[:STEPS], random, tpe[:STARTUP].
     #[arg(long)]
     strategy: Option<String>,
+    /// Successive halving ETA[:RUNGS] (e.g. 3): every trial first runs on 1/ETA^(RUNGS-1) of
+    /// the budget (epochs, else training interactions), the best 1/ETA of each rung go on.
+    #[arg(long)]
+    halving: Option<String>,
     /// Trials run at once (default: one per core).
     #[arg(long)]
     parallel: Option<usize>,
@@ -67,6 +71,7 @@ struct TuneFile {
     trials: Option<usize>,
     strategy: Option<String>,
     validation: Option<String>,
+    halving: Option<String>,
 }
 
 fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
@@ -82,11 +87,12 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
             "trials",
             "strategy",
             "validation",
+            "halving",
         ]
         .contains(&key.as_str())
         {
             return Err(bad(format!(
-                "unknown key {key:?} (model, space, metric, trials, strategy, validation)"
+                "unknown key {key:?} (model, space, metric, trials, strategy, validation, halving)"
             ))
             .into());
         }
@@ -121,6 +127,7 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
         trials,
         strategy: text_of("strategy")?,
         validation: text_of("validation")?,
+        halving: text_of("halving")?,
     })
 }
 
@@ -163,6 +170,12 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         parallel: a.parallel.unwrap_or_else(rayon::current_num_threads),
         validation,
         relevance_threshold: a.relevance_threshold,
+        halving: a
+            .halving
+            .as_deref()
+            .or(file.halving.as_deref())
+            .map(str::parse)
+            .transpose()?,
     };
     cfg.check()?;
     // The whole search is checked before the data are read: the base, the paths, the ranges.
@@ -189,6 +202,7 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         "validation": cfg.validation.to_string(),
         "metric": cfg.metric.to_string(),
         "strategy": cfg.strategy.to_string(),
+        "halving": cfg.halving.map(|h| h.to_string()),
         // A grid's sample depends on how many points are drawn; other strategies continue.
         "grid_trials": matches!(cfg.strategy, Strategy::Grid { .. }).then_some(cfg.trials),
         "seed": cfg.seed,
