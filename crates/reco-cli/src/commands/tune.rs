@@ -19,6 +19,13 @@ use crate::source::DataArgs;
 pub(crate) struct TuneArgs {
     #[command(flatten)]
     data: DataArgs,
+    /// Ready-made training file (with --test): the search runs on it, the winner is scored on
+    /// the test file (instead of cutting --data with --protocol).
+    #[arg(long, requires = "test")]
+    train: Option<PathBuf>,
+    /// Ready-made test file.
+    #[arg(long, requires = "train")]
+    test: Option<PathBuf>,
     /// Tune file (TOML): a [model] table (the base specification, any kind, pipelines
     /// included) and a [space] table of ranges (`factors = { int = [16, 256], log = true }`);
     /// optional `metric`, `trials`, `strategy`, `validation` keys, which flags override.
@@ -192,13 +199,23 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         )
         .into());
     }
-    let ds = a.data.load()?;
-    let folds = split::split(&ds, &outer, a.seed)?;
+    let (ds, folds, outer_text) = match (&a.train, &a.test) {
+        (Some(tr), Some(te)) => {
+            let f = a.data.load_pair(tr, te)?;
+            let text = format!("files:{}+{}", tr.display(), te.display());
+            (f.train.clone(), vec![f], text)
+        }
+        _ => {
+            let ds = a.data.load()?;
+            let folds = split::split(&ds, &outer, a.seed)?;
+            (ds, folds, outer.to_string())
+        }
+    };
     let header = serde_json::json!({
         "search": "reco tune",
         "data": ds.name,
         "data_shape": [ds.n_users(), ds.n_items(), ds.interactions.nnz()],
-        "protocol": outer.to_string(),
+        "protocol": outer_text,
         "validation": cfg.validation.to_string(),
         "metric": cfg.metric.to_string(),
         "strategy": cfg.strategy.to_string(),
