@@ -14,7 +14,7 @@ def evaluate(data: Dataset, models: Union[Dict[str, Any], Sequence[Any]],
              protocol: str = "temporal:0.2", k: Union[int, Iterable[int]] = 10, seed: int = 42,
              relevance_threshold: Optional[float] = None, baseline: Optional[str] = None,
              auc: bool = False, ratings_only: bool = False,
-             report: Optional[Any] = None) -> Any:
+             report: Optional[Any] = None, groups: Sequence[str] = ()) -> Any:
     """Evaluates models as ``reco eval`` does: the data cut by ``protocol`` (``kfold:5``,
     ``temporal:0.2``, ``loo``, ...), every model fitted on each fold's training
     part and ranking the catalogue for its test users, metrics at each cutoff ``k`` with 95%
@@ -23,13 +23,14 @@ def evaluate(data: Dataset, models: Union[Dict[str, Any], Sequence[Any]],
     ``models`` is ``{name: spec or Model}`` or a sequence of specs or models (named by kind).
     Returns a pandas DataFrame with one row per (model, metric): ``mean``, ``ci95``, ``low``,
     ``high``, ``n`` and, with a baseline, ``diff`` and ``p_value``; the full report (fit times,
-    settings) is in ``df.attrs["report"]``. With ``report="file.html"`` the HTML report that
+    settings, and with ``groups=["gender", ...]`` the accuracy per group of those user fields)
+    is in ``df.attrs["report"]``. With ``report="file.html"`` the HTML report that
     ``reco eval --report`` writes (inline SVG charts, opens offline) is written there too.
     """
     named = _named(models)
     ks = [k] if isinstance(k, int) else list(k)
     text = _reco.evaluate_json(data._d, named, protocol, ks, seed, relevance_threshold, baseline,
-                               auc, not ratings_only)
+                               auc, not ratings_only, list(groups))
     if report is not None:
         with open(report, "w", encoding="utf-8") as f:
             f.write(_reco.report_html(text))

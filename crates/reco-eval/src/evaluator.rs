@@ -48,6 +48,10 @@ pub struct EvalConfig {
     /// evaluation.
     #[serde(default = "yes")]
     pub ranking: bool,
+    /// User fields (categorical, or numeric in quartile bands) whose groups get their own
+    /// accuracy figures ([`ModelReport::groups`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -91,6 +95,10 @@ pub struct ModelReport {
     pub metrics: BTreeMap<Metric, Stat>,
     /// Per-user metric → paired test against the baseline.
     pub vs_baseline: BTreeMap<Metric, Paired>,
+    /// Accuracy by user group: field → group label → metric → mean, interval, users (the
+    /// fields of [`EvalConfig::groups`]; users without a value are left out).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Stat>>>,
 }
 
 /// The result of an evaluation.
@@ -260,9 +268,21 @@ pub fn evaluate(
     cfg.check(&names)?;
     let mut accs: Vec<Acc> = candidates.iter().map(|_| Acc::default()).collect();
     let mut users_evaluated = 0;
+    // Each ranked (fold, user)'s group per field, in the order of the per-user values.
+    let mut labels: Vec<Vec<Option<String>>> = vec![Vec::new(); cfg.groups.len()];
     for (f, fold) in folds.iter().enumerate() {
         let view = FoldView::new(fold, cfg);
         users_evaluated += view.rel.len();
+        if cfg.ranking {
+            for (field, out) in cfg.groups.iter().zip(&mut labels) {
+                let of = crate::fairness::user_groups(&fold.train, field)?;
+                out.extend(
+                    view.rel
+                        .iter()
+                        .map(|(u, _)| of.get(*u as usize).cloned().flatten()),
+                );
+            }
+        }
         for (c, acc) in candidates.iter().zip(accs.iter_mut()) {
             let stage = format!("{} fold {}/{}", c.name, f + 1, folds.len());
             reco_core::interrupt::check()?;
@@ -292,7 +312,9 @@ pub fn evaluate(
         .enumerate()
         .map(|(m, c)| {
             let paired = baseline.filter(|&b| b != m).map(|b| &accs[b]);
-            summarise(c, &accs[m], paired)
+            let mut r = summarise(c, &accs[m], paired);
+            r.groups = by_group(&accs[m], &cfg.groups, &labels);
+            r
         })
         .collect();
     Ok(Report {
@@ -513,6 +535,40 @@ fn rating_errors(model: &dyn Recommender, fold: &Fold, acc: &mut Acc) {
 
 /// One model's report: means with intervals, paired tests against the baseline's
 /// accumulators when there is one, and timings.
+/// Accuracy metrics per group of each field: the per-user values whose user has that label.
+fn by_group(
+    acc: &Acc,
+    fields: &[String],
+    labels: &[Vec<Option<String>>],
+) -> BTreeMap<String, BTreeMap<String, BTreeMap<Metric, Stat>>> {
+    let mut out = BTreeMap::new();
+    for (field, of) in fields.iter().zip(labels) {
+        let mut groups: BTreeMap<String, BTreeMap<Metric, Stat>> = BTreeMap::new();
+        let mut names: Vec<&String> = of.iter().flatten().collect();
+        names.sort();
+        names.dedup();
+        for g in names {
+            let stats = acc
+                .per_user
+                .iter()
+                .filter(|(m, xs)| matches!(m, Metric::Accuracy(..)) && xs.len() == of.len())
+                .map(|(m, xs)| {
+                    let v: Vec<f64> = xs
+                        .iter()
+                        .zip(of)
+                        .filter(|(x, l)| l.as_ref() == Some(g) && !x.is_nan())
+                        .map(|(x, _)| *x)
+                        .collect();
+                    (*m, Stat::of(&v))
+                })
+                .collect();
+            groups.insert(g.clone(), stats);
+        }
+        out.insert(field.clone(), groups);
+    }
+    out
+}
+
 fn summarise(c: &Candidate<'_>, acc: &Acc, baseline: Option<&Acc>) -> ModelReport {
     let mut metrics: BTreeMap<Metric, Stat> = BTreeMap::new();
     for (&name, xs) in &acc.per_user {
@@ -548,5 +604,6 @@ fn summarise(c: &Candidate<'_>, acc: &Acc, baseline: Option<&Acc>) -> ModelRepor
         },
         metrics,
         vs_baseline,
+        groups: BTreeMap::new(),
     }
 }

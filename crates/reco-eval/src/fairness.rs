@@ -90,7 +90,7 @@ pub fn popularity_groups(counts: &[u32], head: f64, tail: f64) -> Vec<u8> {
 }
 
 /// The user groups of a field: category labels, or quartile bands of a numeric field.
-fn user_groups(train: &Dataset, field: &str) -> Result<Vec<Option<String>>> {
+pub fn user_groups(train: &Dataset, field: &str) -> Result<Vec<Option<String>>> {
     let table = train
         .user_features
         .as_deref()

@@ -415,6 +415,10 @@ pub fn eval_report(r: &Report) -> String {
             Style::Points,
         ));
     }
+    for (field, table) in group_panels(r, kmax) {
+        sections.push(table);
+        figs.push_str(&field);
+    }
     let timing = per_model(r, |m| {
         Some((
             m.fit_seconds.iter().sum::<f64>(),
@@ -432,6 +436,92 @@ pub fn eval_report(r: &Report) -> String {
     ));
     sections.push(format!("<h2>Figures</h2>{figs}"));
     page(&format!("reco evaluation: {}", r.dataset), &sections)
+}
+
+/// Per user field of the evaluation's groups: a chart of NDCG@k by group (one series per
+/// model, 95% intervals) and a table of the same figures with each group's size.
+fn group_panels(r: &Report, k: usize) -> Vec<(String, String)> {
+    let metric = Metric::Accuracy(Accuracy::Ndcg, k);
+    let mut fields: Vec<&String> = r.models.iter().flat_map(|m| m.groups.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    fields
+        .into_iter()
+        .map(|field| {
+            let mut labels: Vec<&String> = r
+                .models
+                .iter()
+                .filter_map(|m| m.groups.get(field))
+                .flat_map(|g| g.keys())
+                .collect();
+            labels.sort();
+            labels.dedup();
+            let series: Vec<Series> = r
+                .models
+                .iter()
+                .map(|m| {
+                    let (points, errors) = labels
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, l)| {
+                            let s = m.groups.get(field)?.get(*l)?.get(&metric)?;
+                            Some(((i as f64, s.mean), s.ci95))
+                        })
+                        .unzip();
+                    Series {
+                        name: m.name.clone(),
+                        points,
+                        errors,
+                    }
+                })
+                .collect();
+            let key: Vec<String> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("{i} = {l}"))
+                .collect();
+            let fig = chart(
+                &format!("groups-{}", field),
+                &format!("{metric} by user {field}"),
+                &format!("{field}: {}", key.join(", ")),
+                &metric.to_string(),
+                &series,
+                Style::Points,
+            );
+            let mut t = format!(
+                "<h2>By user {0}</h2><table id=\"groups-{0}-table\"><tr><th>{0}</th><th>users</th>",
+                escape(field)
+            );
+            for m in &r.models {
+                let _ = write!(t, "<th>{} {}</th>", escape(&m.name), metric);
+            }
+            t.push_str("</tr>");
+            for l in &labels {
+                let n = r
+                    .models
+                    .iter()
+                    .find_map(|m| Some(m.groups.get(field)?.get(*l)?.get(&metric)?.n))
+                    .unwrap_or(0);
+                let _ = write!(t, "<tr><td>{}</td><td>{n}</td>", escape(l));
+                for m in &r.models {
+                    match m
+                        .groups
+                        .get(field)
+                        .and_then(|g| g.get(*l))
+                        .and_then(|g| g.get(&metric))
+                    {
+                        Some(s) => {
+                            let _ = write!(t, "<td>{:.4} ± {:.4}</td>", s.mean, s.ci95);
+                        }
+                        None => t.push_str("<td>–</td>"),
+                    }
+                }
+                t.push_str("</tr>");
+            }
+            t.push_str("</table>");
+            (fig, t)
+        })
+        .collect()
 }
 
 /// One single-point series per model that has the point: (x, y, y's interval half-width).

@@ -87,6 +87,7 @@ fn metrics_and_run_files_match_hand_computation() {
         baseline: Some("asc".into()),
         auc: true,
         ranking: true,
+        groups: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let sink = RunFiles(dir.path());
@@ -140,9 +141,69 @@ fn unknown_baseline_and_zero_k_are_errors() {
         baseline: Some("zzz".into()),
         auc: false,
         ranking: true,
+        groups: Vec::new(),
     };
     assert!(evaluate("h", "t", &folds, &cands, &cfg, None, &|_, _| {}).is_err());
     cfg.baseline = None;
     cfg.ks = vec![0];
     assert!(evaluate("h", "t", &folds, &cands, &cfg, None, &|_, _| {}).is_err());
+}
+
+#[test]
+fn group_figures_partition_the_users_and_average_back_to_the_whole() {
+    let ds = reco_core::synth::scalable(
+        &reco_core::synth::ScalableConfig {
+            users: 200,
+            items: 80,
+            interactions: 4_000,
+            seed: 2,
+            ..Default::default()
+        },
+        &|_, _| {},
+    )
+    .expect("data");
+    let folds =
+        reco_core::split::split(&ds, &reco_core::split::Protocol::Holdout { ratio: 0.2 }, 1)
+            .expect("split");
+    let spec = reco_models::ModelSpec::from_json(r#"{"model": "popularity"}"#).expect("spec");
+    let cands = vec![Candidate {
+        name: "pop".into(),
+        spec: serde_json::Value::Null,
+        fit: spec.into_fit_fn(),
+    }];
+    let cfg = EvalConfig {
+        ks: vec![10],
+        seed: 1,
+        relevance_threshold: None,
+        baseline: None,
+        auc: false,
+        ranking: true,
+        groups: vec!["country".into(), "age_band".into()],
+    };
+    let r = evaluate("s", "h", &folds, &cands, &cfg, None, &|_, _| {}).expect("evaluate");
+    let m = &r.models[0];
+    let all = m.metrics[&metric("ndcg@10")];
+    for field in ["country", "age_band"] {
+        let groups = &m.groups[field];
+        assert!(groups.len() >= 2, "{field}: {groups:?}");
+        let n: usize = groups.values().map(|g| g[&metric("ndcg@10")].n).sum();
+        assert_eq!(n, all.n, "{field}: every user in exactly one group");
+        let weighted: f64 = groups
+            .values()
+            .map(|g| g[&metric("ndcg@10")].mean * g[&metric("ndcg@10")].n as f64)
+            .sum::<f64>()
+            / n as f64;
+        assert!(
+            (weighted - all.mean).abs() < 1e-12,
+            "{field}: {weighted} vs {}",
+            all.mean
+        );
+    }
+    let html = reco_eval::html::eval_report(&r);
+    assert!(html.contains("id=\"groups-country\"") && html.contains("id=\"groups-country-table\""));
+    // Data without user features cannot be grouped: a clear error, not an empty table.
+    let mut bare = folds.clone();
+    bare[0].train.user_features = None;
+    let err = evaluate("s", "h", &bare, &cands, &cfg, None, &|_, _| {}).expect_err("no features");
+    assert!(err.to_string().contains("user features"), "{err}");
 }

@@ -7,9 +7,10 @@ use crate::to_py;
 
 /// Evaluates named models (`(name, spec JSON)` pairs) on `data` under `protocol`, as `reco
 /// eval` does: every fold fitted and ranked, metrics with 95% intervals at each cutoff, rating
-/// errors for rating models, paired tests against `baseline`. Returns the report as JSON.
+/// errors for rating models, paired tests against `baseline`, accuracy per group of each user
+/// field in `groups`. Returns the report as JSON.
 #[pyfunction]
-#[pyo3(signature = (data, models, protocol="temporal:0.2", ks=vec![10], seed=42, relevance_threshold=None, baseline=None, auc=false, ranking=true))]
+#[pyo3(signature = (data, models, protocol="temporal:0.2", ks=vec![10], seed=42, relevance_threshold=None, baseline=None, auc=false, ranking=true, groups=vec![]))]
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_json(
     py: Python<'_>,
@@ -22,6 +23,7 @@ pub fn evaluate_json(
     baseline: Option<String>,
     auc: bool,
     ranking: bool,
+    groups: Vec<String>,
 ) -> PyResult<String> {
     let specs = models
         .into_iter()
@@ -48,6 +50,7 @@ pub fn evaluate_json(
         baseline,
         auc,
         ranking,
+        groups,
     };
     let ds = data.inner.clone();
     let report = py

@@ -325,6 +325,7 @@ pub fn train(
             baseline: None,
             auc: false,
             ranking: !matches!(metric, Metric::Rmse | Metric::Mae),
+            groups: Vec::new(),
         };
         let report = evaluate(
             "serve",

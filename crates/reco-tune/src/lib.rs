@@ -110,6 +110,7 @@ impl TuneConfig {
             baseline: None,
             auc: self.metric == Metric::Auc,
             ranking: !rating,
+            groups: Vec::new(),
         }
     }
 

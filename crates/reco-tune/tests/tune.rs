@@ -222,6 +222,7 @@ fn a_search_picks_its_best_validation_trial_and_scores_the_test_part_once() {
         baseline: None,
         auc: false,
         ranking: true,
+        groups: Vec::new(),
     };
     let r = reco_eval::evaluate("synth", "x", &outer, &[c], &cfg, None, &|_, _| {}).expect("eval");
     let ndcg = r.models[0].metrics[&"ndcg@10".parse().expect("metric")].mean;

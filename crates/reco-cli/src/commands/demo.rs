@@ -79,6 +79,7 @@ fn demo(seed: u64, seeds: u64, user: &str, json: bool) -> Result<()> {
         baseline: Some("random".into()),
         auc: true,
         ranking: true,
+        groups: Vec::new(),
     };
     let (bar, on_progress) = eval_progress();
     let report = evaluate(

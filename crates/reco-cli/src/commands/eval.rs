@@ -63,6 +63,10 @@ pub(crate) struct EvalArgs {
     /// Print the JSON report instead of the table.
     #[arg(long)]
     json: bool,
+    /// User fields whose groups get their own accuracy figures (categorical fields by value,
+    /// numeric ones by quartile band), e.g. `--groups gender,age`.
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
     /// Also write the HTML report (inline SVG: comparison table with intervals and
     /// significance marks, curves over k, accuracy against coverage and novelty) to this file.
     #[arg(long)]
@@ -201,6 +205,7 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
         baseline: a.baseline.clone(),
         auc: !a.no_auc,
         ranking: !a.ratings_only,
+        groups: a.groups.clone(),
     };
     let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
     cfg.check(&names)?;
