@@ -113,6 +113,27 @@ pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     r
 }
 
+/// Inner products of every row of `rows` (row-major, `k` wide) with every row of `items`
+/// (row-major, `k` wide), into `out` (row-major, one row of `items.len() / k` per row of
+/// `rows`): one blocked matrix product (faer), sequential inside because callers run blocks
+/// on every thread. What models whose scores are inner products use for
+/// [`reco_core::model::Recommender::score_users`].
+pub fn products(rows: &[f32], items: &[f32], k: usize, out: &mut [f32]) {
+    let k1 = k.max(1);
+    let (b, n) = (rows.len() / k1, items.len() / k1);
+    if b == 0 || n == 0 || out.len() != b * n {
+        return;
+    }
+    faer::linalg::matmul::matmul(
+        faer::MatMut::from_row_major_slice_mut(out, b, n),
+        faer::Accum::Replace,
+        faer::MatRef::from_row_major_slice(&rows[..b * k], b, k),
+        faer::MatRef::from_row_major_slice(&items[..n * k], n, k).transpose(),
+        1.0f32,
+        faer::Par::Seq,
+    );
+}
+
 /// Factors and biases of a fitted model.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Factors {
@@ -303,15 +324,7 @@ impl Factors {
         {
             *a = row(u, p);
         }
-        // Sequential inside: callers run blocks on every thread already.
-        faer::linalg::matmul::matmul(
-            faer::MatMut::from_row_major_slice_mut(out, users.len(), n),
-            faer::Accum::Replace,
-            faer::MatRef::from_row_major_slice(&rows, users.len(), k),
-            faer::MatRef::from_row_major_slice(&self.items, n, k).transpose(),
-            1.0f32,
-            faer::Par::Seq,
-        );
+        products(&rows, &self.items, k, out);
         let bias = if with_item_bias && self.item_bias.len() == n {
             Some(&self.item_bias)
         } else {

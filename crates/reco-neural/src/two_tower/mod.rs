@@ -641,6 +641,37 @@ impl Recommender for TwoTower {
         Ok(())
     }
 
+    fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        reco_core::model::check_block(self.n_items(), users.len(), out.len())?;
+        let mut rows = Vec::with_capacity(users.len() * self.dim);
+        let mut stranger: Option<Vec<f32>> = None;
+        for &u in users {
+            match self.user(u) {
+                Some(v) => rows.extend_from_slice(v),
+                // As in `score`: the user tower on an empty history, computed once.
+                None => {
+                    if stranger.is_none() {
+                        stranger = Some(self.vector_of(
+                            &self.user_tower,
+                            &[],
+                            self.params.user_identity,
+                            &[],
+                        )?);
+                    }
+                    rows.extend_from_slice(stranger.as_deref().unwrap_or_default());
+                }
+            }
+        }
+        if rows.len() != users.len() * self.dim {
+            return Err(Error::training(
+                "two-tower",
+                "a user vector has the wrong length",
+            ));
+        }
+        reco_models::mf::products(&rows, &self.items, self.dim, out);
+        Ok(())
+    }
+
     fn as_embeddings(&self) -> Option<&dyn Embeddings> {
         Some(self)
     }
@@ -665,6 +696,14 @@ impl Embeddings for TwoTower {
 
     fn item_vector(&self, item: u32) -> Option<&[f32]> {
         self.item(item)
+    }
+
+    fn user_matrix(&self) -> Option<&[f32]> {
+        Some(&self.users)
+    }
+
+    fn item_matrix(&self) -> Option<&[f32]> {
+        Some(&self.items)
     }
 }
 
