@@ -121,6 +121,8 @@ def main():
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reco", default=str(ROOT / "target" / "release" / "reco"))
+    ap.add_argument("--reco-args", default="", help="more `reco tune` flags, e.g. '--confirm 5'")
+    ap.add_argument("--only-reco", action="store_true", help="skip the Optuna searches")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="reco-tune-compare-"))
     split = [a.reco, "data", "split", "--implicit", "--protocol", "temporal:0.2", "--seed", "42"]
@@ -147,7 +149,8 @@ def main():
         subprocess.run([a.reco, "tune", "--implicit", "--train", str(work / "outer" / "train.csv"),
                         "--test", str(work / "outer" / "test.csv"), "--space",
                         str(work / "space.toml"), "--trials", str(a.trials), "--validation",
-                        "temporal:0.2", "--seed", str(42 + run), "--out", str(out)],
+                        "temporal:0.2", "--seed", str(42 + run), "--out", str(out)]
+                       + a.reco_args.split(),
                        check=True, capture_output=True)
         reco_secs = time.perf_counter() - t0
         best = json.loads((out / "best.json").read_text())
@@ -156,6 +159,10 @@ def main():
         recs_ids, _ = m.recommend(list(truth), n=10)
         recs = {u: list(r) for u, r in zip(truth, recs_ids)}
         rows["reco"].append((reco_secs, ndcg_at_10(recs, truth), best))
+        if a.only_reco:
+            print(f"run {run}: reco tune {reco_secs:.1f} s, test NDCG@10 {rows['reco'][-1][1]:.4f}",
+                  file=sys.stderr)
+            continue
         t0 = time.perf_counter()
         params, _ = optuna_search(inner_train, inner_val, a.trials, 42 + run)
         opt_secs = time.perf_counter() - t0
@@ -173,16 +180,17 @@ def main():
     print(f"{a.trials} trials per search, {a.runs} runs (seeds 42..{41 + a.runs}); medians")
     print("| search | wall s | test NDCG@10 (median) | test NDCG@10 (each run) |")
     print("| --- | ---: | ---: | --- |")
-    for name, label in [("reco", "reco tune, TPE, reco iALS"),
+    for name, label in [(n, l) for n, l in [("reco", f"reco tune {a.reco_args}, TPE, reco iALS"),
                         ("optuna-reco", "Optuna TPE, reco iALS (from Python)"),
-                        ("optuna", "Optuna TPE, implicit ALS")]:
+                        ("optuna", "Optuna TPE, implicit ALS")] if rows[n]]:
         secs = statistics.median(r[0] for r in rows[name])
         nd = statistics.median(r[1] for r in rows[name])
         each = ", ".join(f"{r[1]:.4f}" for r in rows[name])
         print(f"| {label} | {secs:.1f} | {nd:.4f} | {each} |")
-    ratio = statistics.median(r[0] for r in rows["optuna"]) / statistics.median(
-        r[0] for r in rows["reco"])
-    print(f"wall-time ratio optuna / reco: {ratio:.1f}x")
+    if rows["optuna"]:
+        ratio = statistics.median(r[0] for r in rows["optuna"]) / statistics.median(
+            r[0] for r in rows["reco"])
+        print(f"wall-time ratio optuna / reco: {ratio:.1f}x")
 
 
 if __name__ == "__main__":
