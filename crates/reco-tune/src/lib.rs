@@ -13,7 +13,6 @@ pub mod space;
 mod store;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -88,6 +87,19 @@ impl Halving {
     /// The share of the full budget rung `r` runs on.
     pub fn budget(&self, r: usize) -> f64 {
         (self.eta as f64).powi(r as i32 + 1 - self.rungs as i32)
+    }
+
+    /// Trials per rung when the first runs `trials`: each keeps `1/eta` of the one before.
+    pub fn sizes(&self, trials: usize) -> Vec<usize> {
+        let mut k = trials;
+        (0..self.rungs)
+            .map(|r| {
+                if r > 0 {
+                    k = k.div_ceil(self.eta);
+                }
+                k
+            })
+            .collect()
     }
 }
 
@@ -241,18 +253,9 @@ pub fn tune(
         .map_or(cfg.trials, |c| c.min(cfg.trials));
     let ecfg = cfg.eval_config();
     let sign = if cfg.minimise() { 1.0 } else { -1.0 };
+    let sizes = cfg.halving.map_or(vec![total], |h| h.sizes(total));
     // Trials of a fold over every rung, for the progress bar.
-    let runs = match cfg.halving {
-        None => total,
-        Some(h) => (0..h.rungs)
-            .scan(total, |k, r| {
-                if r > 0 {
-                    *k = k.div_ceil(h.eta);
-                }
-                Some(*k)
-            })
-            .sum(),
-    };
+    let runs: usize = sizes.iter().sum();
     let mut folds = Vec::with_capacity(outer.len());
     for (f, fold) in outer.iter().enumerate() {
         let inner = split(
@@ -275,27 +278,25 @@ pub fn tune(
                 best,
             })
         };
-        let rungs = cfg.halving.map_or(1, |h| h.rungs);
-        let run = |items: Vec<(usize, usize, Vec<f64>)>| -> Result<()> {
-            let done = Mutex::new(store.count(f));
+        let rungs = sizes.len();
+        let budget = |rung: usize| cfg.halving.map_or(1.0, |h| h.budget(rung));
+        // Runs trials of one rung on that rung's data (cut once per rung, not per trial).
+        let run = |items: Vec<(usize, Vec<f64>)>, rung: usize, data: &[Fold]| -> Result<()> {
             let outcome: Vec<Result<()>> = items
                 .into_par_iter()
-                .map(|(i, rung, x)| {
-                    let budget = cfg.halving.map_or(1.0, |h| h.budget(rung));
+                .map(|(i, x)| {
                     let t = run_trial(
                         dataset,
                         &base,
                         space,
-                        &inner,
+                        data,
                         &ecfg,
                         cfg,
-                        (f, i, rung, budget),
+                        (f, i, rung, budget(rung)),
                         x,
                     )?;
                     store.append(&t)?;
-                    let mut d = done.lock().map_err(|_| Error::Interrupted)?;
-                    *d += 1;
-                    report(*d, best_of(store, f, sign, rungs - 1));
+                    report(store.count(f), best_of(store, f, sign, rungs - 1));
                     Ok(())
                 })
                 .collect();
@@ -304,55 +305,49 @@ pub fn tune(
             report(store.count(f), best_of(store, f, sign, rungs - 1));
             Ok(())
         };
+        let data = budget_data(&base, &inner, budget(0), cfg.seed)?;
         let mut next = 0;
         while next < total {
             let end = (next + cfg.parallel).min(total);
             // What the sampler knows: every first-rung trial of this fold before the batch.
-            let history: Vec<search::Observation> = store
-                .trials()
-                .iter()
-                .filter(|t| t.fold == f && t.rung == 0 && t.trial < next)
-                .filter_map(|t| t.value.map(|v| (t.x.clone(), sign * v)))
-                .collect();
+            let history: Vec<search::Observation> = store.with(|all| {
+                all.iter()
+                    .filter(|t| t.fold == f && t.rung == 0 && t.trial < next)
+                    .filter_map(|t| t.value.map(|v| (t.x.clone(), sign * v)))
+                    .collect()
+            });
             let todo: Vec<usize> = (next..end).filter(|&i| !store.has(f, i, 0)).collect();
             let proposals = todo
                 .iter()
-                .map(|&i| proposer.propose(i, &history).map(|x| (i, 0, x)))
+                .map(|&i| proposer.propose(i, &history).map(|x| (i, x)))
                 .collect::<Result<Vec<_>>>()?;
-            run(proposals)?;
+            run(proposals, 0, data.as_deref().unwrap_or(&inner))?;
             next = end;
         }
         // Each further rung: the best 1/eta of the previous one, on a larger budget.
-        let mut kept = total;
-        for rung in 1..rungs {
-            let eta = cfg.halving.map_or(1, |h| h.eta);
-            kept = kept.div_ceil(eta);
-            let mut prev: Vec<Trial> = store
-                .trials()
-                .into_iter()
-                .filter(|t| t.fold == f && t.rung == rung - 1 && t.value.is_some())
-                .collect();
-            prev.sort_by(|a, b| {
-                let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
-                x.total_cmp(&y).then(a.trial.cmp(&b.trial))
+        for (rung, &kept) in sizes.iter().enumerate().skip(1) {
+            let mut prev: Vec<Trial> = store.with(|all| {
+                all.iter()
+                    .filter(|t| t.fold == f && t.rung == rung - 1 && t.value.is_some())
+                    .cloned()
+                    .collect()
             });
-            let items: Vec<(usize, usize, Vec<f64>)> = prev
+            prev.sort_by(by_loss(sign));
+            let items: Vec<(usize, Vec<f64>)> = prev
                 .into_iter()
                 .take(kept)
                 .filter(|t| !store.has(f, t.trial, rung))
-                .map(|t| (t.trial, rung, t.x))
+                .map(|t| (t.trial, t.x))
                 .collect();
-            run(items)?;
+            let data = budget_data(&base, &inner, budget(rung), cfg.seed)?;
+            run(items, rung, data.as_deref().unwrap_or(&inner))?;
         }
         let last = rungs - 1;
         let trials: Vec<Trial> = store.trials().into_iter().filter(|t| t.fold == f).collect();
         let winner = trials
             .iter()
             .filter(|t| t.value.is_some() && t.rung == last)
-            .min_by(|a, b| {
-                let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
-                x.total_cmp(&y).then(a.trial.cmp(&b.trial))
-            })
+            .min_by(|a, b| by_loss(sign)(a, b))
             .ok_or_else(|| {
                 let why = trials
                     .iter()
@@ -417,19 +412,29 @@ pub fn tune(
     })
 }
 
+/// Orders trials best first by their value (`sign` 1 when smaller is better, -1 when larger
+/// is), ties by trial index; trials without a value compare as 0.
+fn by_loss(sign: f64) -> impl Fn(&Trial, &Trial) -> std::cmp::Ordering {
+    move |a, b| {
+        let (x, y) = (sign * a.value.unwrap_or(0.0), sign * b.value.unwrap_or(0.0));
+        x.total_cmp(&y).then(a.trial.cmp(&b.trial))
+    }
+}
+
 /// The best value on a fold at the highest rung reached so far (up to `last`).
 fn best_of(store: &TrialStore, fold: usize, sign: f64, last: usize) -> Option<f64> {
-    let trials = store.trials();
-    let top = trials
-        .iter()
-        .filter(|t| t.fold == fold && t.rung <= last)
-        .map(|t| t.rung)
-        .max()?;
-    trials
-        .iter()
-        .filter(|t| t.fold == fold && t.rung == top)
-        .filter_map(|t| t.value)
-        .min_by(|a, b| (sign * a).total_cmp(&(sign * b)))
+    store.with(|trials| {
+        let top = trials
+            .iter()
+            .filter(|t| t.fold == fold && t.rung <= last)
+            .map(|t| t.rung)
+            .max()?;
+        trials
+            .iter()
+            .filter(|t| t.fold == fold && t.rung == top)
+            .filter_map(|t| t.value)
+            .min_by(|a, b| (sign * a).total_cmp(&(sign * b)))
+    })
 }
 
 /// The base specification with `params` set.
@@ -441,27 +446,18 @@ pub fn with_params(base: &Value, params: &BTreeMap<String, Value>) -> Result<Val
     Ok(spec)
 }
 
-/// A trial's specification and data on a share of the full budget: its epochs scaled when the
-/// specification has them (at least one), else each validation fold's training part cut to
-/// that share of its interactions.
-fn on_budget(
-    mut spec: Value,
-    inner: &[Fold],
-    budget: f64,
-    seed: u64,
-) -> Result<(Value, Option<Vec<Fold>>)> {
-    if budget >= 1.0 {
-        return Ok((spec, None));
-    }
-    if let Some(e) = spec.get("epochs").and_then(Value::as_u64) {
-        let scaled = ((e as f64 * budget).round() as u64).max(1);
-        spec["epochs"] = Value::from(scaled);
-        return Ok((spec, None));
+/// The validation folds a rung on `budget` of the full budget runs on, when the budget is
+/// data: a specification with `epochs` is shortened instead ([`scale_epochs`]), and the full
+/// budget needs no cut. Otherwise each fold's training part is cut to that share of its
+/// interactions.
+fn budget_data(base: &Value, inner: &[Fold], budget: f64, seed: u64) -> Result<Option<Vec<Fold>>> {
+    if budget >= 1.0 || base.get("epochs").and_then(Value::as_u64).is_some() {
+        return Ok(None);
     }
     let cut = Protocol::Holdout {
         ratio: 1.0 - budget,
     };
-    let folds = inner
+    inner
         .iter()
         .map(|f| {
             let part = split(&f.train, &cut, seed)?
@@ -474,8 +470,19 @@ fn on_budget(
                 candidates: f.candidates.clone(),
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((spec, Some(folds)))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// A trial's specification on `budget` of the full budget: its epochs scaled (at least one)
+/// when it has them.
+fn scale_epochs(mut spec: Value, budget: f64) -> Value {
+    if budget < 1.0 {
+        if let Some(e) = spec.get("epochs").and_then(Value::as_u64) {
+            spec["epochs"] = Value::from(((e as f64 * budget).round() as u64).max(1));
+        }
+    }
+    spec
 }
 
 fn candidate(spec: &Value) -> Result<Candidate<'static>> {
@@ -492,7 +499,7 @@ fn run_trial(
     dataset: &str,
     base: &Value,
     space: &Space,
-    inner: &[Fold],
+    data: &[Fold],
     ecfg: &EvalConfig,
     cfg: &TuneConfig,
     (fold, trial, rung, budget): (usize, usize, usize, f64),
@@ -500,20 +507,18 @@ fn run_trial(
 ) -> Result<Trial> {
     let t0 = Instant::now();
     let params = space.values(&x);
-    let scored = with_params(base, &params)
-        .and_then(|s| on_budget(s, inner, budget, cfg.seed))
-        .and_then(|(s, data)| {
-            let folds = data.as_deref().unwrap_or(inner);
-            evaluate(
-                dataset,
-                "tune-validation",
-                folds,
-                &[candidate(&s)?],
-                ecfg,
-                None,
-                &|_, _| {},
-            )
-        });
+    let scored = with_params(base, &params).and_then(|s| {
+        let c = candidate(&scale_epochs(s, budget))?;
+        evaluate(
+            dataset,
+            "tune-validation",
+            data,
+            &[c],
+            ecfg,
+            None,
+            &|_, _| {},
+        )
+    });
     let (value, error) = match scored {
         Ok(r) => {
             let v = r

@@ -96,6 +96,14 @@ impl TrialStore {
         })
     }
 
+    /// Calls `f` with the trials so far (in the order they finished) without copying them.
+    pub fn with<R>(&self, f: impl FnOnce(&[Trial]) -> R) -> R {
+        match self.trials.lock() {
+            Ok(t) => f(&t),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
     /// A copy of the trials so far, in the order they finished.
     pub fn trials(&self) -> Vec<Trial> {
         self.trials.lock().map(|t| t.clone()).unwrap_or_default()
