@@ -40,13 +40,15 @@ class Model:
         self._wrap(_reco.Model(json.dumps({**spec, **params})))
 
     def _wrap(self, inner: Any, users: Optional[np.ndarray] = None,
-              items: Optional[np.ndarray] = None) -> None:
-        """Holds the extension's model, with the ids it answers in when it is fitted."""
+              items: Optional[np.ndarray] = None, uindex: Optional[IdIndex] = None,
+              iindex: Optional[IdIndex] = None) -> None:
+        """Holds the extension's model, with the ids it answers in when it is fitted (and
+        their lookups, when the dataset has built them already)."""
         self._m = inner
         self._users: Optional[np.ndarray] = users
         self._items: Optional[np.ndarray] = items
-        self._uindex = None if users is None else IdIndex(users, "user")
-        self._iindex = None if items is None else IdIndex(items, "item")
+        self._uindex = None if users is None else (uindex or IdIndex(users, "user"))
+        self._iindex = None if items is None else (iindex or IdIndex(items, "item"))
         self._factors: Dict[str, np.ndarray] = {}
 
     # -- description -----------------------------------------------------------------------
@@ -98,7 +100,7 @@ class Model:
             close = getattr(callback, "close", None)
             if close is not None:
                 close()
-        self._wrap(self._m, data.user_ids, data.item_ids)
+        self._wrap(self._m, data.user_ids, data.item_ids, data.user_index(), data.item_index())
         return self
 
     def _require(self) -> None:

@@ -265,10 +265,9 @@ figure{display:inline-block;margin:8px}svg{background:#fff;border:1px solid #eee
 .legend{font-size:12px}.better{color:#1a7f37;font-weight:600}.worse{color:#b42318;font-weight:600}\
 p.note{font-size:13px;color:#555}";
 
-fn metric_of(r: &Report, m: &str) -> Option<Metric> {
-    m.parse::<Metric>()
-        .ok()
-        .filter(|x| r.models.iter().any(|md| md.metrics.contains_key(x)))
+/// Whether some model of the report has `m`.
+fn measured(r: &Report, m: Metric) -> bool {
+    r.models.iter().any(|md| md.metrics.contains_key(&m))
 }
 
 /// The HTML report of an evaluation: the comparison table with intervals and significance
@@ -367,7 +366,7 @@ pub fn eval_report(r: &Report) -> String {
             (Beyond::Diversity, "intra-list diversity"),
         ] {
             let bm = Metric::Beyond(b, kmax);
-            if metric_of(r, &bm.to_string()).is_none() {
+            if !measured(r, bm) {
                 continue;
             }
             let pts = per_model(r, |m| {
@@ -385,7 +384,7 @@ pub fn eval_report(r: &Report) -> String {
         }
         // Exposure: how concentrated the lists are on few items, by model.
         let gini = Metric::Beyond(Beyond::Gini, kmax);
-        if metric_of(r, &gini.to_string()).is_some() {
+        if measured(r, gini) {
             let cov = Metric::Beyond(Beyond::Coverage, kmax);
             let pts = per_model(r, |m| {
                 let x = m.metrics.get(&cov).map_or(f64::NAN, |s| s.mean);
@@ -401,7 +400,7 @@ pub fn eval_report(r: &Report) -> String {
             ));
         }
     }
-    if let Some(rmse) = metric_of(r, "rmse") {
+    if let Some(rmse) = Some(Metric::Rmse).filter(|&m| measured(r, m)) {
         let pts = per_model(r, |m| {
             let s = m.metrics.get(&rmse)?;
             Some((m.fit_seconds.iter().sum::<f64>(), s.mean, s.ci95))
@@ -556,7 +555,7 @@ fn comparison_table(r: &Report, k: usize) -> String {
         Metric::Beyond(Beyond::Novelty, k),
     ]
     .into_iter()
-    .filter(|m| r.models.iter().any(|x| x.metrics.contains_key(m)))
+    .filter(|&m| measured(r, m))
     .collect();
     cols.dedup();
     let mut s = String::from("<h2>Comparison</h2><table id=\"comparison\"><tr><th>model</th>");

@@ -411,20 +411,17 @@ impl Model {
         check_n(n).map_err(to_py)?;
         let items = codes(items.as_slice()?, f.items().len(), "items").map_err(to_py)?;
         let kind = self.spec.kind();
-        if f.model().as_similar_items().is_none() {
-            return Err(to_py(Error::Unsupported(format!(
+        let s = f.model().as_similar_items().ok_or_else(|| {
+            to_py(Error::Unsupported(format!(
                 "a {kind} model does not find similar items"
-            ))));
-        }
+            )))
+        })?;
         let width = n.min(f.items().len().saturating_sub(1)).max(1);
         let lists = py
             .detach(|| {
                 items
                     .par_iter()
-                    .map(|&i| match f.model().as_similar_items() {
-                        Some(s) => s.similar_items(i, width),
-                        None => Ok(Vec::new()),
-                    })
+                    .map(|&i| s.similar_items(i, width))
                     .collect::<reco_core::Result<Vec<_>>>()
             })
             .map_err(to_py)?;
@@ -448,23 +445,22 @@ impl Model {
             )));
         }
         let kind = self.spec.kind();
-        if f.model().as_rating_predictor().is_none() {
-            return Err(to_py(Error::Unsupported(format!(
+        let p = f.model().as_rating_predictor().ok_or_else(|| {
+            to_py(Error::Unsupported(format!(
                 "a {kind} model does not predict ratings; fit a rating model (svd, svdpp, \
                  baseline, user-knn, ...) on explicit data"
-            ))));
-        }
+            )))
+        })?;
         let (nu, ni) = (f.users().len(), f.items().len());
         let out: Vec<f32> = py.detach(|| {
             users
                 .par_iter()
                 .zip(items.par_iter())
-                .map(|(&u, &i)| match f.model().as_rating_predictor() {
-                    Some(p) => p.predict(
+                .map(|(&u, &i)| {
+                    p.predict(
                         crate::index(u, nu).unwrap_or(u32::MAX),
                         crate::index(i, ni).unwrap_or(u32::MAX),
-                    ),
-                    None => f32::NAN,
+                    )
                 })
                 .collect()
         });

@@ -236,7 +236,7 @@ pub(crate) fn eval(a: EvalArgs, extra: Vec<Named>) -> Result<()> {
         write_reports(&report, dir)?;
     }
     if let Some(file) = &a.report {
-        super::tune::write_file(file, reco_eval::html::eval_report(&report).as_bytes())?;
+        super::write_file(file, reco_eval::html::eval_report(&report).as_bytes())?;
     }
     if a.json {
         println!("{}", report::to_json(&report));

@@ -90,3 +90,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(a),
     }
 }
+
+/// Writes a result file whole or not at all (a temporary file renamed into place).
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| reco_core::Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| reco_core::Error::io(path, e))?;
+    Ok(())
+}

@@ -66,7 +66,7 @@ pub(crate) fn run(a: ReportArgs) -> Result<()> {
         .into());
     };
     let out = a.out.unwrap_or_else(|| input.with_file_name("report.html"));
-    super::tune::write_file(&out, html.as_bytes())?;
+    super::write_file(&out, html.as_bytes())?;
     println!("wrote {}", out.display());
     Ok(())
 }

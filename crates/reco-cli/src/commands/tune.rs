@@ -272,13 +272,13 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         r => r?,
     };
     let json = serde_json::to_string_pretty(&tuned)?;
-    write_file(&a.out.join("tune.json"), json.as_bytes())?;
+    super::write_file(&a.out.join("tune.json"), json.as_bytes())?;
     let best = serde_json::to_string_pretty(&tuned.best_spec)?;
-    write_file(&a.out.join("best.json"), best.as_bytes())?;
+    super::write_file(&a.out.join("best.json"), best.as_bytes())?;
     let toml_text = toml::to_string(&without_nulls(tuned.best_spec.clone()))
         .map_err(|e| Error::param("model", format!("the winner as TOML: {e}")))?;
-    write_file(&a.out.join("best.toml"), toml_text.as_bytes())?;
-    write_file(
+    super::write_file(&a.out.join("best.toml"), toml_text.as_bytes())?;
+    super::write_file(
         &a.out.join("report.html"),
         reco_tune::html_report(&tuned, &file.space).as_bytes(),
     )?;
@@ -287,14 +287,6 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         return Ok(());
     }
     print_summary(&tuned, &a.out);
-    Ok(())
-}
-
-/// Writes a result file whole or not at all (a temporary file renamed into place).
-pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     Ok(())
 }
 

@@ -124,8 +124,8 @@ class Trainset:
         value = self.global_mean if fill is None else fill
         u, i, _ = self._raw
         known = set(zip(u.tolist(), i.tolist()))
-        return [(a, b, value) for a in self.data.user_ids.tolist()
-                for b in self.data.item_ids.tolist() if (a, b) not in known]
+        users, items = self.data.user_ids.tolist(), self.data.item_ids.tolist()
+        return [(a, b, value) for a in users for b in items if (a, b) not in known]
 
 
 class AlgoBase:
