@@ -23,6 +23,7 @@ pub static BUILTIN: &[KindEntry] = &[
     KindEntry::of::<crate::rp3::Rp3>(),
     KindEntry::of::<crate::mf::svd::Svd>(),
     KindEntry::of::<crate::mf::svdpp::Svdpp>(),
+    KindEntry::of::<crate::mf::bpmf::Bpmf>(),
     KindEntry::of::<crate::mf::nmf::Nmf>(),
     KindEntry::of::<crate::mf::als::Als>(),
     KindEntry::of::<crate::mf::ials::Ials>(),

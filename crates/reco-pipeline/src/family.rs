@@ -12,12 +12,14 @@ use crate::catalog::Catalog;
 use crate::pipeline::{feature_names, AnyIndex, Pipeline, Stage};
 use crate::ranker::Ranker;
 use crate::spec::{NamedModel, PipelineSpec};
+use crate::stack::{Stack, StackSpec, StackState};
 
 /// The composite kinds, as [`crate::register`] hands them to the registry.
 pub static KINDS: &[KindEntry] = &[
     KindEntry::of::<Pipeline>(),
     KindEntry::of::<Blend>(),
     KindEntry::of::<Switch>(),
+    KindEntry::of::<Stack>(),
 ];
 
 /// A fast factor model for the examples: item vectors for ANN sources and MMR.
@@ -272,6 +274,117 @@ impl Kind for Switch {
             min_user: 5,
             min_item: 1,
         }]
+    }
+}
+
+impl Kind for Stack {
+    const NAME: &'static str = "stack";
+    const SUMMARY: &'static str =
+        "Stacked blend of rating models: a linear combiner learned on out-of-fold predictions.";
+    type Params = StackSpec;
+    type Fitted = Stack;
+
+    fn validate(p: &StackSpec) -> Result<()> {
+        p.validate()
+    }
+    fn footprint(p: &StackSpec, shape: &Shape) -> Footprint {
+        // The kept models, plus one fold's models alive while the out-of-fold predictions are
+        // made (dropped model by model) and the combiner's rows.
+        let mut f = sum_footprints(p.models.iter().map(|m| &m.spec), shape);
+        let largest = p
+            .models
+            .iter()
+            .map(|m| m.spec.footprint(shape).bytes)
+            .fold(0.0, f64::max);
+        let rows = shape.interactions as f64;
+        f.bytes += largest + rows * (p.models.len() as f64 + p.width() as f64) * 8.0;
+        f
+    }
+    fn capabilities(_: &StackSpec) -> Capabilities {
+        Capabilities {
+            rates: true,
+            ..Default::default()
+        }
+    }
+    fn fit(p: &StackSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Stack> {
+        Stack::fit(p.clone(), data, opts)
+    }
+    fn restore(p: &StackSpec, state: &[u8], shape: &Shape) -> Result<Stack> {
+        let st: StackState = decode(state, "stack")?;
+        if st.models.len() != p.models.len() || st.weights.len() != p.width() {
+            return Err(corrupt("stack state does not match its specification"));
+        }
+        if st.user_counts.len() != shape.users || st.item_counts.len() != shape.items {
+            return Err(corrupt("stack state does not match the id space"));
+        }
+        if !st.mu.is_finite() || st.weights.iter().any(|w| !w.is_finite()) {
+            return Err(corrupt("stack weights are not finite"));
+        }
+        let models = p
+            .models
+            .iter()
+            .zip(&st.models)
+            .map(|(m, b)| m.spec.restore(b, shape))
+            .collect::<Result<_>>()?;
+        Ok(Stack {
+            spec: p.clone(),
+            models,
+            mu: st.mu,
+            weights: st.weights,
+            support: st.support,
+            scale: st.scale,
+            user_counts: st.user_counts,
+            item_counts: st.item_counts,
+            stacking: st.stacking,
+        })
+    }
+    fn examples() -> Vec<StackSpec> {
+        let named = |name: &str, spec: ModelSpec| NamedModel {
+            name: name.into(),
+            spec,
+        };
+        vec![StackSpec {
+            models: vec![
+                named(
+                    "svd",
+                    ModelSpec::new::<reco_models::mf::svd::Svd>(reco_models::mf::svd::SvdParams {
+                        factors: 8,
+                        epochs: 5,
+                        ..Default::default()
+                    }),
+                ),
+                named(
+                    "baseline",
+                    ModelSpec::new::<reco_models::bias::Baseline>(Default::default()),
+                ),
+            ],
+            folds: 3,
+            regularization: 1e-3,
+            support: true,
+        }]
+    }
+}
+
+impl Model for Stack {
+    fn spec(&self) -> ModelSpec {
+        ModelSpec::new::<Stack>(self.spec.clone())
+    }
+
+    fn state(&self) -> Result<Vec<u8>> {
+        encode(&StackState {
+            models: self
+                .models
+                .iter()
+                .map(|m| m.state())
+                .collect::<Result<_>>()?,
+            mu: self.mu,
+            weights: self.weights.clone(),
+            support: self.support,
+            scale: self.scale,
+            user_counts: self.user_counts.clone(),
+            item_counts: self.item_counts.clone(),
+            stacking: self.stacking.clone(),
+        })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod ranker;
 pub mod rerank;
 mod sources;
 pub mod spec;
+pub mod stack;
 
 pub use blend::{Blend, BlendSpec, Switch, SwitchSpec};
 pub use explain::{explain, explain_with};

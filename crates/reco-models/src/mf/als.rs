@@ -204,13 +204,7 @@ impl Recommender for Als {
         Ok(())
     }
     fn score_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
-        let f = &self.f;
-        f.score_users(users, out, true, |u, p| {
-            if !f.copy_user(u, p) {
-                return f.mu;
-            }
-            f.mu + f.user_bias.get(u as usize).copied().unwrap_or(0.0)
-        })
+        self.f.score_rating_users(users, out)
     }
     fn as_rating_predictor(&self) -> Option<&dyn RatingPredictor> {
         Some(self)

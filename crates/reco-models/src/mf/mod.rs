@@ -7,6 +7,7 @@
 //! the item factors (the closed form of ALS), so anonymous users get personal scores.
 
 pub mod als;
+pub mod bpmf;
 pub mod bpr;
 pub mod dp;
 mod early;
@@ -338,6 +339,17 @@ impl Factors {
             }
         }
         Ok(())
+    }
+
+    /// [`Factors::score_users`] for rating models: μ + b_u + b_i + p_u · q_i, and μ + b_i for a
+    /// user outside the training users.
+    pub fn score_rating_users(&self, users: &[u32], out: &mut [f32]) -> Result<()> {
+        self.score_users(users, out, true, |u, p| {
+            if !self.copy_user(u, p) {
+                return self.mu;
+            }
+            self.mu + self.user_bias.get(u as usize).copied().unwrap_or(0.0)
+        })
     }
 
     /// Copies a training user's vector into `p` (for [`Factors::score_users`]); false, and `p`
