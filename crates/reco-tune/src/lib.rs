@@ -48,6 +48,60 @@ pub struct TuneConfig {
     /// Successive halving: every trial first runs on a small budget, and only the best part
     /// of each rung goes on to the next, larger one.
     pub halving: Option<Halving>,
+    /// How each outer fold's winner is chosen.
+    pub select: Select,
+}
+
+/// How each outer fold's winner is chosen among its trials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// The trial with the best validation value.
+    Best,
+    /// The best trial if it beats the base specification significantly on the validation data
+    /// (paired t-test over the validation users, p < 0.05, in the metric's direction), else
+    /// the base. With dozens of trials the best validation value is partly luck (the winner's
+    /// curse), and on a validation set of a few hundred users a search can hand back settings
+    /// that are worse on test than the ones it started from; this keeps the starting point
+    /// unless the data say otherwise. Metrics that are not averaged per user (RMSE, MAE) have
+    /// no paired test and keep the best trial.
+    Significant,
+}
+
+impl std::str::FromStr for Select {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Select> {
+        match s {
+            "best" => Ok(Select::Best),
+            "significant" => Ok(Select::Significant),
+            _ => Err(Error::param(
+                "select",
+                format!("{s:?}: best or significant"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Select {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Select::Best => "best",
+            Select::Significant => "significant",
+        })
+    }
+}
+
+/// The best trial checked against the base specification on one fold's validation data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BaseCheck {
+    /// The base specification's validation value.
+    pub base_validation: f64,
+    /// Mean per-user difference, best trial minus base.
+    pub diff: f64,
+    /// Two-sided p-value of the paired t-test.
+    pub p_value: f64,
+    /// The base was kept: the best trial was not significantly better.
+    pub kept_base: bool,
 }
 
 /// Successive halving (the rungs of one Hyperband bracket): with `rungs` rungs, rung `r` runs
@@ -190,6 +244,21 @@ pub struct FoldResult {
     pub test: BTreeMap<String, f64>,
     /// The winning specification.
     pub spec: Value,
+    /// With [`Select::Significant`]: the best trial against the base. When the base was kept,
+    /// `params` is empty, `validation` and `spec` are the base's, and `best_trial` still names
+    /// the trial it was checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_check: Option<BaseCheck>,
+}
+
+impl FoldResult {
+    /// The winner as tables show it: its trial index, or "base".
+    pub fn winner_label(&self) -> String {
+        match &self.base_check {
+            Some(c) if c.kept_base => "base".into(),
+            _ => self.best_trial.to_string(),
+        }
+    }
 }
 
 /// The result of a search.
@@ -361,7 +430,20 @@ pub fn tune(
                     ),
                 )
             })?;
-        let spec = with_params(&base, &winner.params)?;
+        let mut spec = with_params(&base, &winner.params)?;
+        let mut params = winner.params.clone();
+        let mut validation = winner.value.unwrap_or(f64::NAN);
+        let base_check = match cfg.select {
+            Select::Significant if spec != base => {
+                check_base(dataset, &base, &spec, &inner, &ecfg, cfg)?
+            }
+            _ => None,
+        };
+        if let Some(c) = base_check.as_ref().filter(|c| c.kept_base) {
+            spec = base.clone();
+            params = BTreeMap::new();
+            validation = c.base_validation;
+        }
         let test = evaluate(
             dataset,
             "tune-test",
@@ -384,10 +466,11 @@ pub fn tune(
         folds.push(FoldResult {
             fold: f,
             best_trial: winner.trial,
-            params: winner.params.clone(),
-            validation: winner.value.unwrap_or(f64::NAN),
+            params,
+            validation,
             test,
             spec,
+            base_check,
         });
     }
     let key = cfg.metric.to_string();
@@ -410,6 +493,54 @@ pub fn tune(
         best_spec,
         space: space.to_json(),
     })
+}
+
+/// Scores the best trial's specification and the base together on the validation data, the
+/// base as the paired test's baseline; None when the metric has no per-user values.
+fn check_base(
+    dataset: &str,
+    base: &Value,
+    best: &Value,
+    inner: &[Fold],
+    ecfg: &EvalConfig,
+    cfg: &TuneConfig,
+) -> Result<Option<BaseCheck>> {
+    let named = |name: &str, spec: &Value| -> Result<Candidate<'static>> {
+        Ok(Candidate {
+            name: name.into(),
+            ..candidate(spec)?
+        })
+    };
+    let gate = EvalConfig {
+        baseline: Some("base".into()),
+        ..ecfg.clone()
+    };
+    let r = evaluate(
+        dataset,
+        "tune-base-check",
+        inner,
+        &[named("best", best)?, named("base", base)?],
+        &gate,
+        None,
+        &|_, _| {},
+    )?;
+    let (Some(b), Some(base_report)) = (r.models.first(), r.models.get(1)) else {
+        return Ok(None);
+    };
+    let (Some(p), Some(bv)) = (
+        b.vs_baseline.get(&cfg.metric),
+        base_report.metrics.get(&cfg.metric),
+    ) else {
+        return Ok(None);
+    };
+    let sign = if cfg.minimise() { -1.0 } else { 1.0 };
+    let better = sign * p.diff > 0.0 && p.p_value < 0.05;
+    Ok(Some(BaseCheck {
+        base_validation: bv.mean,
+        diff: p.diff,
+        p_value: p.p_value,
+        kept_base: !better,
+    }))
 }
 
 /// Orders trials best first by their value (`sign` 1 when smaller is better, -1 when larger
@@ -570,7 +701,7 @@ pub fn html_report(t: &Tuned, space: &Space) -> String {
         table.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
             f.fold + 1,
-            f.best_trial,
+            f.winner_label(),
             f.validation,
             f.test.get(&t.metric).copied().unwrap_or(f64::NAN),
             params.join(", ")

@@ -8,7 +8,7 @@ use reco_core::split::{split, Protocol};
 use reco_core::synth::{scalable, ScalableConfig};
 use reco_tune::search::Proposer;
 use reco_tune::space::{set, Dist};
-use reco_tune::{tune, Space, Strategy, TrialStore, TuneConfig};
+use reco_tune::{tune, Select, Space, Strategy, TrialStore, TuneConfig};
 use serde_json::json;
 
 fn space(text: &str) -> reco_core::Result<Space> {
@@ -177,6 +177,7 @@ fn config(strategy: Strategy, trials: usize) -> TuneConfig {
         validation: Protocol::Holdout { ratio: 0.2 },
         relevance_threshold: None,
         halving: None,
+        select: Select::Best,
     }
 }
 
@@ -344,4 +345,54 @@ fn successive_halving_runs_the_best_of_each_rung_on_a_larger_budget() {
         "3".parse::<reco_tune::Halving>().ok(),
         Some(reco_tune::Halving { eta: 3, rungs: 3 })
     );
+}
+
+/// With `select = significant` a best trial no better than the base hands back the base, and
+/// one significantly better is kept. `cg_steps` does nothing under the Cholesky solver, so
+/// every trial of the first search scores exactly what the base does.
+#[test]
+fn significant_selection_keeps_the_base_unless_a_trial_beats_it() {
+    let ds = data();
+    let outer = split(&ds, &Protocol::Holdout { ratio: 0.2 }, 9).expect("split");
+    let cfg = TuneConfig {
+        select: Select::Significant,
+        ..config(Strategy::Random, 3)
+    };
+    let run = |base: serde_json::Value, text: &str| {
+        tune(
+            "synth",
+            &base,
+            &space(text).expect("space"),
+            &outer,
+            &cfg,
+            &TrialStore::memory(),
+            &|_| {},
+        )
+        .expect("tune")
+    };
+    let base = json!({"model": "ials", "epochs": 5, "solver": "cholesky", "cg_steps": 3});
+    let same = run(base.clone(), "cg_steps = { int = [4, 9] }");
+    let f = &same.folds[0];
+    let check = f.base_check.as_ref().expect("checked");
+    assert!(check.kept_base, "{check:?}");
+    assert_eq!(check.diff, 0.0);
+    assert_eq!(f.winner_label(), "base");
+    assert!(f.params.is_empty());
+    assert_eq!(f.spec["cg_steps"], 3);
+    assert_eq!(f.validation, check.base_validation);
+    // On this data a heavily regularised one-factor model (close to popularity) is far ahead
+    // of 32 factors: as a trial against a 32-factor base it wins, and says by how much.
+    let base = json!({"model": "ials", "epochs": 5, "factors": 32, "regularization": 0.05});
+    let better = run(
+        base,
+        "factors = { choice = [1] }\nregularization = { choice = [10.0] }",
+    );
+    let f = &better.folds[0];
+    let check = f.base_check.as_ref().expect("checked");
+    assert!(
+        !check.kept_base && check.diff > 0.0 && check.p_value < 0.05,
+        "{check:?}"
+    );
+    assert_eq!(f.spec["factors"], 1);
+    assert!(f.validation > check.base_validation);
 }

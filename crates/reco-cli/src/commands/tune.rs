@@ -52,6 +52,11 @@ pub(crate) struct TuneArgs {
     /// the budget (epochs, else training interactions), the best 1/ETA of each rung go on.
     #[arg(long)]
     halving: Option<String>,
+    /// How each outer fold's winner is chosen: `best` (the best validation value) or
+    /// `significant` (the best trial if it beats the base specification significantly on the
+    /// validation users, else the base) [default: best]
+    #[arg(long)]
+    select: Option<String>,
     /// Trials run at once (default: one per core).
     #[arg(long)]
     parallel: Option<usize>,
@@ -79,6 +84,7 @@ struct TuneFile {
     strategy: Option<String>,
     validation: Option<String>,
     halving: Option<String>,
+    select: Option<String>,
 }
 
 fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
@@ -95,11 +101,12 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
             "strategy",
             "validation",
             "halving",
+            "select",
         ]
         .contains(&key.as_str())
         {
             return Err(bad(format!(
-                "unknown key {key:?} (model, space, metric, trials, strategy, validation, halving)"
+                "unknown key {key:?} (model, space, metric, trials, strategy, validation, halving, select)"
             ))
             .into());
         }
@@ -135,6 +142,7 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
         strategy: text_of("strategy")?,
         validation: text_of("validation")?,
         halving: text_of("halving")?,
+        select: text_of("select")?,
     })
 }
 
@@ -183,6 +191,12 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
             .or(file.halving.as_deref())
             .map(str::parse)
             .transpose()?,
+        select: a
+            .select
+            .as_deref()
+            .or(file.select.as_deref())
+            .unwrap_or("best")
+            .parse()?,
     };
     cfg.check()?;
     // The whole search is checked before the data are read: the base, the paths, the ranges.
@@ -326,7 +340,7 @@ fn print_summary(t: &reco_tune::Tuned, out: &std::path::Path) {
         println!(
             "| {} | {} | {:.4} | {:.4} | {} |",
             f.fold + 1,
-            f.best_trial,
+            f.winner_label(),
             f.validation,
             f.test.get(&t.metric).copied().unwrap_or(f64::NAN),
             params.join(", ")
