@@ -50,6 +50,12 @@ pub struct TuneConfig {
     pub halving: Option<Halving>,
     /// How each outer fold's winner is chosen.
     pub select: Select,
+    /// Validation windows (>= 1): with more than one, the validation protocol is applied again
+    /// to what the previous window left for training (rolling origin: with `temporal:0.2`, the
+    /// second window validates on the 20% before the latest 20%), and trials are scored on all
+    /// windows together, which halves the noise of a single window's few users at twice the
+    /// cost. Validation protocols that already make several folds (`kfold:K`) use those.
+    pub windows: usize,
 }
 
 /// How each outer fold's winner is chosen among its trials.
@@ -191,6 +197,9 @@ impl TuneConfig {
         if self.trials == 0 || self.trials > 1 << 20 {
             return Err(Error::param("trials", "must be in 1..=1048576"));
         }
+        if self.windows == 0 || self.windows > 10 {
+            return Err(Error::param("windows", "must be in 1..=10"));
+        }
         if self.parallel == 0 || self.parallel > 1024 {
             return Err(Error::param("parallel", "must be in 1..=1024"));
         }
@@ -327,17 +336,7 @@ pub fn tune(
     let runs: usize = sizes.iter().sum();
     let mut folds = Vec::with_capacity(outer.len());
     for (f, fold) in outer.iter().enumerate() {
-        let inner = split(
-            &fold.train,
-            &cfg.validation,
-            cfg.seed.wrapping_add(f as u64),
-        )?;
-        if inner.is_empty() {
-            return Err(Error::param(
-                "validation",
-                "the validation protocol made no folds",
-            ));
-        }
+        let inner = validation_folds(&fold.train, cfg, cfg.seed.wrapping_add(f as u64))?;
         let report = |done: usize, best: Option<f64>| {
             progress(TuneProgress {
                 fold: f,
@@ -493,6 +492,37 @@ pub fn tune(
         best_spec,
         space: space.to_json(),
     })
+}
+
+/// The validation folds carved from an outer training part: the validation protocol's
+/// folds, and with [`TuneConfig::windows`] > 1 (for protocols that make one fold) that
+/// protocol applied again to what each window left for training, so that every window
+/// validates on interactions older than the one before and trains on what precedes them.
+pub fn validation_folds(
+    train: &reco_core::Dataset,
+    cfg: &TuneConfig,
+    seed: u64,
+) -> Result<Vec<Fold>> {
+    let mut inner = split(train, &cfg.validation, seed)?;
+    if inner.is_empty() {
+        return Err(Error::param(
+            "validation",
+            "the validation protocol made no folds",
+        ));
+    }
+    while windows_of_one(&cfg.validation) && inner.len() < cfg.windows {
+        let earlier = split(&inner[inner.len() - 1].train, &cfg.validation, seed)?;
+        match earlier.into_iter().next() {
+            Some(w) if w.test.nnz() > 0 => inner.push(w),
+            _ => break,
+        }
+    }
+    Ok(inner)
+}
+
+/// Whether a validation protocol makes one fold (and so can be rolled back into windows).
+fn windows_of_one(p: &Protocol) -> bool {
+    !matches!(p, Protocol::KFold { .. })
 }
 
 /// Scores the best trial's specification and the base together on the validation data, the

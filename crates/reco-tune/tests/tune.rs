@@ -8,7 +8,7 @@ use reco_core::split::{split, Protocol};
 use reco_core::synth::{scalable, ScalableConfig};
 use reco_tune::search::Proposer;
 use reco_tune::space::{set, Dist};
-use reco_tune::{tune, Select, Space, Strategy, TrialStore, TuneConfig};
+use reco_tune::{tune, validation_folds, Select, Space, Strategy, TrialStore, TuneConfig};
 use serde_json::json;
 
 fn space(text: &str) -> reco_core::Result<Space> {
@@ -178,6 +178,7 @@ fn config(strategy: Strategy, trials: usize) -> TuneConfig {
         relevance_threshold: None,
         halving: None,
         select: Select::Best,
+        windows: 1,
     }
 }
 
@@ -395,4 +396,57 @@ fn significant_selection_keeps_the_base_unless_a_trial_beats_it() {
     );
     assert_eq!(f.spec["factors"], 1);
     assert!(f.validation > check.base_validation);
+}
+
+/// Rolling validation windows: each window's validation interactions are each user's latest
+/// share of what the window before it trained on, so windows never overlap, each is older than
+/// the one before, and a window's training part is exactly the previous one's minus its
+/// validation part.
+#[test]
+fn validation_windows_roll_back_in_time() {
+    let ds = data();
+    let cfg = TuneConfig {
+        validation: Protocol::Temporal { fraction: 0.2 },
+        windows: 3,
+        ..config(Strategy::Random, 1)
+    };
+    let w = validation_folds(&ds, &cfg, 4).expect("windows");
+    assert_eq!(w.len(), 3);
+    let ts =
+        |m: &reco_core::Interactions, u: u32| m.user_timestamps(u).expect("timestamps").to_vec();
+    for k in 1..3 {
+        let (newer, older) = (&w[k - 1], &w[k]);
+        assert_eq!(
+            older.train.interactions.nnz() + older.test.nnz(),
+            newer.train.interactions.nnz()
+        );
+        for u in 0..ds.n_users() as u32 {
+            for &i in older.test.user_items(u) {
+                assert!(newer.test.get(u, i).is_none(), "windows overlap");
+                assert!(newer.train.interactions.get(u, i).is_some());
+                assert!(older.train.interactions.get(u, i).is_none());
+            }
+            let (old, new) = (ts(&older.test, u), ts(&newer.test, u));
+            if let (Some(a), Some(b)) = (old.iter().max(), new.iter().min()) {
+                assert!(a <= b, "user {u}: a window is newer than the one before it");
+            }
+        }
+    }
+    // One window is the validation protocol alone; k-fold validation keeps its own folds.
+    let one = validation_folds(
+        &ds,
+        &TuneConfig {
+            windows: 1,
+            ..cfg.clone()
+        },
+        4,
+    )
+    .expect("one");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].test.nnz(), w[0].test.nnz());
+    let kfold = TuneConfig {
+        validation: Protocol::KFold { k: 2 },
+        ..cfg
+    };
+    assert_eq!(validation_folds(&ds, &kfold, 4).expect("kfold").len(), 2);
 }

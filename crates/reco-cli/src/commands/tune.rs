@@ -57,6 +57,11 @@ pub(crate) struct TuneArgs {
     /// validation users, else the base) [default: best]
     #[arg(long)]
     select: Option<String>,
+    /// Validation windows: with N > 1 the validation protocol is applied again to what the
+    /// previous window left for training, N times (rolling origin), and trials are scored on
+    /// all of them [default: 1]
+    #[arg(long)]
+    windows: Option<usize>,
     /// Trials run at once (default: one per core).
     #[arg(long)]
     parallel: Option<usize>,
@@ -85,6 +90,7 @@ struct TuneFile {
     validation: Option<String>,
     halving: Option<String>,
     select: Option<String>,
+    windows: Option<usize>,
 }
 
 fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
@@ -102,11 +108,12 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
             "validation",
             "halving",
             "select",
+            "windows",
         ]
         .contains(&key.as_str())
         {
             return Err(bad(format!(
-                "unknown key {key:?} (model, space, metric, trials, strategy, validation, halving, select)"
+                "unknown key {key:?} (model, space, metric, trials, strategy, validation, halving, select, windows)"
             ))
             .into());
         }
@@ -129,11 +136,14 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
             Some(_) => Err(bad(format!("{k} is a string")).into()),
         }
     };
-    let trials = match doc.get("trials") {
-        None => None,
-        Some(toml::Value::Integer(n)) if *n > 0 => Some(*n as usize),
-        Some(_) => return Err(bad("trials is an integer >= 1".into()).into()),
+    let count = |k: &str| -> Result<Option<usize>> {
+        match doc.get(k) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if *n > 0 => Ok(usize::try_from(*n).ok()),
+            Some(_) => Err(bad(format!("{k} is an integer >= 1")).into()),
+        }
     };
+    let trials = count("trials")?;
     Ok(TuneFile {
         base,
         space,
@@ -143,6 +153,7 @@ fn read_tune_file(path: &std::path::Path) -> Result<TuneFile> {
         validation: text_of("validation")?,
         halving: text_of("halving")?,
         select: text_of("select")?,
+        windows: count("windows")?,
     })
 }
 
@@ -197,6 +208,7 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
             .or(file.select.as_deref())
             .unwrap_or("best")
             .parse()?,
+        windows: a.windows.or(file.windows).unwrap_or(1),
     };
     cfg.check()?;
     // The whole search is checked before the data are read: the base, the paths, the ranges.
@@ -225,7 +237,7 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
             (ds, folds, outer.to_string())
         }
     };
-    let header = serde_json::json!({
+    let mut header = serde_json::json!({
         "search": "reco tune",
         "data": ds.name,
         "data_shape": [ds.n_users(), ds.n_items(), ds.interactions.nnz()],
@@ -242,6 +254,10 @@ pub(crate) fn run(a: TuneArgs) -> Result<()> {
         "model": base,
         "space": file.space.to_json(),
     });
+    // Written only when used, so the files of searches from before windows existed resume.
+    if cfg.windows > 1 {
+        header["windows"] = cfg.windows.into();
+    }
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     let trials_path = a.out.join("trials.jsonl");
     let store = TrialStore::open(&trials_path, &header)?;
