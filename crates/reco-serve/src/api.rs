@@ -13,8 +13,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::engine::{self, Answer, Ask};
 use crate::error::{ErrorBody, Result, ServeError};
+use crate::experiment::ExperimentSpec;
+use crate::online::{ExperimentResults, ImpressionStats};
 use crate::server::AppState;
-use crate::store::{now, Batch, BatchOutcome, ItemRow, NewEvent, VersionRow};
+use crate::store::{now, Batch, BatchOutcome, ExperimentRow, ItemRow, NewEvent, VersionRow};
 
 /// A JSON body whose rejections are JSON errors (400 syntax, 413 size, 422 shape).
 #[derive(FromRequest)]
@@ -178,8 +180,70 @@ pub struct Recommendations {
     /// (a user newer than the model, answered from their recent events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<String>,
+    /// The running experiment the user is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    /// Their arm (`interleaved` when the list mixes two arms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
     /// Items, best first.
     pub items: Vec<ItemOut>,
+}
+
+/// What a list was, besides its items: for the response and the impression log.
+struct Served {
+    route: &'static str,
+    user: Option<String>,
+    version: Option<i64>,
+    cold_start: Option<&'static str>,
+    experiment: Option<(String, String)>,
+    teams: Option<Vec<u8>>,
+}
+
+impl Served {
+    fn plain(route: &'static str, user: Option<String>, version: Option<i64>) -> Served {
+        Served {
+            route,
+            user,
+            version,
+            cold_start: None,
+            experiment: None,
+            teams: None,
+        }
+    }
+}
+
+/// The response of a list, its impression logged.
+fn respond(state: &AppState, s: Served, items: Vec<ItemOut>) -> Recommendations {
+    let id = response_id();
+    if state.impressions.enabled() {
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        state.impressions.log(crate::store::ImpressionRow {
+            id: id.clone(),
+            user: s.user.clone(),
+            ts: now(),
+            version: s.version,
+            experiment: s.experiment.as_ref().map(|e| e.0.clone()),
+            arm: s.experiment.as_ref().map(|e| e.1.clone()),
+            route: s.route.into(),
+            items: serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()),
+            teams: s
+                .teams
+                .as_ref()
+                .map(|t| t.iter().map(|&x| if x == 0 { '0' } else { '1' }).collect()),
+            event_seq: state.committed(),
+        });
+    }
+    let (experiment, arm) = s.experiment.unzip();
+    Recommendations {
+        id,
+        user: s.user,
+        model_version: s.version,
+        cold_start: s.cold_start.map(str::to_string),
+        experiment,
+        arm,
+        items,
+    }
 }
 
 fn response_id() -> String {
@@ -199,19 +263,10 @@ fn items_out(state: &AppState, picks: Vec<engine::Pick>) -> Result<Vec<ItemOut>>
         .collect())
 }
 
-fn answer_out(
-    state: &AppState,
-    user: Option<String>,
-    version: Option<i64>,
-    a: Answer,
-) -> Result<Recommendations> {
-    Ok(Recommendations {
-        id: response_id(),
-        user,
-        model_version: version,
-        cold_start: a.cold_start.map(str::to_string),
-        items: items_out(state, a.items)?,
-    })
+fn answer_out(state: &AppState, mut s: Served, a: Answer) -> Result<Recommendations> {
+    s.cold_start = a.cold_start;
+    let items = items_out(state, a.items)?;
+    Ok(respond(state, s, items))
 }
 
 fn check_id(state: &AppState, what: &str, id: &str) -> Result<()> {
@@ -258,30 +313,61 @@ pub async fn recommend(
     check_id(&state, "user", &user)?;
     let ask = p.ask(&state)?;
     let live = state.user_live(&user).await?;
-    let active = state.active();
-    let masked = state.masked(&user, active.as_deref());
-    let cx = engine::UserContext {
-        user: &user,
-        live: &live,
-        masked,
-    };
-    let answer = {
+    let policy = state.cfg.merge_policy()?;
+    let share = state.cfg.cold_items.share;
+    let answer_with = |model: Option<&engine::Active>| -> Result<Answer> {
+        let cx = engine::UserContext {
+            user: &user,
+            live: &live,
+            masked: state.masked(&user, model),
+        };
         let cat = state.catalog_read()?;
-        engine::recommend_user(
-            active.as_deref(),
-            &cat,
-            &cx,
-            &ask,
-            state.cfg.merge_policy()?,
-            state.cfg.cold_items.share,
-        )?
+        engine::recommend_user(model, &cat, &cx, &ask, policy, share)
     };
-    Ok(Json(answer_out(
-        &state,
-        Some(user),
-        active.map(|a| a.version),
-        answer,
-    )?))
+    let served = |version: Option<i64>, experiment: Option<(String, String)>| Served {
+        experiment,
+        ..Served::plain("recommend", Some(user.clone()), version)
+    };
+    match crate::online::route(state.experiment(), &user) {
+        crate::online::Route::Active => {
+            let active = state.active();
+            let answer = answer_with(active.as_deref())?;
+            Ok(Json(answer_out(
+                &state,
+                served(active.map(|a| a.version), None),
+                answer,
+            )?))
+        }
+        crate::online::Route::Arm { running, arm } => {
+            let model = &running.models[arm];
+            let answer = answer_with(Some(model))?;
+            let e = (
+                running.row.name.clone(),
+                running.spec.arms[arm].name.clone(),
+            );
+            Ok(Json(answer_out(
+                &state,
+                served(Some(model.version), Some(e)),
+                answer,
+            )?))
+        }
+        crate::online::Route::Interleave(running) => {
+            let a = answer_with(Some(&running.models[0]))?;
+            let b = answer_with(Some(&running.models[1]))?;
+            let cold_start = a.cold_start.or(b.cold_start);
+            let (picks, teams) = crate::online::interleave(a.items, b.items, ask.n);
+            let e = (running.row.name.clone(), "interleaved".to_string());
+            let s = Served {
+                teams: Some(teams),
+                ..served(None, Some(e))
+            };
+            let answer = Answer {
+                items: picks,
+                cold_start,
+            };
+            Ok(Json(answer_out(&state, s, answer)?))
+        }
+    }
 }
 
 /// A session's request: its recent items.
@@ -350,8 +436,7 @@ pub async fn recommend_session(
     };
     Ok(Json(answer_out(
         &state,
-        None,
-        active.map(|a| a.version),
+        Served::plain("session", None, active.map(|a| a.version)),
         answer,
     )?))
 }
@@ -373,13 +458,12 @@ pub async fn similar(
         let cat = state.catalog_read()?;
         engine::similar(&active, &cat, &item, &ask)?
     };
-    Ok(Json(Recommendations {
-        id: response_id(),
-        user: None,
-        model_version: Some(active.version),
-        cold_start: None,
-        items: items_out(&state, picks)?,
-    }))
+    let items = items_out(&state, picks)?;
+    Ok(Json(respond(
+        &state,
+        Served::plain("similar", None, Some(active.version)),
+        items,
+    )))
 }
 
 /// The items with the most positive events.
@@ -395,13 +479,12 @@ pub async fn popular(
         let (ex, want) = engine::catalog_filter(&cat, &ask);
         engine::popular(&cat, &ex, &want, &ask)
     };
-    Ok(Json(Recommendations {
-        id: response_id(),
-        user: None,
-        model_version: state.active().map(|a| a.version),
-        cold_start: None,
-        items: items_out(&state, picks)?,
-    }))
+    let items = items_out(&state, picks)?;
+    Ok(Json(respond(
+        &state,
+        Served::plain("popular", None, state.active().map(|a| a.version)),
+        items,
+    )))
 }
 
 /// The newest items.
@@ -417,13 +500,12 @@ pub async fn latest(
         let (ex, want) = engine::catalog_filter(&cat, &ask);
         engine::latest(&cat, &ex, &want, &ask)
     };
-    Ok(Json(Recommendations {
-        id: response_id(),
-        user: None,
-        model_version: state.active().map(|a| a.version),
-        cold_start: None,
-        items: items_out(&state, picks)?,
-    }))
+    let items = items_out(&state, picks)?;
+    Ok(Json(respond(
+        &state,
+        Served::plain("latest", None, state.active().map(|a| a.version)),
+        items,
+    )))
 }
 
 /// One event sent by a client.
@@ -756,6 +838,84 @@ pub async fn delete_item(
     Ok(Json(serde_json::json!({ "id": item, "deleted": true })))
 }
 
+/// Experiments, newest first.
+#[utoipa::path(get, path = "/v1/experiments", responses((status = 200, body = Vec<ExperimentRow>), (status = 401, body = ErrorBody)))]
+pub async fn experiments(State(state): State<AppState>) -> Result<Json<Vec<ExperimentRow>>> {
+    Ok(Json(state.store.experiments().await?))
+}
+
+/// Starts an experiment between model versions (one runs at a time).
+#[utoipa::path(post, path = "/v1/experiments", request_body = ExperimentSpec,
+    responses((status = 200, body = ExperimentRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn start_experiment(
+    State(state): State<AppState>,
+    Json(spec): Json<ExperimentSpec>,
+) -> Result<Json<ExperimentRow>> {
+    Ok(Json(crate::online::start(&state, spec).await?))
+}
+
+/// An experiment's results: per arm, click-through and conversion with intervals, the
+/// comparison with control (fixed-horizon and sequential p-values), click-through by position,
+/// the arms' offline metrics; interleaving's preference. Applies the guard rail.
+#[utoipa::path(get, path = "/v1/experiments/{name}", params(("name" = String, Path, description = "Experiment name")),
+    responses((status = 200, body = ExperimentResults), (status = 404, body = ErrorBody)))]
+pub async fn experiment_results(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ExperimentResults>> {
+    Ok(Json(crate::online::results(&state, &name).await?))
+}
+
+/// Stops an experiment: every user is back on the active version.
+#[utoipa::path(post, path = "/v1/experiments/{name}/stop", params(("name" = String, Path, description = "Experiment name")),
+    responses((status = 200, body = ExperimentRow), (status = 404, body = ErrorBody)))]
+pub async fn stop_experiment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ExperimentRow>> {
+    Ok(Json(
+        crate::online::stop(&state, &name, "stopped by request").await?,
+    ))
+}
+
+/// Options of the impression statistics.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    /// The window: lists served in the last this many seconds (default a day).
+    #[serde(default = "day")]
+    pub seconds: i64,
+    /// A user metadata field to break click-through down by.
+    pub group: Option<String>,
+}
+
+fn day() -> i64 {
+    86_400
+}
+
+/// Click-through and conversion of the lists served lately, by model version, experiment
+/// arm, position, item popularity band and (with `group`) user group.
+#[utoipa::path(get, path = "/v1/impressions/stats", params(StatsParams),
+    responses((status = 200, body = ImpressionStats), (status = 400, body = ErrorBody)))]
+pub async fn impression_stats(
+    State(state): State<AppState>,
+    Query(p): Query<StatsParams>,
+) -> Result<Json<ImpressionStats>> {
+    if p.seconds < 1 {
+        return Err(ServeError::BadRequest(format!(
+            "seconds = {}: at least 1",
+            p.seconds
+        )));
+    }
+    if let Some(g) = &p.group {
+        check_id(&state, "group field", g)?;
+    }
+    let since = now().saturating_sub(p.seconds);
+    Ok(Json(
+        crate::online::stats(&state, since, p.group.as_deref()).await?,
+    ))
+}
+
 /// Model versions, newest first, with their hold-out metrics.
 #[utoipa::path(get, path = "/v1/models", responses((status = 200, body = Vec<VersionRow>), (status = 401, body = ErrorBody)))]
 pub async fn models(State(state): State<AppState>) -> Result<Json<Vec<VersionRow>>> {
@@ -854,6 +1014,11 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         activate,
         rollback,
         retrain,
+        experiments,
+        start_experiment,
+        experiment_results,
+        stop_experiment,
+        impression_stats,
         prometheus
     ),
     components(schemas(
@@ -868,7 +1033,11 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         UserIn,
         ItemIn,
         ItemRow,
-        VersionRow
+        VersionRow,
+        ExperimentRow,
+        ExperimentSpec,
+        ExperimentResults,
+        ImpressionStats
     ))
 )]
 pub struct ApiDoc;

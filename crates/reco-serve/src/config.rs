@@ -33,6 +33,10 @@ pub struct Config {
     pub cold_items: ColdItems,
     /// Following other replicas that share the database.
     pub replicas: Replicas,
+    /// Logging the lists served, and which events count as their outcomes.
+    pub impressions: Impressions,
+    /// Online experiments between model versions.
+    pub experiments: Experiments,
 }
 
 impl Default for Config {
@@ -48,6 +52,61 @@ impl Default for Config {
             limits: Limits::default(),
             cold_items: ColdItems::default(),
             replicas: Replicas::default(),
+            impressions: Impressions::default(),
+            experiments: Experiments::default(),
+        }
+    }
+}
+
+/// Impression logging: every list served is written (batched, in the background) with its
+/// response id, user, model version, experiment arm and items in position order.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Impressions {
+    /// Log impressions.
+    pub enabled: bool,
+    /// Impressions waiting to be written; beyond it new ones are dropped (and counted in
+    /// `reco_impressions_dropped_total`), never delaying a request.
+    pub queue: usize,
+    /// Event types that count as a click on a shown item.
+    pub click_types: Vec<String>,
+    /// Event types that count as a conversion.
+    pub conversion_types: Vec<String>,
+    /// Most impressions read to compute one set of results.
+    pub max_scan: i64,
+}
+
+impl Default for Impressions {
+    fn default() -> Self {
+        Impressions {
+            enabled: true,
+            queue: 100_000,
+            click_types: ["click", "view", "like", "cart", "purchase", "rating"]
+                .map(String::from)
+                .to_vec(),
+            conversion_types: vec!["purchase".into()],
+            max_scan: 5_000_000,
+        }
+    }
+}
+
+/// Online experiments.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Experiments {
+    /// Seconds between guard-rail checks of the running experiment (0: only when its results
+    /// are asked for).
+    pub check_seconds: u64,
+    /// Standard deviation of the click-through differences the sequential test is tuned for
+    /// (its mixing distribution): smaller finds small effects sooner and large ones later.
+    pub effect_sd: f64,
+}
+
+impl Default for Experiments {
+    fn default() -> Self {
+        Experiments {
+            check_seconds: 60,
+            effect_sd: 0.02,
         }
     }
 }
@@ -265,6 +324,29 @@ impl Config {
             }
         }
         self.gate_metric()?;
+        let imp = &self.impressions;
+        if imp.queue == 0 || imp.queue > 10_000_000 {
+            return bad(format!("impressions.queue = {}: 1 to 10000000", imp.queue));
+        }
+        if imp.max_scan < 1 {
+            return bad(format!(
+                "impressions.max_scan = {}: at least 1",
+                imp.max_scan
+            ));
+        }
+        for t in imp.click_types.iter().chain(&imp.conversion_types) {
+            if !self.feedback.types.contains_key(t)
+                && !Impressions::default().click_types.contains(t)
+            {
+                return bad(format!(
+                    "impressions: event type {t:?} is not in feedback.types"
+                ));
+            }
+        }
+        let e = self.experiments.effect_sd;
+        if !(e > 0.0 && e < 1.0) {
+            return bad(format!("experiments.effect_sd = {e}: in (0, 1)"));
+        }
         if self.retrain.tolerance.is_nan() {
             return bad("retrain.tolerance is NaN".into());
         }

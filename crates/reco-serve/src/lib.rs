@@ -17,7 +17,10 @@ pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod experiment;
+pub mod impressions;
 pub mod live;
+pub mod online;
 pub mod seed;
 pub mod server;
 pub mod store;
@@ -82,6 +85,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(api::models))
         .route("/v1/models/{version}/activate", post(api::activate))
         .route("/v1/models/rollback", post(api::rollback))
+        .route(
+            "/v1/experiments",
+            get(api::experiments).post(api::start_experiment),
+        )
+        .route("/v1/experiments/{name}", get(api::experiment_results))
+        .route("/v1/experiments/{name}/stop", post(api::stop_experiment))
+        .route("/v1/impressions/stats", get(api::impression_stats))
         .route_layer(from_fn_with_state(state.clone(), write_auth));
     // Training takes as long as it takes (it runs to the end even if the client leaves), so
     // its route has no request timeout.
@@ -129,10 +139,13 @@ pub fn run(cfg: Config, seed: Option<reco_core::Dataset>, threads: usize) -> Res
             .map_err(|e| ServeError::Config(e.to_string()))?;
         eprintln!("reco serve: listening on http://{addr}");
         let store = state.store.clone();
+        let impressions = state.impressions.clone();
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown())
             .await
             .map_err(|e| ServeError::Config(format!("server: {e}")))?;
+        // Impressions still queued are written before the database closes.
+        impressions.flush().await;
         store.close().await;
         Ok(())
     })

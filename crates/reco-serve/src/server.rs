@@ -3,7 +3,7 @@
 //! activation (an atomic swap) and rollback.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,13 @@ pub struct Shared {
     apply_gate: tokio::sync::Mutex<()>,
     /// One activation at a time.
     activation: tokio::sync::Mutex<()>,
+    /// The impression log.
+    pub impressions: crate::impressions::ImpressionLog,
+    /// The running experiment, with its arms' models.
+    experiment: RwLock<Option<Arc<crate::online::Running>>>,
+    /// The newest event sequence number this replica knows committed: impressions record it,
+    /// so that the events citing them are found above it.
+    committed: AtomicI64,
 }
 
 /// How far below the newest applied sequence number a poll looks again: a transaction of
@@ -98,6 +105,29 @@ impl Shared {
     /// The active version, if any.
     pub fn active(&self) -> Option<Arc<Active>> {
         self.active.read().map_or(None, |a| a.clone())
+    }
+
+    /// The running experiment, if any.
+    pub fn experiment(&self) -> Option<Arc<crate::online::Running>> {
+        self.experiment.read().map_or(None, |e| e.clone())
+    }
+
+    /// Replaces the running experiment.
+    pub fn set_experiment(&self, e: Option<Arc<crate::online::Running>>) {
+        if let Ok(mut x) = self.experiment.write() {
+            *x = e;
+        }
+    }
+
+    /// The newest committed event sequence number known here.
+    pub fn committed(&self) -> i64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    fn note_committed(&self, seqs: &[i64]) {
+        if let Some(&m) = seqs.iter().max() {
+            self.committed.fetch_max(m, Ordering::AcqRel);
+        }
     }
 
     /// True when a model answers.
@@ -240,6 +270,7 @@ impl Shared {
                     .filter(|r| r.seq > a.start && !a.seqs.contains(&r.seq))
                     .collect();
                 let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                self.note_committed(&seqs);
                 a.record(&seqs);
                 a.polled(seqs.iter().copied().max().unwrap_or(from));
                 fresh
@@ -348,21 +379,24 @@ impl Shared {
         .map_err(|e| ServeError::Storage(format!("activation task failed: {e}")))?
     }
 
-    async fn activate_now(self: &Arc<Self>, v: &VersionRow, message: Option<&str>) -> Result<()> {
+    /// Loads a version's artifact as a servable model (its items entered in the catalogue).
+    pub async fn load_version(&self, v: &VersionRow) -> Result<Active> {
         let path = PathBuf::from(&v.artifact);
         let loaded = tokio::task::spawn_blocking(move || trainer::load(&path))
             .await
             .map_err(|e| ServeError::Storage(format!("loading task failed: {e}")))??;
-        let active = {
-            let mut cat = self.catalog_write()?;
-            Active::new(
-                v.version,
-                v.trained_through,
-                v.forget_clock,
-                loaded,
-                &mut cat,
-            )?
-        };
+        let mut cat = self.catalog_write()?;
+        Active::new(
+            v.version,
+            v.trained_through,
+            v.forget_clock,
+            loaded,
+            &mut cat,
+        )
+    }
+
+    async fn activate_now(self: &Arc<Self>, v: &VersionRow, message: Option<&str>) -> Result<()> {
+        let active = self.load_version(v).await?;
         if let Some(message) = message {
             self.store.activate(v.version, message).await?;
         }
@@ -622,6 +656,8 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
     let (tx, rx) = mpsc::channel(4096);
     let artifacts = cfg.artifact_dir();
     let floor = store.max_seq().await?;
+    let cfg_impressions = cfg.impressions.clone();
+    let store_for_log = store.clone();
     let shared = Arc::new(Shared {
         live: Mutex::new(Live::new(floor, cfg.limits.live_users)),
         cfg,
@@ -643,6 +679,13 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         }),
         apply_gate: tokio::sync::Mutex::new(()),
         activation: tokio::sync::Mutex::new(()),
+        impressions: if cfg_impressions.enabled {
+            crate::impressions::ImpressionLog::start(store_for_log, cfg_impressions.queue)
+        } else {
+            crate::impressions::ImpressionLog::disabled()
+        },
+        experiment: RwLock::new(None),
+        committed: AtomicI64::new(floor),
     });
     let versions = shared.store.versions().await?;
     // The active version first; if its artifact is damaged, the newest kept one.
@@ -670,6 +713,23 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
     let (users, through) = shared.read_live(floor).await?;
     shared.lock_live()?.reset(floor, users, through);
     tokio::spawn(writer(shared.clone(), rx));
+    if let Err(e) = crate::online::resume(&shared).await {
+        tracing::error!(error = %e, "cannot resume the running experiment; users get the active version");
+    }
+    let check = shared.cfg.experiments.check_seconds;
+    if check > 0 {
+        let me = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(check));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::online::check_guard(&me).await {
+                    tracing::warn!(error = %e, "guard-rail check failed");
+                }
+            }
+        });
+    }
     if !loaded && shared.cfg.retrain.on_start && shared.store.count_events().await? > 0 {
         let me = shared.clone();
         tokio::spawn(async move {
@@ -776,6 +836,7 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
                 if let Ok(mut a) = state.applied.lock() {
                     a.record(&seqs);
                 }
+                state.note_committed(&seqs);
                 let mut inserted = 0u64;
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     if let BatchOutcome::Inserted { last_seq } = outcome {

@@ -100,6 +100,51 @@ pub struct ItemRow {
     pub timestamp: Option<i64>,
 }
 
+/// A served list as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImpressionRow {
+    /// The response id (`r-…`).
+    pub id: String,
+    /// The user asked for (lists without a user: none).
+    pub user: Option<String>,
+    /// Unix seconds.
+    pub ts: i64,
+    /// The model version that answered.
+    pub version: Option<i64>,
+    /// The experiment the user was in.
+    pub experiment: Option<String>,
+    /// Their arm.
+    pub arm: Option<String>,
+    /// `recommend`, `session`, `similar`, `popular`, `latest`.
+    pub route: String,
+    /// JSON array of the item ids shown, in position order.
+    pub items: String,
+    /// For interleaved lists, the team of each position (`0`/`1` characters).
+    pub teams: Option<String>,
+    /// The newest event sequence number committed when the list was served.
+    pub event_seq: i64,
+}
+
+/// An experiment as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct ExperimentRow {
+    /// Its name.
+    pub name: String,
+    /// The specification it was created with.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// `running` or `stopped`.
+    pub status: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// When it was stopped (0 while running).
+    pub ended: i64,
+    /// Arms the guard rail stopped.
+    pub stopped_arms: Vec<String>,
+    /// Why it or an arm stopped.
+    pub message: String,
+}
+
 /// A model version as stored.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VersionRow {
@@ -246,6 +291,24 @@ impl Store {
             // At most one active version, even with concurrent activations on several replicas.
             "CREATE UNIQUE INDEX IF NOT EXISTS versions_one_active ON versions (status) \
              WHERE status = 'active'"
+                .to_string(),
+            // One row per list served: the items in their positions as a JSON array, and the
+            // newest event sequence number at that moment, so that the events citing a set of
+            // lists are found by a range scan of the log above their smallest one.
+            "CREATE TABLE IF NOT EXISTS impressions (id TEXT PRIMARY KEY, user_id TEXT, \
+             ts BIGINT NOT NULL, model_version BIGINT, experiment TEXT, arm TEXT, \
+             route TEXT NOT NULL, items TEXT NOT NULL, teams TEXT, event_seq BIGINT NOT NULL)"
+                .to_string(),
+            "CREATE INDEX IF NOT EXISTS impressions_ts ON impressions (ts)".to_string(),
+            "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, ts)"
+                .to_string(),
+            "CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, spec TEXT NOT NULL, \
+             status TEXT NOT NULL, created BIGINT NOT NULL, ended BIGINT NOT NULL, \
+             stopped_arms TEXT NOT NULL, message TEXT NOT NULL)"
+                .to_string(),
+            // At most one running experiment.
+            "CREATE UNIQUE INDEX IF NOT EXISTS experiments_one_running ON experiments (status) \
+             WHERE status = 'running'"
                 .to_string(),
         ];
         for s in statements {
@@ -713,6 +776,186 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+    }
+
+    /// Writes impressions in one transaction (a primary key seen again is skipped).
+    pub async fn insert_impressions(&self, rows: &[ImpressionRow]) -> Result<()> {
+        const COLS: usize = 10;
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO impressions (id, user_id, ts, model_version, experiment, arm, route, \
+                 items, teams, event_seq) VALUES ",
+            );
+            for k in 0..chunk.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                let cells: Vec<String> = (1..=COLS).map(|c| format!("${}", k * COLS + c)).collect();
+                sql.push_str(&format!("({})", cells.join(",")));
+            }
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.id.as_str())
+                    .bind(r.user.as_deref())
+                    .bind(r.ts)
+                    .bind(r.version)
+                    .bind(r.experiment.as_deref())
+                    .bind(r.arm.as_deref())
+                    .bind(r.route.as_str())
+                    .bind(r.items.as_str())
+                    .bind(r.teams.as_deref())
+                    .bind(r.event_seq);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Impressions of an experiment, or every impression since a time, oldest first; at most
+    /// `limit` (the caller reports when the limit was reached).
+    pub async fn impressions(
+        &self,
+        experiment: Option<&str>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<ImpressionRow>> {
+        let cols =
+            "id, user_id, ts, model_version, experiment, arm, route, items, teams, event_seq";
+        let rows = match experiment {
+            Some(e) => {
+                sqlx::query(&format!(
+                    "SELECT {cols} FROM impressions WHERE experiment = $1 AND ts >= $2 \
+                     ORDER BY ts LIMIT $3"
+                ))
+                .bind(e)
+                .bind(since)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {cols} FROM impressions WHERE ts >= $1 ORDER BY ts LIMIT $2"
+                ))
+                .bind(since)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(ImpressionRow {
+                    id: r.try_get(0)?,
+                    user: r.try_get(1)?,
+                    ts: r.try_get(2)?,
+                    version: r.try_get(3)?,
+                    experiment: r.try_get(4)?,
+                    arm: r.try_get(5)?,
+                    route: r.try_get(6)?,
+                    items: r.try_get(7)?,
+                    teams: r.try_get(8)?,
+                    event_seq: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Events that cite a recommendation, with sequence numbers above `after`: (sequence,
+    /// recommendation, item, type), at most `limit`, in log order.
+    pub async fn citing_events(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, recommendation, item_id, kind FROM events WHERE seq > $1 \
+             AND recommendation IS NOT NULL ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+
+    /// Every user's value of a metadata field, as text (numbers and booleans written out).
+    pub async fn user_field(&self, field: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, fields FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let fields = parse_json(&r.try_get::<String, _>(1)?);
+            let value = match fields.get(field) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => continue,
+                Some(v) => v.to_string(),
+            };
+            out.push((r.try_get(0)?, value));
+        }
+        Ok(out)
+    }
+
+    /// Records a new running experiment; false when one is already running or the name is
+    /// taken.
+    pub async fn create_experiment(&self, name: &str, spec: &serde_json::Value) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO experiments (name, spec, status, created, ended, stopped_arms, message) \
+             VALUES ($1, $2, 'running', $3, 0, '[]', '') ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(spec.to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Every experiment, newest first.
+    pub async fn experiments(&self) -> Result<Vec<ExperimentRow>> {
+        let rows = sqlx::query(
+            "SELECT name, spec, status, created, ended, stopped_arms, message FROM experiments \
+             ORDER BY created DESC, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let stopped: String = r.try_get(5)?;
+                Ok(ExperimentRow {
+                    name: r.try_get(0)?,
+                    spec: parse_json(&r.try_get::<String, _>(1)?),
+                    status: r.try_get(2)?,
+                    created: r.try_get(3)?,
+                    ended: r.try_get(4)?,
+                    stopped_arms: serde_json::from_str(&stopped).unwrap_or_default(),
+                    message: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Updates an experiment's status, stopped arms and message.
+    pub async fn update_experiment(&self, e: &ExperimentRow) -> Result<()> {
+        sqlx::query(
+            "UPDATE experiments SET status = $2, ended = $3, stopped_arms = $4, message = $5 \
+             WHERE name = $1",
+        )
+        .bind(e.name.as_str())
+        .bind(e.status.as_str())
+        .bind(e.ended)
+        .bind(serde_json::to_string(&e.stopped_arms).unwrap_or_else(|_| "[]".into()))
+        .bind(e.message.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Closes the pool (waits for connections to be returned).

@@ -64,6 +64,10 @@ async fn health_openapi_and_metrics(db: Db) {
         "/v1/models/{version}/activate",
         "/v1/models/rollback",
         "/v1/models/retrain",
+        "/v1/experiments",
+        "/v1/experiments/{name}",
+        "/v1/experiments/{name}/stop",
+        "/v1/impressions/stats",
         "/metrics",
     ] {
         assert!(

@@ -1,0 +1,507 @@
+//! The online loop on the server: the running experiment (its arms' models loaded beside the
+//! active one), impressions of every list, and results joined from impressions and the
+//! feedback events that cite them.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::engine::{Active, Pick};
+use crate::error::{Result, ServeError};
+use crate::experiment::{
+    self, ArmResult, Design, ExperimentSpec, Outcome, Preference, Rate, Shown,
+};
+use crate::server::Shared;
+use crate::store::{now, ExperimentRow, ImpressionRow};
+
+/// The experiment that is running, with a loaded model per arm.
+pub struct Running {
+    /// As stored.
+    pub row: ExperimentRow,
+    /// Its specification.
+    pub spec: ExperimentSpec,
+    /// Each arm's model.
+    pub models: Vec<Arc<Active>>,
+    /// Arms stopped by the guard rail: their users get control's lists.
+    pub stopped: Vec<bool>,
+}
+
+impl Running {
+    /// The running state of a stored experiment with its loaded models; arms the row lists as
+    /// stopped stay stopped.
+    pub fn new(row: ExperimentRow, spec: ExperimentSpec, models: Vec<Arc<Active>>) -> Running {
+        let stopped = spec
+            .arms
+            .iter()
+            .map(|a| row.stopped_arms.contains(&a.name))
+            .collect();
+        Running {
+            row,
+            spec,
+            models,
+            stopped,
+        }
+    }
+}
+
+/// Who answers a user's list.
+pub enum Route {
+    /// The active version, outside any experiment.
+    Active,
+    /// One arm's model.
+    Arm {
+        /// The experiment.
+        running: Arc<Running>,
+        /// The arm whose name is logged.
+        arm: usize,
+    },
+    /// Both arms of an interleaving experiment.
+    Interleave(Arc<Running>),
+}
+
+/// The route of `user` under the running experiment, if any.
+pub fn route(running: Option<Arc<Running>>, user: &str) -> Route {
+    let Some(r) = running else {
+        return Route::Active;
+    };
+    match experiment::assign(&r.spec, user) {
+        None => Route::Active,
+        Some(_) if r.spec.design == Design::Interleave => Route::Interleave(r),
+        Some(k) => {
+            let arm = if r.stopped.get(k).copied().unwrap_or(false) {
+                0
+            } else {
+                k
+            };
+            Route::Arm { running: r, arm }
+        }
+    }
+}
+
+/// Mixes two arms' answers by team draft; returns the picks and each one's team.
+pub fn interleave(a: Vec<Pick>, b: Vec<Pick>, n: usize) -> (Vec<Pick>, Vec<u8>) {
+    let ids_a: Vec<u32> = a.iter().map(|p| p.item).collect();
+    let ids_b: Vec<u32> = b.iter().map(|p| p.item).collect();
+    let (ids, teams) = experiment::team_draft(&ids_a, &ids_b, n, rand::random::<bool>);
+    let mut by_item: FxHashMap<u32, Pick> = FxHashMap::default();
+    for p in b.into_iter().chain(a) {
+        by_item.insert(p.item, p);
+    }
+    let picks = ids.iter().filter_map(|i| by_item.remove(i)).collect();
+    (picks, teams)
+}
+
+/// Loads the model of every arm (reusing the active version's when an arm names it).
+pub async fn load_arms(state: &Arc<Shared>, spec: &ExperimentSpec) -> Result<Vec<Arc<Active>>> {
+    let versions = state.store.versions().await?;
+    let active = state.active();
+    let mut out = Vec::with_capacity(spec.arms.len());
+    for arm in &spec.arms {
+        if let Some(a) = active.as_ref().filter(|a| a.version == arm.version) {
+            out.push(a.clone());
+            continue;
+        }
+        let v = versions
+            .iter()
+            .find(|v| v.version == arm.version)
+            .ok_or_else(|| {
+                ServeError::NotFound(format!(
+                    "arm {:?}: no model version {}",
+                    arm.name, arm.version
+                ))
+            })?;
+        if !matches!(v.status.as_str(), "active" | "ready" | "rejected") {
+            return Err(ServeError::Unprocessable(format!(
+                "arm {:?}: version {} is {} and has no artifact to serve",
+                arm.name, v.version, v.status
+            )));
+        }
+        out.push(Arc::new(state.load_version(v).await?));
+    }
+    Ok(out)
+}
+
+/// Starts an experiment: checks it, loads its arms, records it, makes it the running one.
+pub async fn start(state: &Arc<Shared>, spec: ExperimentSpec) -> Result<ExperimentRow> {
+    spec.validate(state.cfg.limits.max_id_bytes)?;
+    if let Some(r) = state.experiment() {
+        return Err(ServeError::Conflict(format!(
+            "experiment {:?} is running; stop it first",
+            r.row.name
+        )));
+    }
+    let models = load_arms(state, &spec).await?;
+    let value = serde_json::to_value(&spec)
+        .map_err(|e| ServeError::Storage(format!("experiment spec: {e}")))?;
+    if !state.store.create_experiment(&spec.name, &value).await? {
+        return Err(ServeError::Conflict(format!(
+            "an experiment named {:?} exists, or another one is running",
+            spec.name
+        )));
+    }
+    let row = state
+        .store
+        .experiments()
+        .await?
+        .into_iter()
+        .find(|e| e.name == spec.name)
+        .ok_or_else(|| ServeError::Storage("the new experiment was not found".into()))?;
+    state.set_experiment(Some(Arc::new(Running::new(row.clone(), spec, models))));
+    tracing::info!(experiment = %row.name, "experiment started");
+    Ok(row)
+}
+
+/// Loads the running experiment at start-up, if one is recorded.
+pub async fn resume(state: &Arc<Shared>) -> Result<()> {
+    let Some(row) = state
+        .store
+        .experiments()
+        .await?
+        .into_iter()
+        .find(|e| e.status == "running")
+    else {
+        return Ok(());
+    };
+    let spec: ExperimentSpec = serde_json::from_value(row.spec.clone())
+        .map_err(|e| ServeError::Storage(format!("experiment {:?}: {e}", row.name)))?;
+    let models = load_arms(state, &spec).await?;
+    state.set_experiment(Some(Arc::new(Running::new(row, spec, models))));
+    Ok(())
+}
+
+/// Stops an experiment (every user back on the active version).
+pub async fn stop(state: &Arc<Shared>, name: &str, why: &str) -> Result<ExperimentRow> {
+    let mut row = find(state, name).await?;
+    if row.status == "running" {
+        row.status = "stopped".into();
+        row.ended = now();
+        row.message = why.into();
+        state.store.update_experiment(&row).await?;
+        if state.experiment().is_some_and(|r| r.row.name == name) {
+            state.set_experiment(None);
+        }
+    }
+    Ok(row)
+}
+
+async fn find(state: &Shared, name: &str) -> Result<ExperimentRow> {
+    state
+        .store
+        .experiments()
+        .await?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ServeError::NotFound(format!("no experiment named {name:?}")))
+}
+
+/// An experiment's results.
+#[derive(Serialize, ToSchema)]
+pub struct ExperimentResults {
+    /// The experiment as stored (after any guard-rail stop this call made).
+    pub experiment: ExperimentRow,
+    /// Per arm, control first.
+    pub arms: Vec<ArmResult>,
+    /// Interleaving's verdict (interleaving designs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<Preference>,
+    /// Each arm's offline metrics, from its version's hold-out evaluation at training.
+    #[schema(value_type = Object)]
+    pub offline: FxHashMap<String, serde_json::Value>,
+    /// True when `impressions.max_scan` cut the impressions read.
+    pub truncated: bool,
+}
+
+/// Reads an experiment's impressions and the events citing them.
+async fn shown_and_outcomes(
+    state: &Shared,
+    experiment: Option<&str>,
+    since: i64,
+) -> Result<(Vec<ImpressionRow>, Vec<Outcome>, bool)> {
+    state.impressions.flush().await;
+    let max = state.cfg.impressions.max_scan;
+    let rows = state.store.impressions(experiment, since, max).await?;
+    let truncated = rows.len() as i64 >= max;
+    let Some(from) = rows.iter().map(|r| r.event_seq).min() else {
+        return Ok((rows, Vec::new(), truncated));
+    };
+    let ids: rustc_hash::FxHashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let imp = &state.cfg.impressions;
+    let mut outcomes = Vec::new();
+    let mut after = from;
+    loop {
+        let chunk = state.store.citing_events(after, 100_000).await?;
+        let Some(last) = chunk.last().map(|c| c.0) else {
+            break;
+        };
+        for (_, rec, item, kind) in chunk {
+            if ids.contains(rec.as_str()) {
+                outcomes.push(Outcome {
+                    click: imp.click_types.contains(&kind),
+                    conversion: imp.conversion_types.contains(&kind),
+                    recommendation: rec,
+                    item,
+                });
+            }
+        }
+        after = last;
+    }
+    Ok((rows, outcomes, truncated))
+}
+
+fn shown(rows: &[ImpressionRow], arm_of: impl Fn(&ImpressionRow) -> Option<usize>) -> Vec<Shown> {
+    rows.iter()
+        .map(|r| Shown {
+            id: r.id.clone(),
+            arm: arm_of(r),
+            items: serde_json::from_str(&r.items).unwrap_or_default(),
+            teams: r
+                .teams
+                .as_deref()
+                .map(|t| t.bytes().map(|b| u8::from(b == b'1')).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Results of an experiment; for a running one, applies the guard rail first.
+pub async fn results(state: &Arc<Shared>, name: &str) -> Result<ExperimentResults> {
+    let row = find(state, name).await?;
+    let spec: ExperimentSpec = serde_json::from_value(row.spec.clone())
+        .map_err(|e| ServeError::Storage(format!("experiment {name:?}: {e}")))?;
+    let (rows, outcomes, truncated) = shown_and_outcomes(state, Some(name), 0).await?;
+    let names: Vec<&str> = spec.arms.iter().map(|a| a.name.as_str()).collect();
+    let shown = shown(&rows, |r| {
+        r.arm
+            .as_deref()
+            .and_then(|a| names.iter().position(|n| *n == a))
+    });
+    let (per_arm, preference) = experiment::results(spec.arms.len(), &shown, &outcomes);
+    let tau = state.cfg.experiments.effect_sd;
+    let mut row = row;
+    if row.status == "running" && spec.design == Design::Split {
+        let control = &per_arm[0].ctr;
+        let newly: Vec<&str> = spec
+            .arms
+            .iter()
+            .zip(&per_arm)
+            .skip(1)
+            .filter(|(a, r)| {
+                !row.stopped_arms.contains(&a.name)
+                    && experiment::guard_stops(&spec.guard, control, &r.ctr, tau)
+            })
+            .map(|(a, _)| a.name.as_str())
+            .collect();
+        if !newly.is_empty() {
+            for n in &newly {
+                row.stopped_arms.push(n.to_string());
+            }
+            row.message = format!(
+                "guard rail: {} stopped, click-through significantly below control's \
+                 (sequential test, α = {})",
+                newly.join(", "),
+                spec.guard.alpha
+            );
+            state.store.update_experiment(&row).await?;
+            if let Some(r) = state.experiment().filter(|r| r.row.name == name) {
+                let running = Running::new(row.clone(), spec.clone(), r.models.clone());
+                state.set_experiment(Some(Arc::new(running)));
+            }
+            tracing::warn!(experiment = %name, arms = ?newly, "guard rail stopped arms");
+        }
+    }
+    let control = per_arm[0].ctr.clone();
+    let arms = spec
+        .arms
+        .iter()
+        .zip(per_arm)
+        .enumerate()
+        .map(|(k, (a, t))| {
+            let ctr = t.ctr;
+            metrics::gauge!("reco_experiment_ctr", "experiment" => name.to_string(), "arm" => a.name.clone())
+                .set(ctr.rate);
+            ArmResult {
+                name: a.name.clone(),
+                version: a.version,
+                impressions: t.impressions,
+                vs_control: (k > 0 && spec.design == Design::Split)
+                    .then(|| experiment::compare(&control, &ctr, tau))
+                    .flatten(),
+                ctr,
+                conversion: t.conversion,
+                ctr_by_position: t.by_position,
+                stopped: row.stopped_arms.contains(&a.name),
+            }
+        })
+        .collect();
+    let versions = state.store.versions().await?;
+    let offline = spec
+        .arms
+        .iter()
+        .filter_map(|a| {
+            versions
+                .iter()
+                .find(|v| v.version == a.version)
+                .map(|v| (a.name.clone(), v.metrics.clone()))
+        })
+        .collect();
+    Ok(ExperimentResults {
+        experiment: row,
+        arms,
+        preference,
+        offline,
+        truncated,
+    })
+}
+
+/// Applies the guard rail to the running experiment (the periodic check).
+pub async fn check_guard(state: &Arc<Shared>) -> Result<()> {
+    if let Some(r) = state.experiment() {
+        if r.spec.guard.enabled && r.spec.design == Design::Split {
+            results(state, &r.row.name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Click-through of the lists served since a time, broken down.
+#[derive(Serialize, ToSchema)]
+pub struct ImpressionStats {
+    /// Lists read.
+    pub impressions: u64,
+    /// All of them.
+    pub overall: Rate,
+    /// Share of lists with a conversion.
+    pub conversion: Rate,
+    /// By model version.
+    pub by_version: Vec<(i64, Rate)>,
+    /// By experiment arm (`experiment/arm`).
+    pub by_arm: Vec<(String, Rate)>,
+    /// Clicks per shown item at positions 1, 2, ….
+    pub by_position: Vec<Rate>,
+    /// Clicks per shown item by the item's popularity band: `head` (the 10% most popular
+    /// items), `mid` (the next 40%), `tail` (the rest).
+    pub by_popularity: Vec<(String, Rate)>,
+    /// By the value of a user field (`group=FIELD`).
+    pub by_group: Vec<(String, Rate)>,
+    /// True when `impressions.max_scan` cut the impressions read.
+    pub truncated: bool,
+}
+
+/// Breakdowns of click-through since `since` (Unix seconds), by `group` when given.
+pub async fn stats(
+    state: &Arc<Shared>,
+    since: i64,
+    group: Option<&str>,
+) -> Result<ImpressionStats> {
+    let (rows, outcomes, truncated) = shown_and_outcomes(state, None, since).await?;
+    let shown = shown(&rows, |_| None);
+    let mut clicked: FxHashMap<&str, Vec<bool>> = FxHashMap::default();
+    let mut converted: rustc_hash::FxHashSet<&str> = Default::default();
+    let by_id: FxHashMap<&str, &Shown> = shown.iter().map(|s| (s.id.as_str(), s)).collect();
+    for o in &outcomes {
+        let Some(s) = by_id.get(o.recommendation.as_str()) else {
+            continue;
+        };
+        let Some(pos) = s.items.iter().position(|i| *i == o.item) else {
+            continue;
+        };
+        if o.click {
+            clicked
+                .entry(s.id.as_str())
+                .or_insert_with(|| vec![false; s.items.len()])[pos] = true;
+        }
+        if o.conversion {
+            converted.insert(s.id.as_str());
+        }
+    }
+    let band = {
+        let cat = state.catalog_read()?;
+        let mut order: Vec<(f64, String)> = (0..cat.len() as u32)
+            .filter(|&i| !cat.is_deleted(i))
+            .map(|i| (cat.popularity(i), cat.id(i).to_string()))
+            .collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let n = order.len().max(1) as f64;
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(r, (_, id))| {
+                let q = r as f64 / n;
+                (
+                    id,
+                    if q < 0.1 {
+                        "head"
+                    } else if q < 0.5 {
+                        "mid"
+                    } else {
+                        "tail"
+                    },
+                )
+            })
+            .collect::<FxHashMap<String, &'static str>>()
+    };
+    let groups: FxHashMap<String, String> = match group {
+        Some(field) => state.store.user_field(field).await?.into_iter().collect(),
+        None => FxHashMap::default(),
+    };
+    type Tally = FxHashMap<String, (u64, u64)>;
+    let add = |m: &mut Tally, k: String, hit: bool| {
+        let e = m.entry(k).or_insert((0, 0));
+        e.0 += u64::from(hit);
+        e.1 += 1;
+    };
+    let (mut ver, mut arm, mut pop, mut grp): (Tally, Tally, Tally, Tally) = Default::default();
+    let mut pos: Vec<(u64, u64)> = Vec::new();
+    let (mut any, mut conv) = (0u64, 0u64);
+    for (s, r) in shown.iter().zip(&rows) {
+        let c = clicked.get(s.id.as_str());
+        let hit = c.is_some();
+        any += u64::from(hit);
+        conv += u64::from(converted.contains(s.id.as_str()));
+        add(&mut ver, r.version.unwrap_or(0).to_string(), hit);
+        if let (Some(e), Some(a)) = (&r.experiment, &r.arm) {
+            add(&mut arm, format!("{e}/{a}"), hit);
+        }
+        if let Some(g) = r.user.as_ref().and_then(|u| groups.get(u)) {
+            add(&mut grp, g.clone(), hit);
+        }
+        for (p, item) in s.items.iter().enumerate() {
+            let h = c.is_some_and(|v| v[p]);
+            if pos.len() <= p {
+                pos.resize(p + 1, (0, 0));
+            }
+            pos[p].0 += u64::from(h);
+            pos[p].1 += 1;
+            add(
+                &mut pop,
+                band.get(item).copied().unwrap_or("tail").to_string(),
+                h,
+            );
+        }
+    }
+    let rates = |m: Tally| -> Vec<(String, Rate)> {
+        let mut v: Vec<(String, Rate)> = m
+            .into_iter()
+            .map(|(k, (c, n))| (k, Rate::of(c, n)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let n = rows.len() as u64;
+    Ok(ImpressionStats {
+        impressions: n,
+        overall: Rate::of(any, n),
+        conversion: Rate::of(conv, n),
+        by_version: rates(ver)
+            .into_iter()
+            .map(|(k, r)| (k.parse().unwrap_or(0), r))
+            .collect(),
+        by_arm: rates(arm),
+        by_position: pos.into_iter().map(|(c, n)| Rate::of(c, n)).collect(),
+        by_popularity: rates(pop),
+        by_group: rates(grp),
+        truncated,
+    })
+}
