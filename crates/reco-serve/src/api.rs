@@ -217,20 +217,20 @@ impl Served {
 fn respond(state: &AppState, s: Served, items: Vec<ItemOut>) -> Recommendations {
     let id = response_id();
     if state.impressions.enabled() {
-        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        state.impressions.log(crate::store::ImpressionRow {
-            id: id.clone(),
-            user: s.user.clone(),
+        let teams: Option<String> = s
+            .teams
+            .as_ref()
+            .map(|t| t.iter().map(|&x| if x == 0 { '0' } else { '1' }).collect());
+        state.impressions.log(&crate::store::ImpressionRef {
+            id: &id,
+            user: s.user.as_deref(),
             ts: now(),
             version: s.version,
-            experiment: s.experiment.as_ref().map(|e| e.0.clone()),
-            arm: s.experiment.as_ref().map(|e| e.1.clone()),
-            route: s.route.into(),
-            items: serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()),
-            teams: s
-                .teams
-                .as_ref()
-                .map(|t| t.iter().map(|&x| if x == 0 { '0' } else { '1' }).collect()),
+            experiment: s.experiment.as_ref().map(|e| e.0.as_str()),
+            arm: s.experiment.as_ref().map(|e| e.1.as_str()),
+            route: s.route,
+            items: items.iter().map(|i| i.id.as_str()).collect(),
+            teams: teams.as_deref(),
             event_seq: state.committed(),
         });
     }

@@ -68,6 +68,8 @@ pub struct Impressions {
     /// Impressions waiting to be written; beyond it new ones are dropped (and counted in
     /// `reco_impressions_dropped_total`), never delaying a request.
     pub queue: usize,
+    /// Milliseconds a batch of impressions waits for more before it is written.
+    pub flush_ms: u64,
     /// Event types that count as a click on a shown item.
     pub click_types: Vec<String>,
     /// Event types that count as a conversion.
@@ -81,6 +83,7 @@ impl Default for Impressions {
         Impressions {
             enabled: true,
             queue: 100_000,
+            flush_ms: 500,
             click_types: ["click", "view", "like", "cart", "purchase", "rating"]
                 .map(String::from)
                 .to_vec(),
@@ -327,6 +330,12 @@ impl Config {
         let imp = &self.impressions;
         if imp.queue == 0 || imp.queue > 10_000_000 {
             return bad(format!("impressions.queue = {}: 1 to 10000000", imp.queue));
+        }
+        if imp.flush_ms > 60_000 {
+            return bad(format!(
+                "impressions.flush_ms = {}: at most 60000",
+                imp.flush_ms
+            ));
         }
         if imp.max_scan < 1 {
             return bad(format!(

@@ -255,7 +255,7 @@ fn shown(rows: &[ImpressionRow], arm_of: impl Fn(&ImpressionRow) -> Option<usize
         .map(|r| Shown {
             id: r.id.clone(),
             arm: arm_of(r),
-            items: serde_json::from_str(&r.items).unwrap_or_default(),
+            items: r.items.clone(),
             teams: r
                 .teams
                 .as_deref()

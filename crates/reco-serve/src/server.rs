@@ -680,7 +680,11 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         apply_gate: tokio::sync::Mutex::new(()),
         activation: tokio::sync::Mutex::new(()),
         impressions: if cfg_impressions.enabled {
-            crate::impressions::ImpressionLog::start(store_for_log, cfg_impressions.queue)
+            crate::impressions::ImpressionLog::start(
+                store_for_log,
+                cfg_impressions.queue,
+                cfg_impressions.flush_ms,
+            )
         } else {
             crate::impressions::ImpressionLog::disabled()
         },

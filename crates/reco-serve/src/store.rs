@@ -100,8 +100,52 @@ pub struct ItemRow {
     pub timestamp: Option<i64>,
 }
 
+/// Impressions encoded as one row of `impression_batches`.
+#[derive(Clone, Debug)]
+pub struct ImpressionBatch {
+    /// Earliest impression time.
+    pub first_ts: i64,
+    /// Latest impression time.
+    pub last_ts: i64,
+    /// Impressions in it.
+    pub rows: i64,
+    /// Them, postcard-encoded.
+    pub data: Vec<u8>,
+}
+
+impl ImpressionBatch {
+    /// A batch from impressions each already encoded by [`ImpressionRef::encode`] (with its
+    /// time): postcard writes a list as its length (a LEB128 varint) followed by the elements,
+    /// so the batch is that length and the encodings end to end, and it decodes as a
+    /// `Vec<ImpressionRow>`.
+    pub fn from_encoded(rows: &[(i64, Vec<u8>)]) -> Option<ImpressionBatch> {
+        let first_ts = rows.iter().map(|r| r.0).min()?;
+        let last_ts = rows.iter().map(|r| r.0).max()?;
+        let mut data = Vec::with_capacity(10 + rows.iter().map(|r| r.1.len()).sum::<usize>());
+        let mut n = rows.len();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                data.push(byte);
+                break;
+            }
+            data.push(byte | 0x80);
+        }
+        for r in rows {
+            data.extend_from_slice(&r.1);
+        }
+        Some(ImpressionBatch {
+            first_ts,
+            last_ts,
+            rows: rows.len() as i64,
+            data,
+        })
+    }
+}
+
 /// A served list as stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImpressionRow {
     /// The response id (`r-…`).
     pub id: String,
@@ -117,12 +161,47 @@ pub struct ImpressionRow {
     pub arm: Option<String>,
     /// `recommend`, `session`, `similar`, `popular`, `latest`.
     pub route: String,
-    /// JSON array of the item ids shown, in position order.
-    pub items: String,
+    /// The item ids shown, in position order.
+    pub items: Vec<String>,
     /// For interleaved lists, the team of each position (`0`/`1` characters).
     pub teams: Option<String>,
     /// The newest event sequence number committed when the list was served.
     pub event_seq: i64,
+}
+
+/// A served list, borrowed from the response being built: what a request encodes for the
+/// impression log. Its fields are [`ImpressionRow`]'s in the same order and encode the same
+/// way (a `&str` as a `String`), so one allocation per list replaces a dozen.
+#[derive(serde::Serialize)]
+pub struct ImpressionRef<'a> {
+    /// See [`ImpressionRow`].
+    pub id: &'a str,
+    /// See [`ImpressionRow`].
+    pub user: Option<&'a str>,
+    /// See [`ImpressionRow`].
+    pub ts: i64,
+    /// See [`ImpressionRow`].
+    pub version: Option<i64>,
+    /// See [`ImpressionRow`].
+    pub experiment: Option<&'a str>,
+    /// See [`ImpressionRow`].
+    pub arm: Option<&'a str>,
+    /// See [`ImpressionRow`].
+    pub route: &'a str,
+    /// See [`ImpressionRow`].
+    pub items: Vec<&'a str>,
+    /// See [`ImpressionRow`].
+    pub teams: Option<&'a str>,
+    /// See [`ImpressionRow`].
+    pub event_seq: i64,
+}
+
+impl ImpressionRef<'_> {
+    /// Its postcard encoding.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        reco_core::artifact::encode(self)
+            .map_err(|e| ServeError::Storage(format!("encoding an impression: {e}")))
+    }
 }
 
 /// An experiment as stored.
@@ -248,6 +327,10 @@ impl Store {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
+        let blob = match self.backend {
+            Backend::Sqlite => "BLOB",
+            Backend::Postgres => "BYTEA",
+        };
         let statements = [
             "CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, fields TEXT NOT NULL, \
              updated BIGINT NOT NULL)"
@@ -292,15 +375,16 @@ impl Store {
             "CREATE UNIQUE INDEX IF NOT EXISTS versions_one_active ON versions (status) \
              WHERE status = 'active'"
                 .to_string(),
-            // One row per list served: the items in their positions as a JSON array, and the
-            // newest event sequence number at that moment, so that the events citing a set of
-            // lists are found by a range scan of the log above their smallest one.
-            "CREATE TABLE IF NOT EXISTS impressions (id TEXT PRIMARY KEY, user_id TEXT, \
-             ts BIGINT NOT NULL, model_version BIGINT, experiment TEXT, arm TEXT, \
-             route TEXT NOT NULL, items TEXT NOT NULL, teams TEXT, event_seq BIGINT NOT NULL)"
-                .to_string(),
-            "CREATE INDEX IF NOT EXISTS impressions_ts ON impressions (ts)".to_string(),
-            "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, ts)"
+            // Impressions are written in batches, one row per batch holding its impressions
+            // (postcard-encoded): the database's cost is per batch, not per list served (a row
+            // per list with its indexes cost recommend throughput 29% under load). Readers pick
+            // batches by time and filter in memory.
+            format!(
+                "CREATE TABLE IF NOT EXISTS impression_batches (seq {serial}, \
+                 first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL, rows BIGINT NOT NULL, \
+                 data {blob} NOT NULL)"
+            ),
+            "CREATE INDEX IF NOT EXISTS impression_batches_ts ON impression_batches (last_ts)"
                 .to_string(),
             "CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, spec TEXT NOT NULL, \
              status TEXT NOT NULL, created BIGINT NOT NULL, ended BIGINT NOT NULL, \
@@ -778,91 +862,57 @@ impl Store {
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
     }
 
-    /// Writes impressions in one transaction (a primary key seen again is skipped).
-    pub async fn insert_impressions(&self, rows: &[ImpressionRow]) -> Result<()> {
-        const COLS: usize = 10;
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO impressions (id, user_id, ts, model_version, experiment, arm, route, \
-                 items, teams, event_seq) VALUES ",
-            );
-            for k in 0..chunk.len() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                let cells: Vec<String> = (1..=COLS).map(|c| format!("${}", k * COLS + c)).collect();
-                sql.push_str(&format!("({})", cells.join(",")));
-            }
-            sql.push_str(" ON CONFLICT (id) DO NOTHING");
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.id.as_str())
-                    .bind(r.user.as_deref())
-                    .bind(r.ts)
-                    .bind(r.version)
-                    .bind(r.experiment.as_deref())
-                    .bind(r.arm.as_deref())
-                    .bind(r.route.as_str())
-                    .bind(r.items.as_str())
-                    .bind(r.teams.as_deref())
-                    .bind(r.event_seq);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+    /// Writes an encoded batch of impressions.
+    pub async fn insert_impression_batch(&self, b: &ImpressionBatch) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO impression_batches (first_ts, last_ts, rows, data) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(b.first_ts)
+        .bind(b.last_ts)
+        .bind(b.rows)
+        .bind(b.data.as_slice())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// Impressions of an experiment, or every impression since a time, oldest first; at most
-    /// `limit` (the caller reports when the limit was reached).
+    /// Impressions served at or after `since`, of one experiment or all, in the order they
+    /// were written; at most `limit` (the caller reports when the limit was reached).
     pub async fn impressions(
         &self,
         experiment: Option<&str>,
         since: i64,
         limit: i64,
     ) -> Result<Vec<ImpressionRow>> {
-        let cols =
-            "id, user_id, ts, model_version, experiment, arm, route, items, teams, event_seq";
-        let rows = match experiment {
-            Some(e) => {
-                sqlx::query(&format!(
-                    "SELECT {cols} FROM impressions WHERE experiment = $1 AND ts >= $2 \
-                     ORDER BY ts LIMIT $3"
-                ))
-                .bind(e)
-                .bind(since)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
+        let mut out = Vec::new();
+        let mut after = 0i64;
+        let limit = usize::try_from(limit).unwrap_or(0);
+        while out.len() < limit {
+            let batches = sqlx::query(
+                "SELECT seq, data FROM impression_batches WHERE last_ts >= $1 AND seq > $2 \
+                 ORDER BY seq LIMIT 64",
+            )
+            .bind(since)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            if batches.is_empty() {
+                break;
             }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {cols} FROM impressions WHERE ts >= $1 ORDER BY ts LIMIT $2"
-                ))
-                .bind(since)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
+            for b in &batches {
+                after = b.try_get(0)?;
+                let rows: Vec<ImpressionRow> = reco_core::artifact::decode(
+                    &b.try_get::<Vec<u8>, _>(1)?,
+                    "impression batch",
+                )
+                .map_err(|e| ServeError::Storage(format!("impression batch {after}: {e}")))?;
+                out.extend(rows.into_iter().filter(|r| {
+                    r.ts >= since && experiment.is_none_or(|e| r.experiment.as_deref() == Some(e))
+                }));
             }
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(ImpressionRow {
-                    id: r.try_get(0)?,
-                    user: r.try_get(1)?,
-                    ts: r.try_get(2)?,
-                    version: r.try_get(3)?,
-                    experiment: r.try_get(4)?,
-                    arm: r.try_get(5)?,
-                    route: r.try_get(6)?,
-                    items: r.try_get(7)?,
-                    teams: r.try_get(8)?,
-                    event_seq: r.try_get(9)?,
-                })
-            })
-            .collect()
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Events that cite a recommendation, with sequence numbers above `after`: (sequence,
