@@ -328,6 +328,24 @@ pub async fn recommend(
         experiment,
         ..Served::plain("recommend", Some(user.clone()), version)
     };
+    // Opted out: the list anyone unknown gets (popular items), less the items they hid, and
+    // outside any experiment.
+    if state.opted_out(&user) {
+        let mut anonymous = crate::live::UserLive::default();
+        anonymous.hidden.clone_from(&live.hidden);
+        let cx = engine::UserContext {
+            user: &user,
+            live: &anonymous,
+            masked: true,
+        };
+        let mut answer = {
+            let cat = state.catalog_read()?;
+            engine::recommend_user(None, &cat, &cx, &ask, policy, share)?
+        };
+        answer.cold_start = Some("opted_out");
+        let version = state.active().map(|a| a.version);
+        return Ok(Json(answer_out(&state, served(version, None), answer)?));
+    }
     match crate::online::route(state.experiment(), &user) {
         crate::online::Route::Active => {
             let active = state.active();
@@ -838,6 +856,119 @@ pub async fn delete_item(
     Ok(Json(serde_json::json!({ "id": item, "deleted": true })))
 }
 
+/// A user's choice about personalisation.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOut {
+    /// True: popular items instead of personal ones, and their events are not trained on;
+    /// false: personalised again.
+    pub opt_out: bool,
+}
+
+/// Opts a user out of personalisation (or back in).
+#[utoipa::path(put, path = "/v1/users/{user}/opt-out", params(("user" = String, Path, description = "User id")),
+    request_body = OptOut, responses((status = 200, body = OptOut), (status = 400, body = ErrorBody)))]
+pub async fn put_opt_out(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    Json(o): Json<OptOut>,
+) -> Result<Json<OptOut>> {
+    check_id(&state, "user", &user)?;
+    state.set_opt_out(&user, o.opt_out).await?;
+    Ok(Json(o))
+}
+
+/// Everything stored about a user.
+#[derive(Serialize, ToSchema)]
+pub struct UserExport {
+    /// User id.
+    pub id: String,
+    /// Metadata fields.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+    /// Opted out of personalisation.
+    pub opt_out: bool,
+    /// Every stored event, oldest first: `{item, type, value, timestamp, recommendation?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+    /// The lists shown to them that are still kept: `{id, timestamp, model_version, experiment?,
+    /// arm?, items}`.
+    #[schema(value_type = Vec<Object>)]
+    pub impressions: Vec<serde_json::Value>,
+    /// True when `impressions.max_scan` cut the impressions read.
+    pub truncated: bool,
+    /// The running experiment's arm for them, if they are in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<(String, String)>,
+    /// In the active model version.
+    pub in_model: bool,
+}
+
+/// Exports everything stored about a user (their right of access): metadata, opt-out, events,
+/// the lists shown to them, their experiment arm.
+#[utoipa::path(get, path = "/v1/users/{user}/export", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = UserExport), (status = 404, body = ErrorBody)))]
+pub async fn export_user(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<UserExport>> {
+    check_id(&state, "user", &user)?;
+    let (fields, _) = state
+        .store
+        .user(&user)
+        .await?
+        .ok_or_else(|| ServeError::NotFound(format!("user {user:?} does not exist")))?;
+    let events = state
+        .store
+        .user_event_rows(&user)
+        .await?
+        .into_iter()
+        .map(|(e, rec)| {
+            let mut v = serde_json::json!({"item": e.item, "type": e.kind, "value": e.value,
+                                           "timestamp": e.timestamp});
+            if let Some(r) = rec {
+                v["recommendation"] = r.into();
+            }
+            v
+        })
+        .collect();
+    state.impressions.flush().await;
+    let max = state.cfg.impressions.max_scan;
+    let all = state.store.impressions(None, 0, max).await?;
+    let truncated = all.len() as i64 >= max;
+    let impressions = all
+        .into_iter()
+        .filter(|r| r.user.as_deref() == Some(user.as_str()))
+        .map(|r| {
+            serde_json::json!({"id": r.id, "timestamp": r.ts, "model_version": r.version,
+                               "experiment": r.experiment, "arm": r.arm, "items": r.items})
+        })
+        .collect();
+    let experiment = state.experiment().and_then(|e| {
+        crate::experiment::assign(&e.spec, &user).map(|k| {
+            let arm = match e.spec.design {
+                crate::experiment::Design::Interleave => "interleaved".to_string(),
+                crate::experiment::Design::Split => e.spec.arms[k].name.clone(),
+            };
+            (e.row.name.clone(), arm)
+        })
+    });
+    let active = state.active();
+    let in_model = active
+        .as_deref()
+        .is_some_and(|a| a.loaded.users.get(&user).is_some() && !state.masked(&user, Some(a)));
+    Ok(Json(UserExport {
+        opt_out: state.opted_out(&user),
+        id: user,
+        fields,
+        events,
+        impressions,
+        truncated,
+        experiment,
+        in_model,
+    }))
+}
+
 /// Experiments, newest first.
 #[utoipa::path(get, path = "/v1/experiments", responses((status = 200, body = Vec<ExperimentRow>), (status = 401, body = ErrorBody)))]
 pub async fn experiments(State(state): State<AppState>) -> Result<Json<Vec<ExperimentRow>>> {
@@ -1014,6 +1145,8 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         activate,
         rollback,
         retrain,
+        put_opt_out,
+        export_user,
         experiments,
         start_experiment,
         experiment_results,
@@ -1034,6 +1167,8 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         ItemIn,
         ItemRow,
         VersionRow,
+        OptOut,
+        UserExport,
         ExperimentRow,
         ExperimentSpec,
         ExperimentResults,

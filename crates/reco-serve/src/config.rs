@@ -37,6 +37,27 @@ pub struct Config {
     pub impressions: Impressions,
     /// Online experiments between model versions.
     pub experiments: Experiments,
+    /// How long events and impressions are kept.
+    pub retention: Retention,
+}
+
+/// Retention: events and impressions older than a number of days are deleted on a schedule.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Keep events and impressions this many days (by their time); 0 keeps everything.
+    pub days: u64,
+    /// Seconds between deletion runs.
+    pub every_seconds: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            days: 0,
+            every_seconds: 3600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -54,6 +75,7 @@ impl Default for Config {
             replicas: Replicas::default(),
             impressions: Impressions::default(),
             experiments: Experiments::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -351,6 +373,17 @@ impl Config {
                     "impressions: event type {t:?} is not in feedback.types"
                 ));
             }
+        }
+        if self.retention.days > 100_000 {
+            return bad(format!(
+                "retention.days = {}: at most 100000",
+                self.retention.days
+            ));
+        }
+        if self.retention.days > 0 && self.retention.every_seconds == 0 {
+            return bad(
+                "retention.every_seconds must be at least 1 when retention.days is set".into(),
+            );
         }
         let e = self.experiments.effect_sd;
         if !(e > 0.0 && e < 1.0) {

@@ -82,6 +82,8 @@ pub fn app(state: AppState) -> Router {
             put(api::put_item).delete(api::delete_item),
         )
         .route("/v1/items", post(api::post_items))
+        .route("/v1/users/{user}/opt-out", put(api::put_opt_out))
+        .route("/v1/users/{user}/export", get(api::export_user))
         .route("/v1/models", get(api::models))
         .route("/v1/models/{version}/activate", post(api::activate))
         .route("/v1/models/rollback", post(api::rollback))

@@ -69,6 +69,8 @@ pub struct Shared {
     /// The newest event sequence number this replica knows committed: impressions record it,
     /// so that the events citing them are found above it.
     committed: AtomicI64,
+    /// Users who opted out of personalisation.
+    opted_out: RwLock<rustc_hash::FxHashSet<String>>,
 }
 
 /// How far below the newest applied sequence number a poll looks again: a transaction of
@@ -117,6 +119,41 @@ impl Shared {
         if let Ok(mut x) = self.experiment.write() {
             *x = e;
         }
+    }
+
+    /// Whether `user` opted out of personalisation.
+    pub fn opted_out(&self, user: &str) -> bool {
+        self.opted_out.read().is_ok_and(|o| o.contains(user))
+    }
+
+    /// Records a user's opt-out (or opt-in) in the database, then in memory.
+    pub async fn set_opt_out(&self, user: &str, opt_out: bool) -> Result<()> {
+        self.store.set_opt_out(user, opt_out).await?;
+        if let Ok(mut o) = self.opted_out.write() {
+            if opt_out {
+                o.insert(user.to_string());
+            } else {
+                o.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes events and impressions older than `retention.days`; returns how many of each.
+    pub async fn apply_retention(&self) -> Result<(u64, u64)> {
+        let days = self.cfg.retention.days;
+        if days == 0 {
+            return Ok((0, 0));
+        }
+        let cut =
+            now().saturating_sub(i64::try_from(days.saturating_mul(86_400)).unwrap_or(i64::MAX));
+        let (events, impressions) = self.store.delete_before(cut).await?;
+        metrics::counter!("reco_retention_events_deleted_total").increment(events);
+        metrics::counter!("reco_retention_impressions_deleted_total").increment(impressions);
+        if events + impressions > 0 {
+            tracing::info!(events, impressions, days, "retention: deleted old data");
+        }
+        Ok((events, impressions))
     }
 
     /// The newest committed event sequence number known here.
@@ -231,6 +268,12 @@ impl Shared {
         let Some((events, clock)) = self.store.forget_user(user).await? else {
             return Ok(false);
         };
+        // Queued impressions first, so that none of theirs is written after the rewrite.
+        self.impressions.flush().await;
+        self.store.forget_impressions(user).await?;
+        if let Ok(mut o) = self.opted_out.write() {
+            o.remove(user);
+        }
         if let Ok(mut f) = self.forgotten.write() {
             f.insert(crate::store::digest(user), clock);
         }
@@ -653,6 +696,7 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         catalog.add_popularity(i, n as f64);
     }
     let forgotten: FxHashMap<String, i64> = store.forgotten(0).await?.into_iter().collect();
+    let opted_out: rustc_hash::FxHashSet<String> = store.opted_out().await?.into_iter().collect();
     let (tx, rx) = mpsc::channel(4096);
     let artifacts = cfg.artifact_dir();
     let floor = store.max_seq().await?;
@@ -690,6 +734,7 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         },
         experiment: RwLock::new(None),
         committed: AtomicI64::new(floor),
+        opted_out: RwLock::new(opted_out),
     });
     let versions = shared.store.versions().await?;
     // The active version first; if its artifact is damaged, the newest kept one.
@@ -719,6 +764,22 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
     tokio::spawn(writer(shared.clone(), rx));
     if let Err(e) = crate::online::resume(&shared).await {
         tracing::error!(error = %e, "cannot resume the running experiment; users get the active version");
+    }
+    if shared.cfg.retention.days > 0 {
+        let me = shared.clone();
+        let every = Duration::from_secs(shared.cfg.retention.every_seconds.max(1));
+        // The first run a minute after start (sooner with a shorter period): not in the way of
+        // start-up, and not skipped by a server that restarts more often than the period.
+        let first = every.min(Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.apply_retention().await {
+                    tracing::warn!(error = %e, "retention run failed");
+                }
+            }
+        });
     }
     let check = shared.cfg.experiments.check_seconds;
     if check > 0 {

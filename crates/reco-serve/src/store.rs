@@ -386,6 +386,9 @@ impl Store {
             ),
             "CREATE INDEX IF NOT EXISTS impression_batches_ts ON impression_batches (last_ts)"
                 .to_string(),
+            // Users who opted out of personalisation: served popular items, left out of training.
+            "CREATE TABLE IF NOT EXISTS opt_outs (user_id TEXT PRIMARY KEY, at BIGINT NOT NULL)"
+                .to_string(),
             "CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, spec TEXT NOT NULL, \
              status TEXT NOT NULL, created BIGINT NOT NULL, ended BIGINT NOT NULL, \
              stopped_arms TEXT NOT NULL, message TEXT NOT NULL)"
@@ -541,6 +544,20 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_row).collect()
+    }
+
+    /// Every event of a user, oldest first, with the recommendation each cites.
+    pub async fn user_event_rows(&self, user: &str) -> Result<Vec<(EventRow, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id, item_id, kind, value, ts, recommendation FROM events \
+             WHERE user_id = $1 ORDER BY seq",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((event_row(r)?, r.try_get::<Option<String>, _>(6)?)))
+            .collect()
     }
 
     /// (user, item) pairs whose latest event is of one of the `negative` types, for one user
@@ -933,6 +950,124 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
+    }
+
+    /// Removes a forgotten user's impressions (rewriting the batches that hold them) and their
+    /// opt-out row; returns how many impressions went.
+    pub async fn forget_impressions(&self, user: &str) -> Result<u64> {
+        sqlx::query("DELETE FROM opt_outs WHERE user_id = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        let (mut after, mut removed) = (0i64, 0u64);
+        loop {
+            let batches = sqlx::query(
+                "SELECT seq, data FROM impression_batches WHERE seq > $1 ORDER BY seq LIMIT 64",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            if batches.is_empty() {
+                return Ok(removed);
+            }
+            for b in &batches {
+                after = b.try_get(0)?;
+                let rows: Vec<ImpressionRow> = reco_core::artifact::decode(
+                    &b.try_get::<Vec<u8>, _>(1)?,
+                    "impression batch",
+                )
+                .map_err(|e| ServeError::Storage(format!("impression batch {after}: {e}")))?;
+                let kept: Vec<&ImpressionRow> = rows
+                    .iter()
+                    .filter(|r| r.user.as_deref() != Some(user))
+                    .collect();
+                if kept.len() == rows.len() {
+                    continue;
+                }
+                removed += (rows.len() - kept.len()) as u64;
+                if kept.is_empty() {
+                    sqlx::query("DELETE FROM impression_batches WHERE seq = $1")
+                        .bind(after)
+                        .execute(&self.pool)
+                        .await?;
+                } else {
+                    let data = reco_core::artifact::encode(&kept)
+                        .map_err(|e| ServeError::Storage(format!("encoding impressions: {e}")))?;
+                    sqlx::query(
+                        "UPDATE impression_batches SET data = $2, rows = $3 WHERE seq = $1",
+                    )
+                    .bind(after)
+                    .bind(data.as_slice())
+                    .bind(kept.len() as i64)
+                    .execute(&self.pool)
+                    .await?;
+                }
+            }
+        }
+    }
+
+    /// Records a user's choice: `true` opts out of personalisation, `false` back in.
+    pub async fn set_opt_out(&self, user: &str, opt_out: bool) -> Result<()> {
+        if opt_out {
+            sqlx::query(
+                "INSERT INTO opt_outs (user_id, at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+            )
+            .bind(user)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM opt_outs WHERE user_id = $1")
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Users who opted out.
+    pub async fn opted_out(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT user_id FROM opt_outs")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// Deletes events whose time is before `cut` and impression batches wholly before it;
+    /// returns how many events and impressions went. The log is scanned in ranges of sequence
+    /// numbers, one short statement each, so feedback commits go on meanwhile.
+    pub async fn delete_before(&self, cut: i64) -> Result<(u64, u64)> {
+        let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let (mut events, mut from) = (0u64, 0i64);
+        while from < last {
+            let to = from.saturating_add(PURGE_RANGE);
+            events += sqlx::query("DELETE FROM events WHERE seq > $1 AND seq <= $2 AND ts < $3")
+                .bind(from)
+                .bind(to)
+                .bind(cut)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            from = to;
+        }
+        let impressions: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(rows), 0) AS BIGINT) FROM impression_batches \
+             WHERE last_ts < $1",
+        )
+        .bind(cut)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        sqlx::query("DELETE FROM impression_batches WHERE last_ts < $1")
+            .bind(cut)
+            .execute(&self.pool)
+            .await?;
+        Ok((events, u64::try_from(impressions).unwrap_or(0)))
     }
 
     /// Every user's value of a metadata field, as text (numbers and booleans written out).

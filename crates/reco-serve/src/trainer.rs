@@ -49,6 +49,8 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
     // version masks them even if some of their events were read.
     let forget_clock = store.forget_clock().await?;
     let through = store.max_seq().await?;
+    // Users who opted out of personalisation are not trained on.
+    let opted_out: rustc_hash::FxHashSet<String> = store.opted_out().await?.into_iter().collect();
     let weights = &cfg.feedback.types;
     let mut users = IdMap::new();
     let mut items = IdMap::new();
@@ -70,6 +72,9 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
             let Some(&w) = weights.get(&r.kind) else {
                 continue;
             };
+            if opted_out.contains(&r.user) {
+                continue;
+            }
             let u = users.get_or_insert(&r.user);
             let i = items.get_or_insert(&r.item);
             if u as usize == last_seq.len() {
