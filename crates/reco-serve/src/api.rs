@@ -969,6 +969,15 @@ pub async fn export_user(
     }))
 }
 
+/// Drift of the recent events against the active version's training data: per field
+/// (categories, popularity band) the population stability index, both distributions, and
+/// whether the version is stale.
+#[utoipa::path(get, path = "/v1/monitoring/drift",
+    responses((status = 200, body = crate::drift::DriftReport), (status = 401, body = ErrorBody)))]
+pub async fn drift(State(state): State<AppState>) -> Result<Json<crate::drift::DriftReport>> {
+    Ok(Json(state.drift()?))
+}
+
 /// Experiments, newest first.
 #[utoipa::path(get, path = "/v1/experiments", responses((status = 200, body = Vec<ExperimentRow>), (status = 401, body = ErrorBody)))]
 pub async fn experiments(State(state): State<AppState>) -> Result<Json<Vec<ExperimentRow>>> {
@@ -1147,6 +1156,7 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         retrain,
         put_opt_out,
         export_user,
+        drift,
         experiments,
         start_experiment,
         experiment_results,
@@ -1169,6 +1179,7 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         VersionRow,
         OptOut,
         UserExport,
+        crate::drift::DriftReport,
         ExperimentRow,
         ExperimentSpec,
         ExperimentResults,

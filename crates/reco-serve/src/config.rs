@@ -39,6 +39,31 @@ pub struct Config {
     pub experiments: Experiments,
     /// How long events and impressions are kept.
     pub retention: Retention,
+    /// Drift of incoming events against the active version's training data.
+    pub drift: Drift,
+}
+
+/// Drift monitoring (docs/serve.md): the last `window` positive events against the training
+/// events of the active version.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drift {
+    /// Positive events compared (0 turns drift monitoring off).
+    pub window: usize,
+    /// Population stability index above which a field marks the version stale.
+    pub threshold: f64,
+    /// Events the window needs before it can mark the version stale.
+    pub min_events: usize,
+}
+
+impl Default for Drift {
+    fn default() -> Self {
+        Drift {
+            window: 5000,
+            threshold: 0.2,
+            min_events: 1000,
+        }
+    }
 }
 
 /// Retention: events and impressions older than a number of days are deleted on a schedule.
@@ -76,6 +101,7 @@ impl Default for Config {
             impressions: Impressions::default(),
             experiments: Experiments::default(),
             retention: Retention::default(),
+            drift: Drift::default(),
         }
     }
 }
@@ -384,6 +410,13 @@ impl Config {
             return bad(
                 "retention.every_seconds must be at least 1 when retention.days is set".into(),
             );
+        }
+        let d = &self.drift;
+        if d.window > 10_000_000 || !(d.threshold > 0.0 && d.threshold.is_finite()) {
+            return bad(format!(
+                "drift: window {} (at most 10000000), threshold {} (a number > 0)",
+                d.window, d.threshold
+            ));
         }
         let e = self.experiments.effect_sd;
         if !(e > 0.0 && e < 1.0) {

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod experiment;
@@ -94,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/experiments/{name}", get(api::experiment_results))
         .route("/v1/experiments/{name}/stop", post(api::stop_experiment))
         .route("/v1/impressions/stats", get(api::impression_stats))
+        .route("/v1/monitoring/drift", get(api::drift))
         .route_layer(from_fn_with_state(state.clone(), write_auth));
     // Training takes as long as it takes (it runs to the end even if the client leaves), so
     // its route has no request timeout.

@@ -71,6 +71,10 @@ pub struct Shared {
     committed: AtomicI64,
     /// Users who opted out of personalisation.
     opted_out: RwLock<rustc_hash::FxHashSet<String>>,
+    /// The last positive events, for drift.
+    drift_window: Mutex<crate::drift::Window>,
+    /// The training distributions of the active version (computed when first asked for).
+    drift_reference: Mutex<Option<(i64, Arc<crate::drift::Reference>)>>,
 }
 
 /// How far below the newest applied sequence number a poll looks again: a transaction of
@@ -154,6 +158,54 @@ impl Shared {
             tracing::info!(events, impressions, days, "retention: deleted old data");
         }
         Ok((events, impressions))
+    }
+
+    /// Drift of the recent events against the active version; sets the drift gauges.
+    pub fn drift(&self) -> Result<crate::drift::DriftReport> {
+        let active = self.active();
+        let reference = match &active {
+            Some(a) => {
+                let mut slot = self
+                    .drift_reference
+                    .lock()
+                    .map_err(|_| ServeError::Storage("drift lock poisoned".into()))?;
+                match slot.as_ref().filter(|(v, _)| *v == a.version) {
+                    Some((_, r)) => Some(r.clone()),
+                    None => {
+                        let r = Arc::new(crate::drift::Reference::of(a, &*self.catalog_read()?));
+                        *slot = Some((a.version, r.clone()));
+                        Some(r)
+                    }
+                }
+            }
+            None => None,
+        };
+        let window = self
+            .drift_window
+            .lock()
+            .map_err(|_| ServeError::Storage("drift lock poisoned".into()))?;
+        let d = &self.cfg.drift;
+        let report = crate::drift::report(
+            active.as_deref(),
+            reference.as_deref(),
+            &window,
+            &*self.catalog_read()?,
+            d.threshold,
+            d.min_events,
+        );
+        for f in &report.fields {
+            metrics::gauge!("reco_drift_psi", "field" => f.field.clone()).set(f.psi);
+        }
+        metrics::gauge!("reco_model_stale").set(if report.stale { 1.0 } else { 0.0 });
+        Ok(report)
+    }
+
+    fn observe_drift(&self, items: impl IntoIterator<Item = u32>) {
+        if let Ok(mut w) = self.drift_window.lock() {
+            for i in items {
+                w.push(i);
+            }
+        }
     }
 
     /// The newest committed event sequence number known here.
@@ -319,6 +371,7 @@ impl Shared {
                 fresh
             };
             let n = fresh.len() as u64;
+            let mut polled_positive = Vec::new();
             let mut cat = self.catalog_write()?;
             let mut live = self.lock_live()?;
             for r in fresh {
@@ -328,6 +381,7 @@ impl Shared {
                 let item = cat.intern(&r.item, r.timestamp);
                 if w > 0.0 {
                     cat.add_popularity(item, 1.0);
+                    polled_positive.push(item);
                 }
                 let weight = (f64::from(w) * r.value) as f32;
                 live.apply(
@@ -341,6 +395,7 @@ impl Shared {
             }
             drop(live);
             drop(cat);
+            self.observe_drift(polled_positive);
             if n > 0 {
                 self.since_train.fetch_add(n, Ordering::AcqRel);
             }
@@ -383,6 +438,7 @@ impl Shared {
     fn apply(&self, batch: &Batch, last_seq: i64) -> Result<()> {
         let mut cat = self.catalog_write()?;
         let mut live = self.lock_live()?;
+        let mut positive = Vec::new();
         for e in &batch.events {
             let Some(&w) = self.cfg.feedback.types.get(&e.kind) else {
                 continue;
@@ -391,6 +447,7 @@ impl Shared {
             let weight = (f64::from(w) * e.value) as f32;
             if w > 0.0 {
                 cat.add_popularity(item, 1.0);
+                positive.push(item);
             }
             live.apply(
                 &e.user,
@@ -401,6 +458,9 @@ impl Shared {
                 },
             );
         }
+        drop(live);
+        drop(cat);
+        self.observe_drift(positive);
         Ok(())
     }
 
@@ -701,6 +761,7 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
     let artifacts = cfg.artifact_dir();
     let floor = store.max_seq().await?;
     let cfg_impressions = cfg.impressions.clone();
+    let drift_window = cfg.drift.window;
     let store_for_log = store.clone();
     let shared = Arc::new(Shared {
         live: Mutex::new(Live::new(floor, cfg.limits.live_users)),
@@ -735,6 +796,8 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         experiment: RwLock::new(None),
         committed: AtomicI64::new(floor),
         opted_out: RwLock::new(opted_out),
+        drift_window: Mutex::new(crate::drift::Window::new(drift_window)),
+        drift_reference: Mutex::new(None),
     });
     let versions = shared.store.versions().await?;
     // The active version first; if its artifact is damaged, the newest kept one.
@@ -791,6 +854,10 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
                 tick.tick().await;
                 if let Err(e) = crate::online::check_guard(&me).await {
                     tracing::warn!(error = %e, "guard-rail check failed");
+                }
+                // Keeps the drift gauges current.
+                if let Err(e) = me.drift() {
+                    tracing::warn!(error = %e, "drift check failed");
                 }
             }
         });
