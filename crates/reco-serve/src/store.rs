@@ -100,6 +100,12 @@ pub struct ItemRow {
     pub timestamp: Option<i64>,
 }
 
+/// The impressions of batch `seq`.
+fn decode_batch(bytes: &[u8], seq: i64) -> Result<Vec<ImpressionRow>> {
+    reco_core::artifact::decode(bytes, "impression batch")
+        .map_err(|e| ServeError::Storage(format!("impression batch {seq}: {e}")))
+}
+
 /// Impressions encoded as one row of `impression_batches`.
 #[derive(Clone, Debug)]
 pub struct ImpressionBatch {
@@ -918,11 +924,7 @@ impl Store {
             }
             for b in &batches {
                 after = b.try_get(0)?;
-                let rows: Vec<ImpressionRow> = reco_core::artifact::decode(
-                    &b.try_get::<Vec<u8>, _>(1)?,
-                    "impression batch",
-                )
-                .map_err(|e| ServeError::Storage(format!("impression batch {after}: {e}")))?;
+                let rows = decode_batch(&b.try_get::<Vec<u8>, _>(1)?, after)?;
                 out.extend(rows.into_iter().filter(|r| {
                     r.ts >= since && experiment.is_none_or(|e| r.experiment.as_deref() == Some(e))
                 }));
@@ -972,11 +974,7 @@ impl Store {
             }
             for b in &batches {
                 after = b.try_get(0)?;
-                let rows: Vec<ImpressionRow> = reco_core::artifact::decode(
-                    &b.try_get::<Vec<u8>, _>(1)?,
-                    "impression batch",
-                )
-                .map_err(|e| ServeError::Storage(format!("impression batch {after}: {e}")))?;
+                let rows = decode_batch(&b.try_get::<Vec<u8>, _>(1)?, after)?;
                 let kept: Vec<&ImpressionRow> = rows
                     .iter()
                     .filter(|r| r.user.as_deref() != Some(user))
