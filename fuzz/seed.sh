@@ -155,6 +155,20 @@ for head, body in [
     ("POST /v1/items " + J, json.dumps([{"id": "98", "title": "x", "categories": ["2"]}])),
     ("GET /v1/models", ""), ("POST /v1/models/1/activate", ""), ("POST /v1/models/rollback", ""),
     ("PATCH /v1/recommend/1", ""), ("GET /nowhere", ""),
+    ("POST /v1/experiments " + J, json.dumps({"name": "e1", "arms": [
+        {"name": "control", "version": 1}, {"name": "b", "version": 1, "share": 2}]})),
+    ("POST /v1/experiments " + J, json.dumps({"name": "il", "design": "interleave",
+        "traffic": 0.5, "arms": [{"name": "a", "version": 1}, {"name": "b", "version": 1}],
+        "guard": {"enabled": True, "min_impressions": 10, "alpha": 0.05}})),
+    ("POST /v1/experiments " + J, json.dumps({"name": "bad", "arms": [
+        {"name": "a", "version": 7}, {"name": "a", "version": 1, "share": -1}]})),
+    ("GET /v1/experiments", ""), ("GET /v1/experiments/e1", ""),
+    ("POST /v1/experiments/e1/stop", ""),
+    ("GET /v1/impressions/stats?seconds=3600&group=age", ""),
+    ("GET /v1/impressions/stats?seconds=0", ""),
+    ("GET /v1/monitoring/drift", ""),
+    ("PUT /v1/users/1/opt-out " + J, json.dumps({"opt_out": True})),
+    ("GET /v1/users/1/export", ""), ("GET /v1/users/nobody/export", ""),
 ]:
     put("serve", (head + "\n" + body).encode())
 
