@@ -683,17 +683,22 @@ impl Shared {
         Ok(row)
     }
 
-    /// Deletes the artifacts of versions beyond the newest `keep_versions` kept ones.
+    /// Deletes the artifacts of versions beyond the newest `keep_versions` kept ones; the
+    /// versions the running experiment serves are kept whatever their age.
     async fn retire(&self) -> Result<()> {
         let keep = self.cfg.retrain.keep_versions;
         let versions = self.store.versions().await?;
+        let pinned: Vec<i64> = self
+            .experiment()
+            .map(|e| e.spec.arms.iter().map(|a| a.version).collect())
+            .unwrap_or_default();
         let mut kept = 0;
         for v in versions
             .iter()
             .filter(|v| v.status == "active" || v.status == "ready")
         {
             kept += 1;
-            if kept > keep && v.status != "active" {
+            if kept > keep && v.status != "active" && !pinned.contains(&v.version) {
                 if !v.artifact.is_empty() {
                     let _ = std::fs::remove_dir_all(&v.artifact);
                 }

@@ -11,7 +11,56 @@ use rand::{Rng, SeedableRng};
 use reco_core::loaders::{DatasetBuilder, LoadOptions};
 use serde_json::{json, Value};
 
-on_both!(ab_test_and_interleaving_find_the_better_model);
+on_both!(
+    ab_test_and_interleaving_find_the_better_model,
+    versions_an_experiment_serves_are_not_retired
+);
+
+/// `retrain.keep_versions` deletes old artifacts, but not those of the running experiment's
+/// arms: the experiment keeps serving, and resumes after a restart.
+async fn versions_an_experiment_serves_are_not_retired(db: Db) {
+    let Some(s) = start(db, Some(common::data()), |c| {
+        c.retrain.keep_versions = 2;
+        c.experiments.check_seconds = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    s.retrain().await;
+    s.retrain().await;
+    let spec = json!({"name": "old-vs-new", "arms": [
+        {"name": "new", "version": 2}, {"name": "old", "version": 1}]});
+    let (st, v) = s.call("POST", "/v1/experiments", Some(spec)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let status = |v: &Value, version: i64| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|r| r["version"] == version))
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    // Version 3 makes version 1 the third kept one: past keep_versions, but pinned.
+    s.retrain().await;
+    let (_, models) = s.call("GET", "/v1/models", None).await;
+    assert_eq!(status(&models, 1).as_deref(), Some("ready"), "{models}");
+    assert_eq!(status(&models, 3).as_deref(), Some("active"), "{models}");
+    let common::Server {
+        cfg, dir, state, ..
+    } = s;
+    state.store.close().await;
+    let s = restart(cfg, dir, None).await;
+    let mut arms = std::collections::HashSet::new();
+    for u in 0..40 {
+        let (_, v) = s.call("GET", &format!("/v1/recommend/{u}"), None).await;
+        arms.insert(v["arm"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(arms.contains("old") && arms.contains("new"), "{arms:?}");
+    // Stopped, the experiment no longer pins them.
+    s.call("POST", "/v1/experiments/old-vs-new/stop", None)
+        .await;
+    s.retrain().await;
+    let (_, models) = s.call("GET", "/v1/models", None).await;
+    assert_eq!(status(&models, 1).as_deref(), Some("retired"), "{models}");
+}
 
 const USERS: usize = 240;
 const ITEMS: usize = 60;
