@@ -280,6 +280,14 @@ fn check_id(state: &AppState, what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether the active version knows `user` (and may serve them).
+fn in_model(state: &AppState, user: &str) -> bool {
+    state
+        .active()
+        .as_deref()
+        .is_some_and(|a| a.loaded.users.get(user).is_some() && !state.masked(user, Some(a)))
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/health/live", responses((status = 200, description = "The process answers")))]
 pub async fn live() -> Json<serde_json::Value> {
@@ -668,10 +676,7 @@ pub async fn get_user(
         .user(&user)
         .await?
         .ok_or_else(|| ServeError::NotFound(format!("user {user:?} does not exist")))?;
-    let active = state.active();
-    let in_model = active
-        .as_deref()
-        .is_some_and(|a| a.loaded.users.get(&user).is_some() && !state.masked(&user, Some(a)));
+    let in_model = in_model(&state, &user);
     Ok(Json(UserOut {
         id: user,
         fields,
@@ -953,10 +958,7 @@ pub async fn export_user(
             (e.row.name.clone(), arm)
         })
     });
-    let active = state.active();
-    let in_model = active
-        .as_deref()
-        .is_some_and(|a| a.loaded.users.get(&user).is_some() && !state.masked(&user, Some(a)));
+    let in_model = in_model(&state, &user);
     Ok(Json(UserExport {
         opt_out: state.opted_out(&user),
         id: user,
