@@ -6,33 +6,13 @@
 //! `google-chrome` on the PATH; without it the browser half is skipped, unless
 //! RECO_REQUIRE_CHROMIUM is set (CI sets it, and installs Debian's chromium).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::{reco, stderr};
+use common::{chromium, reco, stderr};
 
 const DATA: &str = "synth:users=300,items=120,interactions=9000,seed=4";
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("RECO_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser", "google-chrome"] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    assert!(
-        std::env::var_os("RECO_REQUIRE_CHROMIUM").is_none(),
-        "RECO_REQUIRE_CHROMIUM is set but no chromium was found"
-    );
-    None
-}
 
 fn headless(exe: &Path, profile: &Path) -> Command {
     let mut c = Command::new(exe);

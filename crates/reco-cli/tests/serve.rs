@@ -1,75 +1,12 @@
 //! `reco serve` as a process: the demo answers over a socket, and every acknowledged event
 //! survives SIGKILL at a random moment (rounds of kill and restart on one SQLite file).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A server process and the address it listens on.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-fn spawn(dir: &Path, args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reco"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start reco serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("reco serve ended before listening")
-            .expect("stderr line");
-        if let Some(a) = line.strip_prefix("reco serve: listening on http://") {
-            break a.trim().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, addr }
-}
-
-/// One HTTP/1.1 request on a fresh connection; the status and body.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {out:?}")))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((status, body))
-}
+mod common;
+use common::{http, spawn};
 
 #[test]
 fn demo_answers_over_http() {
@@ -139,10 +76,10 @@ fn acknowledged_events_survive_sigkill() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         std::thread::sleep(Duration::from_millis(200 + rng % 1000));
-        let mut child = p.child;
+        let mut p = p;
         // SIGKILL: no shutdown, no flush beyond what each commit did.
-        child.kill().expect("kill");
-        child.wait().ok();
+        p.child.kill().expect("kill");
+        p.child.wait().ok();
         stop.store(true, Ordering::Relaxed);
         for s in senders {
             s.join().ok();
@@ -162,9 +99,7 @@ fn acknowledged_events_survive_sigkill() {
             lost.push((user.clone(), status, body));
         }
     }
-    let mut child = p.child;
-    child.kill().ok();
-    child.wait().ok();
+    drop(p);
     eprintln!(
         "durability: {} rounds, {} acknowledged events, {} lost",
         rounds,
