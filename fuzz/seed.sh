@@ -167,6 +167,10 @@ for head, body in [
     ("GET /v1/impressions/stats?seconds=3600&group=age", ""),
     ("GET /v1/impressions/stats?seconds=0", ""),
     ("GET /v1/monitoring/drift", ""),
+    ("GET /v1/monitoring/quality?seconds=86400&buckets=24", ""),
+    ("GET /v1/monitoring/quality?seconds=-5&buckets=100000", ""),
+    ("GET /v1/recommend/1?preview=true&explain=true", ""),
+    ("GET /dashboard", ""), ("GET /dashboard/app.js", ""),
     ("PUT /v1/users/1/opt-out " + J, json.dumps({"opt_out": True})),
     ("GET /v1/users/1/export", ""), ("GET /v1/users/nobody/export", ""),
 ]:

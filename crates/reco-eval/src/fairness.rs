@@ -69,15 +69,17 @@ pub struct Audit {
 
 /// Popularity group of every item: 0 head, 1 mid, 2 tail, by cumulative share of
 /// interactions (`head` of them in the head group, `tail` in the tail group).
-pub fn popularity_groups(counts: &[u32], head: f64, tail: f64) -> Vec<u8> {
-    let total: f64 = counts.iter().map(|&c| c as f64).sum();
+/// Counts may be any non-negative numbers (the server's decayed popularities among them).
+pub fn popularity_groups<T: Copy + Into<f64>>(counts: &[T], head: f64, tail: f64) -> Vec<u8> {
+    let counts: Vec<f64> = counts.iter().map(|&c| c.into()).collect();
+    let total: f64 = counts.iter().sum();
     let mut order: Vec<usize> = (0..counts.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(counts[i]), i));
+    order.sort_by(|&a, &b| counts[b].total_cmp(&counts[a]).then(a.cmp(&b)));
     let mut groups = vec![1u8; counts.len()];
     let mut acc = 0.0;
     for &i in &order {
         let before = acc;
-        acc += counts[i] as f64;
+        acc += counts[i];
         groups[i] = if total == 0.0 || before < head * total {
             0
         } else if before >= (1.0 - tail) * total {

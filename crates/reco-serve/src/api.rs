@@ -15,8 +15,14 @@ use crate::engine::{self, Answer, Ask};
 use crate::error::{ErrorBody, Result, ServeError};
 use crate::experiment::ExperimentSpec;
 use crate::online::{ExperimentResults, ImpressionStats};
+
+mod online;
 use crate::server::AppState;
 use crate::store::{now, Batch, BatchOutcome, ExperimentRow, ItemRow, NewEvent, VersionRow};
+pub use online::{
+    drift, experiment_results, experiments, export_user, impression_stats, put_opt_out, quality,
+    start_experiment, stop_experiment, OptOut, QualityParams, StatsParams, UserExport,
+};
 
 /// A JSON body whose rejections are JSON errors (400 syntax, 413 size, 422 shape).
 #[derive(FromRequest)]
@@ -90,6 +96,10 @@ pub struct ListParams {
     /// Add the reasons of each item (default false).
     #[serde(default)]
     pub explain: bool,
+    /// A preview, not shown to the user (the dashboard's lookups, debugging): the list is not
+    /// logged as an impression, so it counts in no click-through (default false).
+    #[serde(default)]
+    pub preview: bool,
 }
 
 fn ten() -> usize {
@@ -198,6 +208,8 @@ struct Served {
     cold_start: Option<&'static str>,
     experiment: Option<(String, String)>,
     teams: Option<Vec<u8>>,
+    /// Not logged as an impression.
+    preview: bool,
 }
 
 impl Served {
@@ -209,6 +221,7 @@ impl Served {
             cold_start: None,
             experiment: None,
             teams: None,
+            preview: false,
         }
     }
 }
@@ -216,7 +229,7 @@ impl Served {
 /// The response of a list, its impression logged.
 fn respond(state: &AppState, s: Served, items: Vec<ItemOut>) -> Recommendations {
     let id = response_id();
-    if state.impressions.enabled() {
+    if state.impressions.enabled() && !s.preview {
         let teams: Option<String> = s
             .teams
             .as_ref()
@@ -334,6 +347,7 @@ pub async fn recommend(
     };
     let served = |version: Option<i64>, experiment: Option<(String, String)>| Served {
         experiment,
+        preview: p.preview,
         ..Served::plain("recommend", Some(user.clone()), version)
     };
     // Opted out: the list anyone unknown gets (popular items), less the items they hid, and
@@ -487,7 +501,10 @@ pub async fn similar(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served::plain("similar", None, Some(active.version)),
+        Served {
+            preview: p.preview,
+            ..Served::plain("similar", None, Some(active.version))
+        },
         items,
     )))
 }
@@ -508,7 +525,10 @@ pub async fn popular(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served::plain("popular", None, state.active().map(|a| a.version)),
+        Served {
+            preview: p.preview,
+            ..Served::plain("popular", None, state.active().map(|a| a.version))
+        },
         items,
     )))
 }
@@ -529,7 +549,10 @@ pub async fn latest(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served::plain("latest", None, state.active().map(|a| a.version)),
+        Served {
+            preview: p.preview,
+            ..Served::plain("latest", None, state.active().map(|a| a.version))
+        },
         items,
     )))
 }
@@ -861,203 +884,6 @@ pub async fn delete_item(
     Ok(Json(serde_json::json!({ "id": item, "deleted": true })))
 }
 
-/// A user's choice about personalisation.
-#[derive(Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OptOut {
-    /// True: popular items instead of personal ones, and their events are not trained on;
-    /// false: personalised again.
-    pub opt_out: bool,
-}
-
-/// Opts a user out of personalisation (or back in).
-#[utoipa::path(put, path = "/v1/users/{user}/opt-out", params(("user" = String, Path, description = "User id")),
-    request_body = OptOut, responses((status = 200, body = OptOut), (status = 400, body = ErrorBody)))]
-pub async fn put_opt_out(
-    State(state): State<AppState>,
-    Path(user): Path<String>,
-    Json(o): Json<OptOut>,
-) -> Result<Json<OptOut>> {
-    check_id(&state, "user", &user)?;
-    state.set_opt_out(&user, o.opt_out).await?;
-    Ok(Json(o))
-}
-
-/// Everything stored about a user.
-#[derive(Serialize, ToSchema)]
-pub struct UserExport {
-    /// User id.
-    pub id: String,
-    /// Metadata fields.
-    #[schema(value_type = Object)]
-    pub fields: serde_json::Value,
-    /// Opted out of personalisation.
-    pub opt_out: bool,
-    /// Every stored event, oldest first: `{item, type, value, timestamp, recommendation?}`.
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
-    /// The lists shown to them that are still kept: `{id, timestamp, model_version, experiment?,
-    /// arm?, items}`.
-    #[schema(value_type = Vec<Object>)]
-    pub impressions: Vec<serde_json::Value>,
-    /// True when `impressions.max_scan` cut the impressions read.
-    pub truncated: bool,
-    /// The running experiment's arm for them, if they are in it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub experiment: Option<(String, String)>,
-    /// In the active model version.
-    pub in_model: bool,
-}
-
-/// Exports everything stored about a user (their right of access): metadata, opt-out, events,
-/// the lists shown to them, their experiment arm.
-#[utoipa::path(get, path = "/v1/users/{user}/export", params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = UserExport), (status = 404, body = ErrorBody)))]
-pub async fn export_user(
-    State(state): State<AppState>,
-    Path(user): Path<String>,
-) -> Result<Json<UserExport>> {
-    check_id(&state, "user", &user)?;
-    let (fields, _) = state
-        .store
-        .user(&user)
-        .await?
-        .ok_or_else(|| ServeError::NotFound(format!("user {user:?} does not exist")))?;
-    let events = state
-        .store
-        .user_event_rows(&user)
-        .await?
-        .into_iter()
-        .map(|(e, rec)| {
-            let mut v = serde_json::json!({"item": e.item, "type": e.kind, "value": e.value,
-                                           "timestamp": e.timestamp});
-            if let Some(r) = rec {
-                v["recommendation"] = r.into();
-            }
-            v
-        })
-        .collect();
-    state.impressions.flush().await;
-    let max = state.cfg.impressions.max_scan;
-    let all = state.store.impressions(None, 0, max).await?;
-    let truncated = all.len() as i64 >= max;
-    let impressions = all
-        .into_iter()
-        .filter(|r| r.user.as_deref() == Some(user.as_str()))
-        .map(|r| {
-            serde_json::json!({"id": r.id, "timestamp": r.ts, "model_version": r.version,
-                               "experiment": r.experiment, "arm": r.arm, "items": r.items})
-        })
-        .collect();
-    let experiment = state.experiment().and_then(|e| {
-        crate::experiment::assign(&e.spec, &user).map(|k| {
-            let arm = match e.spec.design {
-                crate::experiment::Design::Interleave => "interleaved".to_string(),
-                crate::experiment::Design::Split => e.spec.arms[k].name.clone(),
-            };
-            (e.row.name.clone(), arm)
-        })
-    });
-    let in_model = in_model(&state, &user);
-    Ok(Json(UserExport {
-        opt_out: state.opted_out(&user),
-        id: user,
-        fields,
-        events,
-        impressions,
-        truncated,
-        experiment,
-        in_model,
-    }))
-}
-
-/// Drift of the recent events against the active version's training data: per field
-/// (categories, popularity band) the population stability index, both distributions, and
-/// whether the version is stale.
-#[utoipa::path(get, path = "/v1/monitoring/drift",
-    responses((status = 200, body = crate::drift::DriftReport), (status = 401, body = ErrorBody)))]
-pub async fn drift(State(state): State<AppState>) -> Result<Json<crate::drift::DriftReport>> {
-    Ok(Json(state.drift()?))
-}
-
-/// Experiments, newest first.
-#[utoipa::path(get, path = "/v1/experiments", responses((status = 200, body = Vec<ExperimentRow>), (status = 401, body = ErrorBody)))]
-pub async fn experiments(State(state): State<AppState>) -> Result<Json<Vec<ExperimentRow>>> {
-    Ok(Json(state.store.experiments().await?))
-}
-
-/// Starts an experiment between model versions (one runs at a time).
-#[utoipa::path(post, path = "/v1/experiments", request_body = ExperimentSpec,
-    responses((status = 200, body = ExperimentRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn start_experiment(
-    State(state): State<AppState>,
-    Json(spec): Json<ExperimentSpec>,
-) -> Result<Json<ExperimentRow>> {
-    Ok(Json(crate::online::start(&state, spec).await?))
-}
-
-/// An experiment's results: per arm, click-through and conversion with intervals, the
-/// comparison with control (fixed-horizon and sequential p-values), click-through by position,
-/// the arms' offline metrics; interleaving's preference. Applies the guard rail.
-#[utoipa::path(get, path = "/v1/experiments/{name}", params(("name" = String, Path, description = "Experiment name")),
-    responses((status = 200, body = ExperimentResults), (status = 404, body = ErrorBody)))]
-pub async fn experiment_results(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<ExperimentResults>> {
-    Ok(Json(crate::online::results(&state, &name).await?))
-}
-
-/// Stops an experiment: every user is back on the active version.
-#[utoipa::path(post, path = "/v1/experiments/{name}/stop", params(("name" = String, Path, description = "Experiment name")),
-    responses((status = 200, body = ExperimentRow), (status = 404, body = ErrorBody)))]
-pub async fn stop_experiment(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<ExperimentRow>> {
-    Ok(Json(
-        crate::online::stop(&state, &name, "stopped by request").await?,
-    ))
-}
-
-/// Options of the impression statistics.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StatsParams {
-    /// The window: lists served in the last this many seconds (default a day).
-    #[serde(default = "day")]
-    pub seconds: i64,
-    /// A user metadata field to break click-through down by.
-    pub group: Option<String>,
-}
-
-fn day() -> i64 {
-    86_400
-}
-
-/// Click-through and conversion of the lists served lately, by model version, experiment
-/// arm, position, item popularity band and (with `group`) user group.
-#[utoipa::path(get, path = "/v1/impressions/stats", params(StatsParams),
-    responses((status = 200, body = ImpressionStats), (status = 400, body = ErrorBody)))]
-pub async fn impression_stats(
-    State(state): State<AppState>,
-    Query(p): Query<StatsParams>,
-) -> Result<Json<ImpressionStats>> {
-    if p.seconds < 1 {
-        return Err(ServeError::BadRequest(format!(
-            "seconds = {}: at least 1",
-            p.seconds
-        )));
-    }
-    if let Some(g) = &p.group {
-        check_id(&state, "group field", g)?;
-    }
-    let since = now().saturating_sub(p.seconds);
-    Ok(Json(
-        crate::online::stats(&state, since, p.group.as_deref()).await?,
-    ))
-}
-
 /// Model versions, newest first, with their hold-out metrics.
 #[utoipa::path(get, path = "/v1/models", responses((status = 200, body = Vec<VersionRow>), (status = 401, body = ErrorBody)))]
 pub async fn models(State(state): State<AppState>) -> Result<Json<Vec<VersionRow>>> {
@@ -1156,14 +982,15 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         activate,
         rollback,
         retrain,
-        put_opt_out,
-        export_user,
-        drift,
-        experiments,
-        start_experiment,
-        experiment_results,
-        stop_experiment,
-        impression_stats,
+        online::put_opt_out,
+        online::export_user,
+        online::drift,
+        online::experiments,
+        online::start_experiment,
+        online::experiment_results,
+        online::stop_experiment,
+        online::impression_stats,
+        online::quality,
         prometheus
     ),
     components(schemas(
@@ -1179,13 +1006,14 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         ItemIn,
         ItemRow,
         VersionRow,
-        OptOut,
-        UserExport,
+        online::OptOut,
+        online::UserExport,
         crate::drift::DriftReport,
         ExperimentRow,
         ExperimentSpec,
         ExperimentResults,
-        ImpressionStats
+        ImpressionStats,
+        crate::online::QualityReport
     ))
 )]
 pub struct ApiDoc;

@@ -41,6 +41,53 @@ pub struct Config {
     pub retention: Retention,
     /// Drift of incoming events against the active version's training data.
     pub drift: Drift,
+    /// Quality and bias of the lists served, and the thresholds that raise alerts.
+    pub monitoring: Monitoring,
+}
+
+/// Quality monitoring (docs/serve.md): click-through, coverage, popularity lift, exposure and
+/// click-through by user group over the latest window, exported as gauges, with alerts. A
+/// threshold left out is no alert.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// Seconds between refreshes of the quality and drift gauges and alerts (0: only when
+    /// asked over HTTP).
+    pub check_seconds: u64,
+    /// The latest window the gauges and alerts describe, seconds.
+    pub window_seconds: u64,
+    /// The user field whose values are the user groups (default: activity bands).
+    pub group_field: Option<String>,
+    /// Lists the window needs before an alert can fire; also the least a user group needs to
+    /// count in `group_gap`.
+    pub min_impressions: u64,
+    /// Alert when click-through (share of lists with a click) is below.
+    pub min_ctr: Option<f64>,
+    /// Alert when catalogue coverage is below.
+    pub min_coverage: Option<f64>,
+    /// Alert when popularity lift is above.
+    pub max_popularity_lift: Option<f64>,
+    /// Alert when the head items' share of exposure is above.
+    pub max_head_exposure: Option<f64>,
+    /// Alert when the relative click-through gap between user groups, 1 − worst / best, is
+    /// above.
+    pub max_group_gap: Option<f64>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            check_seconds: 60,
+            window_seconds: 3600,
+            group_field: None,
+            min_impressions: 200,
+            min_ctr: None,
+            min_coverage: None,
+            max_popularity_lift: None,
+            max_head_exposure: None,
+            max_group_gap: None,
+        }
+    }
 }
 
 /// Drift monitoring (docs/serve.md): the last `window` positive events against the training
@@ -102,6 +149,7 @@ impl Default for Config {
             experiments: Experiments::default(),
             retention: Retention::default(),
             drift: Drift::default(),
+            monitoring: Monitoring::default(),
         }
     }
 }
@@ -416,6 +464,31 @@ impl Config {
             return bad(format!(
                 "drift: window {} (at most 10000000), threshold {} (a number > 0)",
                 d.window, d.threshold
+            ));
+        }
+        let m = &self.monitoring;
+        if m.window_seconds == 0 || m.window_seconds > 366 * 86_400 {
+            return bad(format!(
+                "monitoring.window_seconds = {}: 1 to 31622400 (a year)",
+                m.window_seconds
+            ));
+        }
+        for (name, t) in [
+            ("min_ctr", m.min_ctr),
+            ("min_coverage", m.min_coverage),
+            ("max_head_exposure", m.max_head_exposure),
+            ("max_group_gap", m.max_group_gap),
+        ] {
+            if let Some(t) = t.filter(|t| !(0.0..=1.0).contains(t)) {
+                return bad(format!("monitoring.{name} = {t}: a share, in [0, 1]"));
+            }
+        }
+        if let Some(t) = m
+            .max_popularity_lift
+            .filter(|t| !t.is_finite() || *t < -1.0)
+        {
+            return bad(format!(
+                "monitoring.max_popularity_lift = {t}: a number of at least -1"
             ));
         }
         let e = self.experiments.effect_sd;

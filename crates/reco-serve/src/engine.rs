@@ -15,6 +15,9 @@ use crate::live::UserLive;
 
 const NONE: u32 = u32::MAX;
 
+/// Names of the user activity bands of [`Active::user_bands`], by band number.
+pub const ACTIVITY: [&str; 3] = ["heavy", "medium", "light"];
+
 /// The model version that answers, with what it needs beyond the model.
 pub struct Active {
     /// Version number.
@@ -29,6 +32,8 @@ pub struct Active {
     pub values: Vec<f32>,
     /// Events behind each training value (`merge = "mean"` only; else empty).
     pub counts: Vec<f32>,
+    /// A sample of single training events' values (empty for older artifacts).
+    pub event_values: Vec<f32>,
     /// Catalogue index of each model item.
     pub to_catalog: Vec<u32>,
     /// Model index of each catalogue entry that existed at activation ([`NONE`] if not in the
@@ -52,6 +57,7 @@ impl Active {
             model: loaded,
             values,
             counts,
+            event_values,
         } = artifact;
         let mut to_catalog = Vec::with_capacity(loaded.items.len());
         for id in loaded.items.ids() {
@@ -79,10 +85,24 @@ impl Active {
             loaded,
             values,
             counts,
+            event_values,
             to_catalog,
             from_catalog,
             cold,
         })
+    }
+
+    /// Activity band of every model user, by the audit's popularity rule over users: the
+    /// heaviest users holding 20% of the training events are 0 (`heavy`), the lightest holding
+    /// 20% are 2 (`light`), the rest 1 (`medium`); names in [`ACTIVITY`].
+    pub fn user_bands(&self) -> Vec<u8> {
+        let lens: Vec<f64> = self
+            .loaded
+            .history_ptr
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]) as f64)
+            .collect();
+        reco_eval::fairness::popularity_groups(&lens, 0.2, 0.2)
     }
 
     /// The model index of a catalogue entry.

@@ -404,48 +404,73 @@ pub struct ArmTally {
     pub by_position: Vec<Rate>,
 }
 
-/// Per-arm click-through from impressions and their outcomes; clicks on items not in the
-/// cited list (or citing unknown lists) are ignored.
+/// The outcomes of one shown list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reaction {
+    /// Clicked, per position.
+    pub clicks: Vec<bool>,
+    /// At least one click.
+    pub click: bool,
+    /// At least one conversion.
+    pub conversion: bool,
+}
+
+/// Joins outcomes to the lists they cite: one reaction per list of `shown`, in its order.
+/// Outcomes on items not in the cited list, or citing unknown lists, are ignored: a client
+/// may cite a list and then act on something else.
+pub fn join(shown: &[Shown], outcomes: &[Outcome]) -> Vec<Reaction> {
+    let mut out: Vec<Reaction> = shown
+        .iter()
+        .map(|s| Reaction {
+            clicks: vec![false; s.items.len()],
+            ..Reaction::default()
+        })
+        .collect();
+    let by_id: FxHashMap<&str, usize> = shown
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.id.as_str(), k))
+        .collect();
+    for o in outcomes {
+        let Some(&k) = by_id.get(o.recommendation.as_str()) else {
+            continue;
+        };
+        let Some(pos) = shown[k].items.iter().position(|i| *i == o.item) else {
+            continue;
+        };
+        let r = &mut out[k];
+        if o.click {
+            r.click = true;
+            r.clicks[pos] = true;
+        }
+        r.conversion |= o.conversion;
+    }
+    out
+}
+
+/// Per-arm click-through from impressions and their outcomes (joined by [`join`]).
 pub fn results(
     arms: usize,
     shown: &[Shown],
     outcomes: &[Outcome],
 ) -> (Vec<ArmTally>, Option<Preference>) {
-    let mut by_id: FxHashMap<&str, (usize, bool, bool, Vec<bool>)> = FxHashMap::default();
-    for (k, s) in shown.iter().enumerate() {
-        by_id.insert(&s.id, (k, false, false, vec![false; s.items.len()]));
-    }
-    for o in outcomes {
-        let Some((k, click, conv, at)) = by_id.get_mut(o.recommendation.as_str()) else {
-            continue;
-        };
-        let Some(pos) = shown[*k].items.iter().position(|i| *i == o.item) else {
-            continue;
-        };
-        if o.click {
-            *click = true;
-            at[pos] = true;
-        }
-        if o.conversion {
-            *conv = true;
-        }
-    }
+    let reactions = join(shown, outcomes);
     const POSITIONS: usize = 10;
     let mut acc = vec![(0u64, 0u64, 0u64, vec![(0u64, 0u64); POSITIONS]); arms];
     let (mut w0, mut w1, mut ties) = (0u64, 0u64, 0u64);
-    for (k, click, conv, at) in by_id.values() {
-        let s = &shown[*k];
+    for (s, r) in shown.iter().zip(&reactions) {
+        let (click, at) = (r.click, &r.clicks);
         if let Some(a) = s.arm.filter(|&a| a < arms) {
             let e = &mut acc[a];
             e.0 += 1;
-            e.1 += u64::from(*click);
-            e.2 += u64::from(*conv);
+            e.1 += u64::from(click);
+            e.2 += u64::from(r.conversion);
             for (p, &c) in at.iter().enumerate().take(POSITIONS) {
                 e.3[p].0 += u64::from(c);
                 e.3[p].1 += 1;
             }
         }
-        if !s.teams.is_empty() && *click {
+        if !s.teams.is_empty() && click {
             let (mut c0, mut c1) = (0u32, 0u32);
             for (&c, &t) in at.iter().zip(&s.teams) {
                 if c {

@@ -9,12 +9,15 @@
 //! Modules: [`config`] (serve.toml), [`store`] (the database), [`catalog`] (items in memory),
 //! [`live`] (events since the active model, bounded), [`engine`] (the answers), [`trainer`]
 //! (dataset from events, gate, artifacts), [`server`] (state, writer, activation), [`api`]
-//! (routes and OpenAPI), [`seed`] (a store from a dataset), [`telemetry`] (Prometheus).
+//! (routes and OpenAPI), [`seed`] (a store from a dataset), [`telemetry`] (Prometheus); the
+//! online loop: [`impressions`] (the log of lists served), [`experiment`] and [`online`]
+//! (A/B tests and interleaving), [`drift`] and [`quality`] (monitoring).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 pub mod drift;
 pub mod engine;
 pub mod error;
@@ -22,6 +25,7 @@ pub mod experiment;
 pub mod impressions;
 pub mod live;
 pub mod online;
+pub mod quality;
 pub mod seed;
 pub mod server;
 pub mod store;
@@ -96,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/experiments/{name}/stop", post(api::stop_experiment))
         .route("/v1/impressions/stats", get(api::impression_stats))
         .route("/v1/monitoring/drift", get(api::drift))
+        .route("/v1/monitoring/quality", get(api::quality))
         .route_layer(from_fn_with_state(state.clone(), write_auth));
     // Training takes as long as it takes (it runs to the end even if the client leaves), so
     // its route has no request timeout.
@@ -111,6 +116,10 @@ pub fn app(state: AppState) -> Router {
         .route("/health/ready", get(api::ready))
         .route("/metrics", get(api::prometheus))
         .route("/openapi.json", get(api::openapi))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
         .merge(reads)
         .merge(writes)
         .layer(timeout)

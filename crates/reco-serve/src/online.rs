@@ -13,6 +13,7 @@ use crate::error::{Result, ServeError};
 use crate::experiment::{
     self, ArmResult, Design, ExperimentSpec, Outcome, Preference, Rate, Shown,
 };
+use crate::quality::{Alert, Lookups, QualityPoint};
 use crate::server::Shared;
 use crate::store::{now, ExperimentRow, ImpressionRow};
 
@@ -59,6 +60,23 @@ pub enum Route {
     },
     /// Both arms of an interleaving experiment.
     Interleave(Arc<Running>),
+}
+
+impl Route {
+    /// The experiment and arm a list on this route is logged with (`interleaved` for an
+    /// interleaving experiment); none on the active version.
+    pub fn label(&self) -> Option<(String, String)> {
+        match self {
+            Route::Active => None,
+            Route::Arm { running, arm } => Some((
+                running.row.name.clone(),
+                running.spec.arms.get(*arm)?.name.clone(),
+            )),
+            Route::Interleave(running) => {
+                Some((running.row.name.clone(), "interleaved".to_string()))
+            }
+        }
+    }
 }
 
 /// The route of `user` under the running experiment, if any.
@@ -168,6 +186,30 @@ pub async fn resume(state: &Arc<Shared>) -> Result<()> {
         .map_err(|e| ServeError::Storage(format!("experiment {:?}: {e}", row.name)))?;
     let models = load_arms(state, &spec).await?;
     state.set_experiment(Some(Arc::new(Running::new(row, spec, models))));
+    Ok(())
+}
+
+/// Follows the experiments table, for a replica: starts the experiment another replica
+/// started, drops one it stopped, and takes over the arms its guard rail stopped.
+pub async fn follow(state: &Arc<Shared>) -> Result<()> {
+    let row = state
+        .store
+        .experiments()
+        .await?
+        .into_iter()
+        .find(|e| e.status == "running");
+    let ours = state.experiment();
+    match (row, ours) {
+        (None, None) => {}
+        (None, Some(_)) => state.set_experiment(None),
+        (Some(row), Some(r)) if r.row.name == row.name => {
+            if row.stopped_arms != r.row.stopped_arms || row.message != r.row.message {
+                let running = Running::new(row, r.spec.clone(), r.models.clone());
+                state.set_experiment(Some(Arc::new(running)));
+            }
+        }
+        (Some(_), _) => resume(state).await?,
+    }
     Ok(())
 }
 
@@ -389,6 +431,64 @@ pub struct ImpressionStats {
     pub truncated: bool,
 }
 
+/// Popularity group (0 head, 1 mid, 2 tail) and popularity of every live catalogue item, by
+/// the audit's rule: the most popular items holding 20% of the popularity are the head, the
+/// least popular holding 20% the tail.
+fn item_groups(state: &Shared) -> Result<FxHashMap<String, (u8, f64)>> {
+    let cat = state.catalog_read()?;
+    let mut live: Vec<u32> = (0..cat.len() as u32)
+        .filter(|&i| !cat.is_deleted(i))
+        .collect();
+    // Ties at a group's edge go by id, so the groups do not hang on the catalogue's order.
+    live.sort_unstable_by(|&a, &b| cat.id(a).cmp(cat.id(b)));
+    let pops: Vec<f64> = live.iter().map(|&i| cat.popularity(i)).collect();
+    let groups = reco_eval::fairness::popularity_groups(&pops, 0.2, 0.2);
+    Ok(live
+        .iter()
+        .zip(groups)
+        .zip(pops)
+        .map(|((&i, g), p)| (cat.id(i).to_string(), (g, p)))
+        .collect())
+}
+
+/// Each user's group: the value of `field` when given, else the activity band of the user in
+/// the active version (`heavy`, `medium`, `light`, or `new` without training events).
+async fn user_groups(state: &Shared, field: Option<&str>) -> Result<UserGroups> {
+    Ok(match field {
+        Some(f) => UserGroups::Field(state.store.user_field(f).await?.into_iter().collect()),
+        None => UserGroups::Activity(state.active()),
+    })
+}
+
+/// How users are grouped.
+enum UserGroups {
+    /// By a user field's value (`none` without one).
+    Field(FxHashMap<String, String>),
+    /// By activity in the active version.
+    Activity(Option<Arc<Active>>),
+}
+
+impl UserGroups {
+    fn of(&self, bands: &[u8], user: &str) -> String {
+        match self {
+            UserGroups::Field(m) => m.get(user).cloned().unwrap_or_else(|| "none".into()),
+            UserGroups::Activity(a) => a
+                .as_deref()
+                .and_then(|a| a.loaded.users.get(user))
+                .and_then(|u| bands.get(u as usize))
+                .map_or("new", |&b| crate::engine::ACTIVITY[usize::from(b.min(2))])
+                .to_string(),
+        }
+    }
+
+    fn bands(&self) -> Vec<u8> {
+        match self {
+            UserGroups::Activity(Some(a)) => a.user_bands(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Breakdowns of click-through since `since` (Unix seconds), by `group` when given.
 pub async fn stats(
     state: &Arc<Shared>,
@@ -397,55 +497,13 @@ pub async fn stats(
 ) -> Result<ImpressionStats> {
     let (rows, outcomes, truncated) = shown_and_outcomes(state, None, since).await?;
     let shown = shown(&rows, |_| None);
-    let mut clicked: FxHashMap<&str, Vec<bool>> = FxHashMap::default();
-    let mut converted: rustc_hash::FxHashSet<&str> = Default::default();
-    let by_id: FxHashMap<&str, &Shown> = shown.iter().map(|s| (s.id.as_str(), s)).collect();
-    for o in &outcomes {
-        let Some(s) = by_id.get(o.recommendation.as_str()) else {
-            continue;
-        };
-        let Some(pos) = s.items.iter().position(|i| *i == o.item) else {
-            continue;
-        };
-        if o.click {
-            clicked
-                .entry(s.id.as_str())
-                .or_insert_with(|| vec![false; s.items.len()])[pos] = true;
-        }
-        if o.conversion {
-            converted.insert(s.id.as_str());
-        }
-    }
-    let band = {
-        let cat = state.catalog_read()?;
-        let mut order: Vec<(f64, String)> = (0..cat.len() as u32)
-            .filter(|&i| !cat.is_deleted(i))
-            .map(|i| (cat.popularity(i), cat.id(i).to_string()))
-            .collect();
-        order.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let n = order.len().max(1) as f64;
-        order
-            .into_iter()
-            .enumerate()
-            .map(|(r, (_, id))| {
-                let q = r as f64 / n;
-                (
-                    id,
-                    if q < 0.1 {
-                        "head"
-                    } else if q < 0.5 {
-                        "mid"
-                    } else {
-                        "tail"
-                    },
-                )
-            })
-            .collect::<FxHashMap<String, &'static str>>()
+    let reactions = experiment::join(&shown, &outcomes);
+    let items = item_groups(state)?;
+    let groups = match group {
+        Some(_) => Some(user_groups(state, group).await?),
+        None => None,
     };
-    let groups: FxHashMap<String, String> = match group {
-        Some(field) => state.store.user_field(field).await?.into_iter().collect(),
-        None => FxHashMap::default(),
-    };
+    let bands = groups.as_ref().map(UserGroups::bands).unwrap_or_default();
     type Tally = FxHashMap<String, (u64, u64)>;
     let add = |m: &mut Tally, k: String, hit: bool| {
         let e = m.entry(k).or_insert((0, 0));
@@ -455,28 +513,26 @@ pub async fn stats(
     let (mut ver, mut arm, mut pop, mut grp): (Tally, Tally, Tally, Tally) = Default::default();
     let mut pos: Vec<(u64, u64)> = Vec::new();
     let (mut any, mut conv) = (0u64, 0u64);
-    for (s, r) in shown.iter().zip(&rows) {
-        let c = clicked.get(s.id.as_str());
-        let hit = c.is_some();
-        any += u64::from(hit);
-        conv += u64::from(converted.contains(s.id.as_str()));
-        add(&mut ver, r.version.unwrap_or(0).to_string(), hit);
+    for (re, r) in reactions.iter().zip(&rows) {
+        any += u64::from(re.click);
+        conv += u64::from(re.conversion);
+        add(&mut ver, r.version.unwrap_or(0).to_string(), re.click);
         if let (Some(e), Some(a)) = (&r.experiment, &r.arm) {
-            add(&mut arm, format!("{e}/{a}"), hit);
+            add(&mut arm, format!("{e}/{a}"), re.click);
         }
-        if let Some(g) = r.user.as_ref().and_then(|u| groups.get(u)) {
-            add(&mut grp, g.clone(), hit);
+        if let (Some(g), Some(u)) = (&groups, r.user.as_deref()) {
+            add(&mut grp, g.of(&bands, u), re.click);
         }
-        for (p, item) in s.items.iter().enumerate() {
-            let h = c.is_some_and(|v| v[p]);
+        for (p, (item, &h)) in r.items.iter().zip(&re.clicks).enumerate() {
             if pos.len() <= p {
                 pos.resize(p + 1, (0, 0));
             }
             pos[p].0 += u64::from(h);
             pos[p].1 += 1;
+            let g = items.get(item).map_or(2, |x| x.0);
             add(
                 &mut pop,
-                band.get(item).copied().unwrap_or("tail").to_string(),
+                crate::quality::GROUPS[usize::from(g.min(2))].into(),
                 h,
             );
         }
@@ -504,4 +560,98 @@ pub async fn stats(
         by_group: rates(grp),
         truncated,
     })
+}
+
+/// Quality over time and the alerts of the latest window.
+#[derive(Serialize, ToSchema)]
+pub struct QualityReport {
+    /// One point per bucket, oldest first.
+    pub series: Vec<QualityPoint>,
+    /// The latest `monitoring.window_seconds`, which the gauges and alerts describe.
+    pub window: QualityPoint,
+    /// The configured alerts on that window.
+    pub alerts: Vec<Alert>,
+    /// How users are grouped in `by_group`: a user field's name, or `activity`.
+    pub groups: String,
+    /// True when `impressions.max_scan` cut the impressions read.
+    pub truncated: bool,
+}
+
+/// Quality in `buckets` buckets over the last `seconds`, and the latest window with its
+/// alerts; sets the quality and alert gauges.
+pub async fn quality(state: &Arc<Shared>, seconds: i64, buckets: usize) -> Result<QualityReport> {
+    let m = &state.cfg.monitoring;
+    let end = now() + 1;
+    let window = i64::try_from(m.window_seconds).unwrap_or(i64::MAX);
+    let since = end.saturating_sub(seconds.max(window));
+    let (rows, outcomes, truncated) = shown_and_outcomes(state, None, since).await?;
+    let reactions = experiment::join(&shown(&rows, |_| None), &outcomes);
+    let items = item_groups(state)?;
+    let groups = user_groups(state, m.group_field.as_deref()).await?;
+    let bands = groups.bands();
+    let active = state.active();
+    // Each listed user's mean history popularity, once.
+    let mut history: FxHashMap<&str, f64> = FxHashMap::default();
+    if let Some(a) = active.as_deref() {
+        let cat = state.catalog_read()?;
+        for r in &rows {
+            let Some(u) = r.user.as_deref() else { continue };
+            if history.contains_key(u) {
+                continue;
+            }
+            if let Some(mu) = a.loaded.users.get(u) {
+                let seen = a.loaded.seen(mu);
+                if !seen.is_empty() {
+                    let total: f64 = seen
+                        .iter()
+                        .filter_map(|&i| a.to_catalog.get(i as usize))
+                        .map(|&c| cat.popularity(c))
+                        .sum();
+                    history.insert(u, total / seen.len() as f64);
+                }
+            }
+        }
+    }
+    let look = Lookups {
+        group: &|i| items.get(i).map(|x| x.0),
+        popularity: &|i| items.get(i).map_or(0.0, |x| x.1),
+        history_popularity: &|u| history.get(u).copied(),
+        user_group: &|u| groups.of(&bands, u),
+        live_items: items.len(),
+    };
+    let buckets = buckets.max(1);
+    let width = (seconds.max(1) + buckets as i64 - 1) / buckets as i64;
+    let start = end.saturating_sub(width.saturating_mul(buckets as i64));
+    let series = crate::quality::series(&rows, &reactions, start, width, buckets, &look);
+    let latest = crate::quality::series(&rows, &reactions, end - window, window, 1, &look)
+        .pop()
+        .ok_or_else(|| ServeError::Storage("no quality window".into()))?;
+    let alerts = crate::quality::alerts(m, &latest);
+    set_gauges(&latest, &alerts);
+    Ok(QualityReport {
+        series,
+        window: latest,
+        alerts,
+        groups: m.group_field.clone().unwrap_or_else(|| "activity".into()),
+        truncated,
+    })
+}
+
+fn set_gauges(p: &QualityPoint, alerts: &[Alert]) {
+    metrics::gauge!("reco_quality_impressions").set(p.impressions as f64);
+    metrics::gauge!("reco_quality_ctr").set(p.ctr.rate);
+    metrics::gauge!("reco_quality_conversion").set(p.conversion.rate);
+    metrics::gauge!("reco_quality_coverage").set(p.coverage);
+    if let Some(l) = p.popularity_lift {
+        metrics::gauge!("reco_quality_popularity_lift").set(l);
+    }
+    for (g, e) in &p.exposure {
+        metrics::gauge!("reco_quality_exposure", "group" => g.clone()).set(*e);
+    }
+    for (g, r) in &p.by_group {
+        metrics::gauge!("reco_quality_group_ctr", "group" => g.clone()).set(r.rate);
+    }
+    for a in alerts {
+        metrics::gauge!("reco_alert", "name" => a.name.clone()).set(f64::from(u8::from(a.firing)));
+    }
 }

@@ -71,6 +71,8 @@ pub struct Shared {
     committed: AtomicI64,
     /// Users who opted out of personalisation.
     opted_out: RwLock<rustc_hash::FxHashSet<String>>,
+    /// The opt-out log's position this replica has applied (polling).
+    opt_out_seq: AtomicI64,
     /// The last positive events, for drift.
     drift_window: Mutex<crate::drift::Window>,
     /// The training distributions of the active version (computed when first asked for).
@@ -143,6 +145,26 @@ impl Shared {
         Ok(())
     }
 
+    /// Applies the opt-outs and opt-ins other replicas recorded since the last call.
+    pub async fn follow_opt_outs(&self) -> Result<()> {
+        let after = self.opt_out_seq.load(Ordering::Acquire);
+        let changes = self.store.opt_out_changes(after).await?;
+        let Some(last) = changes.last().map(|c| c.0) else {
+            return Ok(());
+        };
+        if let Ok(mut o) = self.opted_out.write() {
+            for (_, user, out) in changes {
+                if out {
+                    o.insert(user);
+                } else {
+                    o.remove(&user);
+                }
+            }
+        }
+        self.opt_out_seq.fetch_max(last, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Deletes events and impressions older than `retention.days`; returns how many of each.
     pub async fn apply_retention(&self) -> Result<(u64, u64)> {
         let days = self.cfg.retention.days;
@@ -200,7 +222,7 @@ impl Shared {
         Ok(report)
     }
 
-    fn observe_drift(&self, items: impl IntoIterator<Item = u32>) {
+    fn observe_drift(&self, items: impl IntoIterator<Item = crate::drift::Seen>) {
         if let Ok(mut w) = self.drift_window.lock() {
             for i in items {
                 w.push(i);
@@ -379,11 +401,11 @@ impl Shared {
                     continue;
                 };
                 let item = cat.intern(&r.item, r.timestamp);
+                let weight = (f64::from(w) * r.value) as f32;
                 if w > 0.0 {
                     cat.add_popularity(item, 1.0);
-                    polled_positive.push(item);
+                    polled_positive.push(crate::drift::Seen::new(item, &r.user, weight));
                 }
-                let weight = (f64::from(w) * r.value) as f32;
                 live.apply(
                     &r.user,
                     LiveEvent {
@@ -447,7 +469,7 @@ impl Shared {
             let weight = (f64::from(w) * e.value) as f32;
             if w > 0.0 {
                 cat.add_popularity(item, 1.0);
-                positive.push(item);
+                positive.push(crate::drift::Seen::new(item, &e.user, weight));
             }
             live.apply(
                 &e.user,
@@ -761,6 +783,9 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         catalog.add_popularity(i, n as f64);
     }
     let forgotten: FxHashMap<String, i64> = store.forgotten(0).await?.into_iter().collect();
+    // The clock first: a change committed between the two reads is applied again by the first
+    // poll, which is harmless.
+    let opt_out_seq = store.opt_out_clock().await?;
     let opted_out: rustc_hash::FxHashSet<String> = store.opted_out().await?.into_iter().collect();
     let (tx, rx) = mpsc::channel(4096);
     let artifacts = cfg.artifact_dir();
@@ -801,6 +826,7 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         experiment: RwLock::new(None),
         committed: AtomicI64::new(floor),
         opted_out: RwLock::new(opted_out),
+        opt_out_seq: AtomicI64::new(opt_out_seq),
         drift_window: Mutex::new(crate::drift::Window::new(drift_window)),
         drift_reference: Mutex::new(None),
     });
@@ -838,31 +864,44 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
         let every = Duration::from_secs(shared.cfg.retention.every_seconds.max(1));
         // The first run a minute after start (sooner with a shorter period): not in the way of
         // start-up, and not skipped by a server that restarts more often than the period.
-        let first = every.min(Duration::from_secs(60));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
-            loop {
-                tick.tick().await;
+        periodically(every.min(Duration::from_secs(60)), every, move || {
+            let me = me.clone();
+            async move {
                 if let Err(e) = me.apply_retention().await {
                     tracing::warn!(error = %e, "retention run failed");
                 }
             }
         });
     }
-    let check = shared.cfg.experiments.check_seconds;
-    if check > 0 {
+    let check = Duration::from_secs(shared.cfg.experiments.check_seconds);
+    if !check.is_zero() {
         let me = shared.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(check));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
+        periodically(check, check, move || {
+            let me = me.clone();
+            async move {
                 if let Err(e) = crate::online::check_guard(&me).await {
                     tracing::warn!(error = %e, "guard-rail check failed");
                 }
-                // Keeps the drift gauges current.
+            }
+        });
+    }
+    let check = Duration::from_secs(shared.cfg.monitoring.check_seconds);
+    if !check.is_zero() {
+        let me = shared.clone();
+        // Keeps the drift, quality and alert gauges current.
+        periodically(check, check, move || {
+            let me = me.clone();
+            async move {
                 if let Err(e) = me.drift() {
                     tracing::warn!(error = %e, "drift check failed");
+                }
+                match crate::online::quality(&me, 1, 1).await {
+                    Ok(q) => {
+                        for a in q.alerts.iter().filter(|a| a.firing) {
+                            tracing::warn!(alert = %a.name, value = ?a.value, threshold = a.threshold, "quality alert");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "quality check failed"),
                 }
             }
         });
@@ -885,6 +924,13 @@ pub async fn start(cfg: Config, seed: Option<Dataset>) -> Result<AppState> {
                 if let Err(e) = me.poll(since).await {
                     tracing::warn!(error = %e, "polling the database failed");
                     continue;
+                }
+                // Opt-outs and experiments changed through another replica.
+                if let Err(e) = me.follow_opt_outs().await {
+                    tracing::warn!(error = %e, "polling opt-outs failed");
+                }
+                if let Err(e) = crate::online::follow(&me).await {
+                    tracing::warn!(error = %e, "polling experiments failed");
                 }
                 // Rows stamped within the last seconds may still be committing elsewhere.
                 since = t - 5;
@@ -934,6 +980,21 @@ fn model_spec(cfg: &Config) -> Result<ModelSpec> {
 
 /// Commits feedback in groups: the batches that arrived while the previous commit ran go into
 /// one transaction, so many small concurrent requests share one disk sync.
+/// Runs `job` every `every` for the life of the server, the first time `first` after start.
+fn periodically<F, Fut>(first: Duration, every: Duration, mut job: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+        loop {
+            tick.tick().await;
+            job().await;
+        }
+    });
+}
+
 async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];

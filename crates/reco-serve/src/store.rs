@@ -395,6 +395,12 @@ impl Store {
             // Users who opted out of personalisation: served popular items, left out of training.
             "CREATE TABLE IF NOT EXISTS opt_outs (user_id TEXT PRIMARY KEY, at BIGINT NOT NULL)"
                 .to_string(),
+            // Every opt-out and opt-in in order, so that replicas follow both (an opt-in
+            // deletes its `opt_outs` row, which a replica could not see).
+            format!(
+                "CREATE TABLE IF NOT EXISTS opt_out_log (seq {serial}, user_id TEXT NOT NULL, \
+                 opt_out BIGINT NOT NULL, at BIGINT NOT NULL)"
+            ),
             "CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, spec TEXT NOT NULL, \
              status TEXT NOT NULL, created BIGINT NOT NULL, ended BIGINT NOT NULL, \
              stopped_arms TEXT NOT NULL, message TEXT NOT NULL)"
@@ -1006,21 +1012,57 @@ impl Store {
 
     /// Records a user's choice: `true` opts out of personalisation, `false` back in.
     pub async fn set_opt_out(&self, user: &str, opt_out: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         if opt_out {
             sqlx::query(
                 "INSERT INTO opt_outs (user_id, at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
             )
             .bind(user)
             .bind(now())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         } else {
             sqlx::query("DELETE FROM opt_outs WHERE user_id = $1")
                 .bind(user)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("INSERT INTO opt_out_log (user_id, opt_out, at) VALUES ($1, $2, $3)")
+            .bind(user)
+            .bind(i64::from(opt_out))
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Opt-outs and opt-ins recorded after position `after` of their log, in order:
+    /// `(position, user, opted out)`.
+    pub async fn opt_out_changes(&self, after: i64) -> Result<Vec<(i64, String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id, opt_out FROM opt_out_log WHERE seq > $1 ORDER BY seq LIMIT 100000",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<String, _>(1)?,
+                    r.try_get::<i64, _>(2)? != 0,
+                ))
+            })
+            .collect()
+    }
+
+    /// The newest position of the opt-out log (0 when empty).
+    pub async fn opt_out_clock(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM opt_out_log")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     /// Users who opted out.

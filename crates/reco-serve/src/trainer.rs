@@ -41,7 +41,14 @@ pub struct TrainingData {
     pub last_seq: Vec<i64>,
     /// Events merged into each stored interaction (with `merge = "mean"` only; else empty).
     pub counts: Vec<f32>,
+    /// Training values of single positive events (type weight × value), a strided sample of
+    /// at most [`EVENT_VALUES`]: the reference of the `value` drift field, which merged values
+    /// (sums of repeated events) would not be.
+    pub event_values: Vec<f32>,
 }
+
+/// Most event values kept with a version.
+pub const EVENT_VALUES: usize = 1 << 16;
 
 /// Reads every event up to the current end of the log into a dataset.
 pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
@@ -97,6 +104,14 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
         }
         after = end;
     }
+    let positive = t.values.iter().filter(|v| **v > 0.0).count();
+    let event_values: Vec<f32> = t
+        .values
+        .iter()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .step_by(positive.div_ceil(EVENT_VALUES).max(1))
+        .collect();
     let feedback = cfg.feedback_kind()?;
     let (m, report) = Interactions::from_triplets(&t, users.len(), items.len(), policy)?;
     // Summed signals at or below zero (a dislike outweighing a view) are not positives; with
@@ -143,6 +158,7 @@ pub async fn read_dataset(store: &Store, cfg: &Config) -> Result<TrainingData> {
         forget_clock,
         last_seq,
         counts,
+        event_values,
     })
 }
 
@@ -461,6 +477,10 @@ pub fn save(
     if !data.counts.is_empty() {
         files.push(("counts.bin", reco_core::artifact::encode(&data.counts)?));
     }
+    files.push((
+        "event_values.bin",
+        reco_core::artifact::encode(&data.event_values)?,
+    ));
     reco_models::save_with(
         model,
         ds,
@@ -481,6 +501,8 @@ pub struct Loaded {
     pub values: Vec<f32>,
     /// Events per history entry (`mean` only).
     pub counts: Vec<f32>,
+    /// A sample of single events' training values (empty in artifacts written before it).
+    pub event_values: Vec<f32>,
 }
 
 /// Loads the artifact of a version.
@@ -492,6 +514,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
     };
     let counts: Vec<f32> = match files.get("counts.bin") {
         Some(b) => reco_core::artifact::decode(b, "counts.bin")?,
+        None => Vec::new(),
+    };
+    let event_values: Vec<f32> = match files.get("event_values.bin") {
+        Some(b) => reco_core::artifact::decode(b, "event_values.bin")?,
         None => Vec::new(),
     };
     let loaded = reco_models::from_files(path, manifest, &files)?;
@@ -512,5 +538,6 @@ pub fn load(path: &Path) -> Result<Loaded> {
         model: loaded,
         values,
         counts,
+        event_values,
     })
 }

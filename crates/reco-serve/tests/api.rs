@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use common::{data, item_ids, start, Db};
-use serde_json::json;
+use serde_json::{json, Value};
 
 on_both!(
     health_openapi_and_metrics,
@@ -867,6 +867,52 @@ async fn replicas_on_one_database_follow_each_other(db: Db) {
             "replica b still serves user 4 or lacks the item: {v}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // An opt-out, and then an opt-in, on one replica hold on the other.
+    let cold = |v: &Value| v["cold_start"].as_str().unwrap_or_default().to_string();
+    for (out, want) in [(true, "opted_out"), (false, "")] {
+        let (st, v) = a
+            .call(
+                "PUT",
+                "/v1/users/5/opt-out",
+                Some(json!({ "opt_out": out })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let mut waited = 0;
+        loop {
+            let (_, v) = b.call("GET", "/v1/recommend/5", None).await;
+            if cold(&v) == want {
+                break;
+            }
+            waited += 1;
+            assert!(
+                waited < 100,
+                "replica b never followed opt_out = {out}: {v}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // An experiment started on one replica assigns users on the other; stopped, it stops there.
+    let spec = json!({"name": "across", "arms": [
+        {"name": "one", "version": 1}, {"name": "two", "version": 2}]});
+    let (st, v) = a.call("POST", "/v1/experiments", Some(spec)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for running in [true, false] {
+        let mut waited = 0;
+        loop {
+            let (_, v) = b.call("GET", "/v1/recommend/6", None).await;
+            if (v["experiment"] == "across") == running {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 100, "replica b never followed the experiment: {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if running {
+            let (st, v) = a.call("POST", "/v1/experiments/across/stop", None).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
     }
 }
 

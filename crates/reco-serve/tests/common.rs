@@ -40,6 +40,10 @@ pub fn data() -> Dataset {
     .expect("notebook data")
 }
 
+/// Held by a test while it sets gauges and reads them back: the metrics recorder is global to
+/// the process, and the SQLite and PostgreSQL variants of a test run at once.
+pub static GAUGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A database URL for a new, empty database; `None` when PostgreSQL is not configured and not
