@@ -8,18 +8,22 @@ with --threshold 1) and rank unseen items for every test user; every test item i
 Metrics use the definitions of docs/metrics.md (bench/recompute_metrics.py computes the implicit
 side). Fit time is the median of N runs; implicit and reco both use all cores.
 """
-import argparse
-import warnings
-import json
 import os
-import statistics
-import subprocess
-import sys
-import time
 
-import numpy as np
-import pandas as pd
-from scipy.sparse import csr_matrix
+# implicit's advice: its own threads, not OpenBLAS's on top (set before numpy loads OpenBLAS).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import warnings  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.sparse import csr_matrix  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import recompute_metrics  # noqa: E402

@@ -3,14 +3,19 @@ reco split file, for the scale comparison in BENCHMARKS.md.
 
 Usage: python bench/peers/implicit_mf_scale.py TRAIN_CSV [als|bpr] [ITERATIONS]
 """
-import resource
-import sys
-import time
-import warnings
+import os
 
-import numpy as np
-import pandas as pd
-from scipy.sparse import csr_matrix
+# implicit's advice: its own threads, not OpenBLAS's on top (set before numpy loads OpenBLAS).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import resource  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.sparse import csr_matrix  # noqa: E402
 
 warnings.filterwarnings("ignore")
 path, kind = sys.argv[1], sys.argv[2]
