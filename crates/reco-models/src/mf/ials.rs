@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
+use super::lanes::Lanes;
 use super::{best_or, end_of_pass, EarlyStop};
 use super::{check_common, dot, factor_capabilities, simd_dispatch, Factors};
 use crate::knn::similarity::{bm25, tfidf};
@@ -128,9 +129,11 @@ impl IalsParams {
     }
 }
 
-/// Solves one row: x ← argmin for confidences `conf` over the rows `idx` of `y`.
+/// Solves one row: x ← argmin for confidences `conf` over the rows `idx` of `y`. `scratch`
+/// holds CG's vectors, reused across the rows a thread solves.
 #[allow(clippy::too_many_arguments)]
 fn solve_row(
+    scratch: &mut Vec<f32>,
     x: &mut [f32],
     idx: &[u32],
     conf: &[f32],
@@ -171,21 +174,37 @@ fn solve_row(
                 x[r] = sol[(r, 0)] as f32;
             }
         }
-        Solver::Cg => cg(x, idx, conf, y, yty32, regularization as f32, p.cg_steps),
+        Solver::Cg => {
+            scratch.resize(3 * k, 0.0);
+            cg(
+                x,
+                scratch,
+                idx,
+                conf,
+                y,
+                yty32,
+                regularization as f32,
+                p.cg_steps,
+            )
+        }
     }
     Ok(())
 }
 
 simd_dispatch! {
     /// Conjugate gradient on A x = b in f32, warm-started from `x` (implicit's scheme):
-    /// A v = YᵀY v + λ v + Σ (c − 1)(y·v) y and b = Σ c y. Dispatched to an AVX2+FMA copy where
-    /// available; the arithmetic is the same in both copies.
-    fn cg(x: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], regularization: f32, steps: usize) => cg_generic
+    /// A v = YᵀY v + λ v + Σ (c − 1)(y·v) y and b = Σ c y. Runs the AVX2+FMA kernels where the
+    /// processor has them; both kernel sets give the same results bit for bit.
+    fn cg(x: &mut [f32], scratch: &mut [f32], idx: &[u32], conf: &[f32], y: &[f32], yty32: &[f32], regularization: f32, steps: usize) => cg_with::<Lanes>
 }
 
+/// CG with the kernels of `L`; only reached through [`cg`], which checks that the processor
+/// has `L`'s instructions.
 #[inline(always)]
-fn cg_generic(
+#[allow(clippy::too_many_arguments)]
+fn cg_with<L: Lanes>(
     x: &mut [f32],
+    scratch: &mut [f32],
     idx: &[u32],
     conf: &[f32],
     y: &[f32],
@@ -196,27 +215,45 @@ fn cg_generic(
     // Plain functions, not closures: closures do not inherit the caller's target features,
     // and `mul_add` outside an FMA-enabled function is a slow library call.
     let k = x.len();
-    let mut tmp = vec![0f32; k];
-    cg_ax(x, &mut tmp, idx, conf, y, yty, regularization);
-    let mut res: Vec<f32> = tmp.iter().map(|t| -t).collect();
-    for (&i, &c) in idx.iter().zip(conf) {
-        for (rr, &a) in res.iter_mut().zip(&y[i as usize * k..(i as usize + 1) * k]) {
+    let (tmp, rest) = scratch.split_at_mut(k);
+    let (res, dir) = rest.split_at_mut(k);
+    let dir = &mut dir[..k];
+    cg_ax::<L>(x, tmp, idx, conf, y, yty, regularization);
+    for (r, t) in res.iter_mut().zip(tmp.iter()) {
+        *r = -t;
+    }
+    // b = Σ c y, four rows at a time.
+    let row = |i: u32| &y[i as usize * k..(i as usize + 1) * k];
+    let (quads, (idx_rest, conf_rest)) = (
+        idx.chunks_exact(4).zip(conf.chunks_exact(4)),
+        (
+            idx.chunks_exact(4).remainder(),
+            conf.chunks_exact(4).remainder(),
+        ),
+    );
+    for (ii, cc) in quads {
+        let rows = [row(ii[0]), row(ii[1]), row(ii[2]), row(ii[3])];
+        // SAFETY: `cg` dispatches to L only on processors that have its instructions.
+        unsafe { L::axpy4(res, [cc[0], cc[1], cc[2], cc[3]], rows) };
+    }
+    for (&i, &c) in idx_rest.iter().zip(conf_rest) {
+        for (rr, &a) in res.iter_mut().zip(row(i)) {
             *rr = a.mul_add(c, *rr);
         }
     }
-    let mut dir = res.clone();
-    let mut rs_old = dot(&res, &res);
+    dir.copy_from_slice(res);
+    let mut rs_old = dot(res, res);
     for _ in 0..steps {
         if rs_old < 1e-20 {
             break;
         }
-        cg_ax(&dir, &mut tmp, idx, conf, y, yty, regularization);
-        let step = rs_old / dot(&dir, &tmp);
+        cg_ax::<L>(dir, tmp, idx, conf, y, yty, regularization);
+        let step = rs_old / dot(dir, tmp);
         for r in 0..k {
             x[r] = dir[r].mul_add(step, x[r]);
             res[r] = tmp[r].mul_add(-step, res[r]);
         }
-        let rs_new = dot(&res, &res);
+        let rs_new = dot(res, res);
         let beta = rs_new / rs_old;
         for r in 0..k {
             dir[r] = dir[r].mul_add(beta, res[r]);
@@ -226,8 +263,12 @@ fn cg_generic(
 }
 
 /// out = A v = YᵀY v + λ v + Σ (c − 1)(y·v) y.
+///
+/// Four rows at a time: a single dot product of 64 values is a chain of dependent additions,
+/// so one row at a time waits on latency; four independent chains, and one pass over `out` for
+/// four updates, keep both FMA ports busy.
 #[inline(always)]
-fn cg_ax(
+fn cg_ax<L: Lanes>(
     v: &[f32],
     out: &mut [f32],
     idx: &[u32],
@@ -237,26 +278,75 @@ fn cg_ax(
     regularization: f32,
 ) {
     let k = v.len();
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = regularization.mul_add(v[r], dot(&yty[r * k..(r + 1) * k], v));
+    fn row(m: &[f32], i: usize, k: usize) -> &[f32] {
+        &m[i * k..(i + 1) * k]
     }
-    for (&i, &c) in idx.iter().zip(conf) {
-        let yi = &y[i as usize * k..(i as usize + 1) * k];
-        let d = dot(yi, v) * (c - 1.0);
+    let mut r = 0;
+    while r + 4 <= k {
+        let rows = [
+            row(yty, r, k),
+            row(yty, r + 1, k),
+            row(yty, r + 2, k),
+            row(yty, r + 3, k),
+        ];
+        // SAFETY (here and below): `cg` dispatches to L only on processors that have its
+        // instructions.
+        let d = unsafe { L::dot4(rows, v) };
+        for j in 0..4 {
+            out[r + j] = regularization.mul_add(v[r + j], d[j]);
+        }
+        r += 4;
+    }
+    for r in r..k {
+        out[r] = regularization.mul_add(v[r], unsafe { L::dot4([row(yty, r, k); 4], v)[0] });
+    }
+    for (ii, cc) in idx.chunks_exact(4).zip(conf.chunks_exact(4)) {
+        let rows = [
+            row(y, ii[0] as usize, k),
+            row(y, ii[1] as usize, k),
+            row(y, ii[2] as usize, k),
+            row(y, ii[3] as usize, k),
+        ];
+        let d = unsafe { L::dot4(rows, v) };
+        let w = [
+            d[0] * (cc[0] - 1.0),
+            d[1] * (cc[1] - 1.0),
+            d[2] * (cc[2] - 1.0),
+            d[3] * (cc[3] - 1.0),
+        ];
+        unsafe { L::axpy4(out, w, rows) };
+    }
+    let (ii, cc) = (
+        idx.chunks_exact(4).remainder(),
+        conf.chunks_exact(4).remainder(),
+    );
+    for (&i, &c) in ii.iter().zip(cc) {
+        let yi = row(y, i as usize, k);
+        let d = unsafe { L::dot4([yi; 4], v)[0] } * (c - 1.0);
         for (o, &a) in out.iter_mut().zip(yi) {
             *o = a.mul_add(d, *o);
         }
     }
 }
 
+/// Rows per block of the Gram matrix: a block's partial sum is one task, and blocks are added in
+/// order, so the sum does not depend on the thread count.
+const GRAM_ROWS: usize = 512;
+
+/// YᵀY in f64, from fixed-size blocks of rows computed in parallel and summed in order.
 fn gram(y: &[f32], k: usize) -> Vec<f64> {
+    let partials: Vec<Vec<f64>> = y
+        .par_chunks(GRAM_ROWS * k.max(1))
+        .map(|block| {
+            let mut g = vec![0f64; k * k];
+            gram_block(block, k, &mut g);
+            g
+        })
+        .collect();
     let mut g = vec![0f64; k * k];
-    for row in y.chunks_exact(k) {
-        for r in 0..k {
-            let a = row[r] as f64;
-            for s in r..k {
-                g[r * k + s] += a * row[s] as f64;
-            }
+    for p in &partials {
+        for (a, b) in g.iter_mut().zip(p) {
+            *a += b;
         }
     }
     for r in 0..k {
@@ -265,6 +355,23 @@ fn gram(y: &[f32], k: usize) -> Vec<f64> {
         }
     }
     g
+}
+
+simd_dispatch! {
+    /// Adds the upper triangle of Σ y yᵀ over the rows of `block` to `g`.
+    fn gram_block(block: &[f32], k: usize, g: &mut [f64]) => gram_block_generic
+}
+
+#[inline(always)]
+fn gram_block_generic(block: &[f32], k: usize, g: &mut [f64]) {
+    for row in block.chunks_exact(k) {
+        for (r, &a) in row.iter().enumerate() {
+            let a = a as f64;
+            for (gs, &b) in g[r * k + r..(r + 1) * k].iter_mut().zip(&row[r..]) {
+                *gs = a.mul_add(b as f64, *gs);
+            }
+        }
+    }
 }
 
 /// One half-step: solve every row of `x` against `y` (rows of `m` give indices and confidences).
@@ -278,19 +385,22 @@ fn half_step(
     let k = p.factors;
     let yty = gram(y, k);
     let yty32: Vec<f32> = yty.iter().map(|&v| v as f32).collect();
-    x.par_chunks_mut(k).enumerate().try_for_each(|(u, row)| {
-        let r = m.row_range(u as u32);
-        solve_row(
-            row,
-            &m.indices()[r.clone()],
-            &conf[r],
-            y,
-            &yty,
-            &yty32,
-            p.regularization,
-            p,
-        )
-    })
+    x.par_chunks_mut(k)
+        .enumerate()
+        .try_for_each_init(Vec::new, |scratch, (u, row)| {
+            let r = m.row_range(u as u32);
+            solve_row(
+                scratch,
+                row,
+                &m.indices()[r.clone()],
+                &conf[r],
+                y,
+                &yty,
+                &yty32,
+                p.regularization,
+                p,
+            )
+        })
 }
 
 /// A fitted implicit ALS model.
@@ -353,6 +463,7 @@ impl Ials {
             ..self.params.clone()
         };
         solve_row(
+            &mut Vec::new(),
             &mut x,
             &idx,
             &conf,
@@ -532,9 +643,22 @@ mod tests {
             cg_steps: 50,
             ..Default::default()
         };
-        let (mut a, mut b) = (vec![0f32; k], vec![0f32; k]);
-        solve_row(&mut a, &idx, &conf, &y, &yty, &yty32, 0.1, &exact).unwrap();
-        solve_row(&mut b, &idx, &conf, &y, &yty, &yty32, 0.1, &cg).unwrap();
+        let solve = |p: &IalsParams| {
+            let mut x = vec![0f32; k];
+            solve_row(
+                &mut Vec::new(),
+                &mut x,
+                &idx,
+                &conf,
+                &y,
+                &yty,
+                &yty32,
+                0.1,
+                p,
+            )
+            .map(|()| x)
+        };
+        let (a, b) = (solve(&exact).unwrap(), solve(&cg).unwrap());
         for (x, z) in a.iter().zip(&b) {
             assert!((x - z).abs() < 1e-4, "{a:?} vs {b:?}");
         }

@@ -14,6 +14,7 @@ mod early;
 pub use early::validation_recall;
 pub mod hybrid;
 pub mod ials;
+mod lanes;
 pub mod lmf;
 pub mod nmf;
 pub mod svd;
@@ -56,6 +57,27 @@ macro_rules! simd_dispatch {
                 }
             }
             $generic($($arg),*)
+        }
+    };
+    // A kernel generic over `lanes::Lanes`: the AVX2 copy runs it with the intrinsics, the
+    // other with the portable kernels (the same arithmetic).
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $generic:ident::<Lanes>) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn with_avx2($($arg: $ty),*) $(-> $ret)? {
+                    $generic::<$crate::mf::lanes::Avx2>($($arg),*)
+                }
+                if $crate::mf::lanes::has_avx2() {
+                    // SAFETY: the processor supports AVX2 and FMA, checked just above.
+                    return unsafe { with_avx2($($arg),*) };
+                }
+            }
+            $generic::<$crate::mf::lanes::Portable>($($arg),*)
         }
     };
 }
