@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
+use super::lanes::Lanes;
 use super::{best_or, end_of_pass, EarlyStop};
 use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
 use crate::spec::impl_model;
@@ -131,6 +132,7 @@ impl Bpr {
         let (learning_rate, regularization) = (p.learning_rate as f32, p.regularization as f32);
         let mut r = rng(opts.seed, 32);
         let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
         for epoch in 0..p.epochs {
             let (mut correct, mut skipped) = (0usize, 0usize);
             // Users in a fresh random order, each drawing as many positives (with replacement)
@@ -139,6 +141,10 @@ impl Bpr {
             user_order.shuffle(&mut r);
             for &u in &user_order {
                 let items = m.user_items(u);
+                // The user's samples are drawn first (the same draws in the same order as one
+                // at a time), so the rows of a sample a few ahead can be fetched while this
+                // one is computed: a random negative's row is otherwise a cache miss per step.
+                pairs.clear();
                 for _ in 0..items.len() {
                     let i = items[r.gen_range(0..items.len())];
                     if items.len() == ni {
@@ -153,16 +159,25 @@ impl Bpr {
                                 cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
                             }
                         };
-                        if !p.verify_negatives || items.binary_search(&j).is_err() {
+                        // Never the positive itself, verified or not: the update needs two
+                        // distinct rows (and learns nothing from i against i).
+                        if j != i && (!p.verify_negatives || items.binary_search(&j).is_err()) {
                             break;
                         }
                     }
-                    let (uu, ii, jj) = (u as usize * k, i as usize * k, j as usize * k);
+                    pairs.push((i, j));
+                }
+                let uu = u as usize * k;
+                for (t, &(i, j)) in pairs.iter().enumerate() {
+                    if let Some(&(ai, aj)) = pairs.get(t + AHEAD) {
+                        prefetch(&f.items, ai as usize * k, k);
+                        prefetch(&f.items, aj as usize * k, k);
+                    }
                     if step(
                         &mut f.users[uu..uu + k],
                         &mut f.items,
-                        ii,
-                        jj,
+                        i as usize * k,
+                        j as usize * k,
                         k,
                         learning_rate,
                         regularization,
@@ -185,14 +200,37 @@ impl Bpr {
     }
 }
 
+/// Samples between a row's prefetch and its use.
+const AHEAD: usize = 4;
+
+/// Asks the cache for `data[start..start + len]` ahead of its use; a hint only.
+#[inline(always)]
+fn prefetch(data: &[f32], start: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(row) = data.get(start..start + len) {
+        // 16 floats per 64-byte line.
+        for line in row.chunks(16) {
+            // SAFETY: a prefetch never faults and does not change memory; the address is in
+            // `data`. SSE is part of every x86-64 processor.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast::<i8>(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, start, len);
+}
+
 simd_dispatch! {
     /// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
     /// AVX2+FMA copy where available, with the same arithmetic.
-    fn step(pu: &mut [f32], items: &mut [f32], ii: usize, jj: usize, k: usize, learning_rate: f32, regularization: f32) -> bool => step_generic
+    fn step(pu: &mut [f32], items: &mut [f32], ii: usize, jj: usize, k: usize, learning_rate: f32, regularization: f32) -> bool => step_with::<Lanes>
 }
 
 #[inline(always)]
-fn step_generic(
+fn step_with<L: Lanes>(
     pu: &mut [f32],
     items: &mut [f32],
     ii: usize,
@@ -209,19 +247,29 @@ fn step_generic(
         let (a, b) = items.split_at_mut(ii);
         (&mut b[..k], &mut a[jj..jj + k])
     };
-    let x = dot(pu, qi) - dot(pu, qj);
+    // Both scores at once, as independent chains (the kernel takes four rows).
+    // SAFETY: `step` runs L only on processors that have its instructions.
+    let d = unsafe { L::dot4([&*qi, &*qj, &*qi, &*qj], pu) };
+    let x = d[0] - d[1];
     let z = 1.0 / (1.0 + x.exp());
     let decay = 1.0 - learning_rate * regularization;
     let g = learning_rate * z;
-    // The last slot is the item bias: the user's constant 1 is not trained.
-    for c in 0..k {
-        let (p, a, b) = (pu[c], qi[c], qj[c]);
-        if c + 1 < k {
-            pu[c] = p.mul_add(decay, g * (a - b));
-        }
-        qi[c] = a.mul_add(decay, g * p);
-        qj[c] = b.mul_add(decay, -g * p);
+    // The last slot is the item bias: the user's constant 1 is not trained. It is updated
+    // apart: a condition inside the loop made the user's row a masked store, which is slow.
+    let factors = k - 1;
+    for ((p, a), b) in pu[..factors]
+        .iter_mut()
+        .zip(&mut qi[..factors])
+        .zip(&mut qj[..factors])
+    {
+        let (pv, av, bv) = (*p, *a, *b);
+        *p = pv.mul_add(decay, g * (av - bv));
+        *a = av.mul_add(decay, g * pv);
+        *b = bv.mul_add(decay, -g * pv);
     }
+    let p = pu[factors];
+    qi[factors] = qi[factors].mul_add(decay, g * p);
+    qj[factors] = qj[factors].mul_add(decay, -g * p);
     x > 0.0
 }
 
@@ -316,5 +364,38 @@ impl CheckState for Bpr {
     fn check_state(&self, shape: &Shape) -> std::result::Result<(), String> {
         self.f.check(shape)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reco_core::loaders::{DatasetBuilder, LoadOptions};
+
+    #[test]
+    fn unverified_negatives_never_draw_the_positive() {
+        // Two items, so an unverified draw hits the positive about half the time; it used to
+        // index one row as two and panic.
+        let mut b = DatasetBuilder::new(true);
+        for (u, i) in [("1", "a"), ("2", "b"), ("3", "a")] {
+            let (u, i) = (b.users.get_or_insert(u), b.items.get_or_insert(i));
+            b.triplets.push(u, i, 1.0, None);
+        }
+        let data = b.finish("t", &LoadOptions::default()).expect("data");
+        let p = BprParams {
+            factors: 4,
+            epochs: 50,
+            verify_negatives: false,
+            ..Default::default()
+        };
+        let m = Bpr::fit(&p, &data, &FitOptions::default()).expect("fit");
+        // It learned: the two users of item a rank it above b.
+        for u in [0u32, 2] {
+            let mut out = vec![0f32; 2];
+            m.score(&Query::user(u), &mut out).expect("score");
+            let own = data.interactions.user_items(u)[0] as usize;
+            assert!(out.iter().all(|s| s.is_finite()), "{out:?}");
+            assert!(out[own] > out[1 - own], "user {u}: {out:?}");
+        }
     }
 }
