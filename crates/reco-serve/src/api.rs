@@ -15,10 +15,10 @@ use crate::engine::{self, Answer, Ask};
 use crate::error::{ErrorBody, Result, ServeError};
 use crate::experiment::ExperimentSpec;
 use crate::online::{ExperimentResults, ImpressionStats};
-
-mod online;
 use crate::server::AppState;
 use crate::store::{now, Batch, BatchOutcome, ExperimentRow, ItemRow, NewEvent, VersionRow};
+
+mod online;
 pub use online::{
     drift, experiment_results, experiments, export_user, impression_stats, put_opt_out, quality,
     start_experiment, stop_experiment, OptOut, QualityParams, StatsParams, UserExport,
@@ -224,6 +224,11 @@ impl Served {
             preview: false,
         }
     }
+
+    /// The same list as a preview (`preview=true`): not logged.
+    fn preview(self, preview: bool) -> Served {
+        Served { preview, ..self }
+    }
 }
 
 /// The response of a list, its impression logged.
@@ -347,8 +352,7 @@ pub async fn recommend(
     };
     let served = |version: Option<i64>, experiment: Option<(String, String)>| Served {
         experiment,
-        preview: p.preview,
-        ..Served::plain("recommend", Some(user.clone()), version)
+        ..Served::plain("recommend", Some(user.clone()), version).preview(p.preview)
     };
     // Opted out: the list anyone unknown gets (popular items), less the items they hid, and
     // outside any experiment.
@@ -368,7 +372,9 @@ pub async fn recommend(
         let version = state.active().map(|a| a.version);
         return Ok(Json(answer_out(&state, served(version, None), answer)?));
     }
-    match crate::online::route(state.experiment(), &user) {
+    let route = crate::online::route(state.experiment(), &user);
+    let label = route.label();
+    match route {
         crate::online::Route::Active => {
             let active = state.active();
             let answer = answer_with(active.as_deref())?;
@@ -381,13 +387,9 @@ pub async fn recommend(
         crate::online::Route::Arm { running, arm } => {
             let model = &running.models[arm];
             let answer = answer_with(Some(model))?;
-            let e = (
-                running.row.name.clone(),
-                running.spec.arms[arm].name.clone(),
-            );
             Ok(Json(answer_out(
                 &state,
-                served(Some(model.version), Some(e)),
+                served(Some(model.version), label),
                 answer,
             )?))
         }
@@ -396,10 +398,9 @@ pub async fn recommend(
             let b = answer_with(Some(&running.models[1]))?;
             let cold_start = a.cold_start.or(b.cold_start);
             let (picks, teams) = crate::online::interleave(a.items, b.items, ask.n);
-            let e = (running.row.name.clone(), "interleaved".to_string());
             let s = Served {
                 teams: Some(teams),
-                ..served(None, Some(e))
+                ..served(None, label)
             };
             let answer = Answer {
                 items: picks,
@@ -501,10 +502,7 @@ pub async fn similar(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served {
-            preview: p.preview,
-            ..Served::plain("similar", None, Some(active.version))
-        },
+        Served::plain("similar", None, Some(active.version)).preview(p.preview),
         items,
     )))
 }
@@ -525,10 +523,7 @@ pub async fn popular(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served {
-            preview: p.preview,
-            ..Served::plain("popular", None, state.active().map(|a| a.version))
-        },
+        Served::plain("popular", None, state.active().map(|a| a.version)).preview(p.preview),
         items,
     )))
 }
@@ -549,10 +544,7 @@ pub async fn latest(
     let items = items_out(&state, picks)?;
     Ok(Json(respond(
         &state,
-        Served {
-            preview: p.preview,
-            ..Served::plain("latest", None, state.active().map(|a| a.version))
-        },
+        Served::plain("latest", None, state.active().map(|a| a.version)).preview(p.preview),
         items,
     )))
 }

@@ -22,7 +22,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
-use crate::engine::Active;
+use crate::engine::{Active, ACTIVITY};
+use crate::quality::GROUPS;
 
 /// Share given to a bucket that one side lacks, so that the index stays finite.
 const FLOOR: f64 = 1e-4;
@@ -45,9 +46,6 @@ pub struct Reference {
     /// Share of training events per value bucket (`edges.len() + 1` of them).
     pub value_share: Vec<f64>,
 }
-
-const BANDS: [&str; 4] = ["head", "mid", "tail", "new"];
-const ACTIVITY: [&str; 4] = ["heavy", "medium", "light", "new"];
 
 /// Training values read for the deciles: a strided sample beyond this, so a version of 20M
 /// events costs a sort of a million.
@@ -269,6 +267,16 @@ fn sorted(h: &FxHashMap<String, f64>) -> Vec<(String, f64)> {
     v
 }
 
+/// The buckets of `shares` under their `names`, empty ones left out.
+fn named<S: AsRef<str>>(names: &[S], shares: &[f64]) -> FxHashMap<String, f64> {
+    names
+        .iter()
+        .zip(shares)
+        .filter(|(_, s)| **s > 0.0)
+        .map(|(k, s)| (k.as_ref().to_string(), *s))
+        .collect()
+}
+
 /// Compares `window` with the reference of `a`.
 pub fn report(
     a: Option<&Active>,
@@ -299,7 +307,7 @@ pub fn report(
             .model_item(s.item)
             .and_then(|m| r.band.get(m as usize).copied())
             .unwrap_or(3);
-        *band.entry(BANDS[b as usize].to_string()).or_default() += 1.0 / n;
+        *band.entry(GROUPS[b as usize].to_string()).or_default() += 1.0 / n;
         let u = r.activity.get(&s.user).copied().unwrap_or(3);
         *activity
             .entry(ACTIVITY[u as usize].to_string())
@@ -307,25 +315,12 @@ pub fn report(
         let v = value_label(&r.edges, value_bucket(&r.edges, s.value));
         *value.entry(v).or_default() += 1.0 / n;
     }
-    let named = |names: &[&str], shares: &[f64]| -> FxHashMap<String, f64> {
-        names
-            .iter()
-            .zip(shares)
-            .filter(|(_, s)| **s > 0.0)
-            .map(|(k, s)| (k.to_string(), *s))
-            .collect()
-    };
-    let ref_band = named(&BANDS, &r.band_share);
+    let ref_band = named(&GROUPS, &r.band_share);
     let ref_activity = named(&ACTIVITY, &r.activity_share);
     let labels: Vec<String> = (0..r.value_share.len())
         .map(|b| value_label(&r.edges, b))
         .collect();
-    let ref_value: FxHashMap<String, f64> = labels
-        .iter()
-        .zip(&r.value_share)
-        .filter(|(_, s)| **s > 0.0)
-        .map(|(k, s)| (k.clone(), *s))
-        .collect();
+    let ref_value = named(&labels, &r.value_share);
     let field = |name: &str, reference: &FxHashMap<String, f64>, current| FieldDrift {
         field: name.into(),
         psi: psi(reference, current),

@@ -15,8 +15,9 @@ use crate::live::UserLive;
 
 const NONE: u32 = u32::MAX;
 
-/// Names of the user activity bands of [`Active::user_bands`], by band number.
-pub const ACTIVITY: [&str; 3] = ["heavy", "medium", "light"];
+/// Names of the user activity bands of [`Active::user_bands`], by band number; the last,
+/// `new`, is a user the version has not seen.
+pub const ACTIVITY: [&str; 4] = ["heavy", "medium", "light", "new"];
 
 /// The model version that answers, with what it needs beyond the model.
 pub struct Active {

@@ -456,7 +456,14 @@ fn item_groups(state: &Shared) -> Result<FxHashMap<String, (u8, f64)>> {
 async fn user_groups(state: &Shared, field: Option<&str>) -> Result<UserGroups> {
     Ok(match field {
         Some(f) => UserGroups::Field(state.store.user_field(f).await?.into_iter().collect()),
-        None => UserGroups::Activity(state.active()),
+        None => {
+            let active = state.active();
+            let bands = active
+                .as_deref()
+                .map(Active::user_bands)
+                .unwrap_or_default();
+            UserGroups::Activity { active, bands }
+        }
     })
 }
 
@@ -464,27 +471,24 @@ async fn user_groups(state: &Shared, field: Option<&str>) -> Result<UserGroups> 
 enum UserGroups {
     /// By a user field's value (`none` without one).
     Field(FxHashMap<String, String>),
-    /// By activity in the active version.
-    Activity(Option<Arc<Active>>),
+    /// By activity in the active version: its band per model user.
+    Activity {
+        active: Option<Arc<Active>>,
+        bands: Vec<u8>,
+    },
 }
 
 impl UserGroups {
-    fn of(&self, bands: &[u8], user: &str) -> String {
+    fn of(&self, user: &str) -> String {
+        use crate::engine::ACTIVITY;
         match self {
             UserGroups::Field(m) => m.get(user).cloned().unwrap_or_else(|| "none".into()),
-            UserGroups::Activity(a) => a
+            UserGroups::Activity { active, bands } => active
                 .as_deref()
                 .and_then(|a| a.loaded.users.get(user))
                 .and_then(|u| bands.get(u as usize))
-                .map_or("new", |&b| crate::engine::ACTIVITY[usize::from(b.min(2))])
+                .map_or(ACTIVITY[3], |&b| ACTIVITY[usize::from(b.min(2))])
                 .to_string(),
-        }
-    }
-
-    fn bands(&self) -> Vec<u8> {
-        match self {
-            UserGroups::Activity(Some(a)) => a.user_bands(),
-            _ => Vec::new(),
         }
     }
 }
@@ -503,7 +507,6 @@ pub async fn stats(
         Some(_) => Some(user_groups(state, group).await?),
         None => None,
     };
-    let bands = groups.as_ref().map(UserGroups::bands).unwrap_or_default();
     type Tally = FxHashMap<String, (u64, u64)>;
     let add = |m: &mut Tally, k: String, hit: bool| {
         let e = m.entry(k).or_insert((0, 0));
@@ -521,7 +524,7 @@ pub async fn stats(
             add(&mut arm, format!("{e}/{a}"), re.click);
         }
         if let (Some(g), Some(u)) = (&groups, r.user.as_deref()) {
-            add(&mut grp, g.of(&bands, u), re.click);
+            add(&mut grp, g.of(u), re.click);
         }
         for (p, (item, &h)) in r.items.iter().zip(&re.clicks).enumerate() {
             if pos.len() <= p {
@@ -588,7 +591,6 @@ pub async fn quality(state: &Arc<Shared>, seconds: i64, buckets: usize) -> Resul
     let reactions = experiment::join(&shown(&rows, |_| None), &outcomes);
     let items = item_groups(state)?;
     let groups = user_groups(state, m.group_field.as_deref()).await?;
-    let bands = groups.bands();
     let active = state.active();
     // Each listed user's mean history popularity, once.
     let mut history: FxHashMap<&str, f64> = FxHashMap::default();
@@ -616,7 +618,7 @@ pub async fn quality(state: &Arc<Shared>, seconds: i64, buckets: usize) -> Resul
         group: &|i| items.get(i).map(|x| x.0),
         popularity: &|i| items.get(i).map_or(0.0, |x| x.1),
         history_popularity: &|u| history.get(u).copied(),
-        user_group: &|u| groups.of(&bands, u),
+        user_group: &|u| groups.of(u),
         live_items: items.len(),
     };
     let buckets = buckets.max(1);

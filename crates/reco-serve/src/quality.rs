@@ -23,8 +23,9 @@ use crate::config::Monitoring;
 use crate::experiment::{Rate, Reaction};
 use crate::store::ImpressionRow;
 
-/// Names of the popularity groups, by group number.
-pub const GROUPS: [&str; 3] = ["head", "mid", "tail"];
+/// Names of the popularity groups, by group number; the last, `new`, is an item the version
+/// has not seen (drift's fourth bucket; exposure has the first three).
+pub const GROUPS: [&str; 4] = ["head", "mid", "tail", "new"];
 
 /// The quality of the lists served in one time bucket.
 #[derive(Clone, Debug, Serialize, ToSchema, PartialEq)]

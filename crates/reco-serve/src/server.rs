@@ -978,8 +978,6 @@ fn model_spec(cfg: &Config) -> Result<ModelSpec> {
     Ok(spec)
 }
 
-/// Commits feedback in groups: the batches that arrived while the previous commit ran go into
-/// one transaction, so many small concurrent requests share one disk sync.
 /// Runs `job` every `every` for the life of the server, the first time `first` after start.
 fn periodically<F, Fut>(first: Duration, every: Duration, mut job: F)
 where
@@ -995,6 +993,8 @@ where
     });
 }
 
+/// Commits feedback in groups: the batches that arrived while the previous commit ran go into
+/// one transaction, so many small concurrent requests share one disk sync.
 async fn writer(state: AppState, mut rx: mpsc::Receiver<WriteJob>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];

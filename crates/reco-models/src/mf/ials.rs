@@ -237,23 +237,11 @@ fn cg_with<L: Lanes>(
         *r = -t;
     }
     // b = Σ c y, four rows at a time.
-    let row = |i: u32| &y[i as usize * k..(i as usize + 1) * k];
-    let (quads, (idx_rest, conf_rest)) = (
-        idx.chunks_exact(4).zip(conf.chunks_exact(4)),
-        (
-            idx.chunks_exact(4).remainder(),
-            conf.chunks_exact(4).remainder(),
-        ),
-    );
-    for (ii, cc) in quads {
-        let rows = [row(ii[0]), row(ii[1]), row(ii[2]), row(ii[3])];
+    for (ii, cc) in idx.chunks(4).zip(conf.chunks(4)) {
+        let mut w = [0f32; 4];
+        w[..cc.len()].copy_from_slice(cc);
         // SAFETY: `cg` dispatches to L only on processors that have its instructions.
-        unsafe { L::axpy4(res, [cc[0], cc[1], cc[2], cc[3]], rows) };
-    }
-    for (&i, &c) in idx_rest.iter().zip(conf_rest) {
-        for (rr, &a) in res.iter_mut().zip(row(i)) {
-            *rr = a.mul_add(c, *rr);
-        }
+        unsafe { L::axpy4(res, w, quad(y, k, ii.len(), |j| ii[j] as usize)) };
     }
     dir.copy_from_slice(res);
     let mut rs_old = dot(res, res);
@@ -292,55 +280,35 @@ fn cg_ax<L: Lanes>(
     regularization: f32,
 ) {
     let k = v.len();
-    fn row(m: &[f32], i: usize, k: usize) -> &[f32] {
-        &m[i * k..(i + 1) * k]
-    }
-    let mut r = 0;
-    while r + 4 <= k {
-        let rows = [
-            row(yty, r, k),
-            row(yty, r + 1, k),
-            row(yty, r + 2, k),
-            row(yty, r + 3, k),
-        ];
+    for r0 in (0..k).step_by(4) {
+        let n = (k - r0).min(4);
         // SAFETY (here and below): `cg` dispatches to L only on processors that have its
         // instructions.
-        let d = unsafe { L::dot4(rows, v) };
-        for j in 0..4 {
-            out[r + j] = regularization.mul_add(v[r + j], d[j]);
+        let d = unsafe { L::dot4(quad(yty, k, n, |j| r0 + j), v) };
+        for (j, dj) in d.iter().enumerate().take(n) {
+            out[r0 + j] = regularization.mul_add(v[r0 + j], *dj);
         }
-        r += 4;
     }
-    for r in r..k {
-        out[r] = regularization.mul_add(v[r], unsafe { L::dot4([row(yty, r, k); 4], v)[0] });
-    }
-    for (ii, cc) in idx.chunks_exact(4).zip(conf.chunks_exact(4)) {
-        let rows = [
-            row(y, ii[0] as usize, k),
-            row(y, ii[1] as usize, k),
-            row(y, ii[2] as usize, k),
-            row(y, ii[3] as usize, k),
-        ];
+    for (ii, cc) in idx.chunks(4).zip(conf.chunks(4)) {
+        let rows = quad(y, k, ii.len(), |j| ii[j] as usize);
         let d = unsafe { L::dot4(rows, v) };
-        let w = [
-            d[0] * (cc[0] - 1.0),
-            d[1] * (cc[1] - 1.0),
-            d[2] * (cc[2] - 1.0),
-            d[3] * (cc[3] - 1.0),
-        ];
+        let mut w = [0f32; 4];
+        for (j, &c) in cc.iter().enumerate() {
+            w[j] = d[j] * (c - 1.0);
+        }
         unsafe { L::axpy4(out, w, rows) };
     }
-    let (ii, cc) = (
-        idx.chunks_exact(4).remainder(),
-        conf.chunks_exact(4).remainder(),
-    );
-    for (&i, &c) in ii.iter().zip(cc) {
-        let yi = row(y, i as usize, k);
-        let d = unsafe { L::dot4([yi; 4], v)[0] } * (c - 1.0);
-        for (o, &a) in out.iter_mut().zip(yi) {
-            *o = a.mul_add(d, *o);
-        }
-    }
+}
+
+/// Rows `at(0..n)` (n from one to four) of the row-major `m`, `k` wide, as the four rows of
+/// the kernels; a short group repeats its last row, which its callers weigh 0 or ignore (a
+/// fused multiply-add by 0 leaves the sum as it is), so no remainder needs its own loop.
+#[inline(always)]
+fn quad(m: &[f32], k: usize, n: usize, at: impl Fn(usize) -> usize) -> [&[f32]; 4] {
+    std::array::from_fn(|j| {
+        let i = at(j.min(n - 1));
+        &m[i * k..(i + 1) * k]
+    })
 }
 
 /// Rows per block of the Gram matrix: a block's partial sum is one task, and blocks are added in
