@@ -377,8 +377,12 @@ fn the_dashboard_shows_the_servers_state_in_a_browser() {
         "screenshots of {laptop} and {phone} bytes are too small to hold the panels"
     );
     if let Some(d) = std::env::var_os("RECO_SCREENSHOT_DIR") {
+        let d = Path::new(&d);
+        std::fs::create_dir_all(d)
+            .unwrap_or_else(|e| panic!("screenshot directory {}: {e}", d.display()));
         for name in ["dashboard-laptop.png", "dashboard-phone.png"] {
-            std::fs::copy(out.join(name), Path::new(&d).join(name)).expect("copy screenshot");
+            std::fs::copy(out.join(name), d.join(name))
+                .unwrap_or_else(|e| panic!("copy {name} to {}: {e}", d.display()));
         }
     }
 }
