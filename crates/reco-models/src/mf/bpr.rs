@@ -1,11 +1,14 @@
 //! Bayesian personalised ranking (Rendle et al. 2009) by SGD on sampled (user, positive,
 //! negative) triples, with item biases (a constant-1 user factor, as implicit does), uniform or
 //! popularity-weighted negatives (∝ count^0.75), one epoch = as many samples as interactions.
-//! Training is sequential and deterministic with the seed.
+//! Epochs are block-partitioned over the threads (DSGD-style strata of user and item ranges),
+//! deterministic for a seed and a thread count.
 
 use crate::spec::{CheckState, Shape};
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use reco_core::model::{FitOptions, Query, Recommender};
@@ -13,7 +16,9 @@ use reco_core::{Dataset, Error, Result};
 
 use super::lanes::Lanes;
 use super::{best_or, end_of_pass, EarlyStop};
-use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors};
+use super::{
+    check_common, dot, factor_capabilities, prefetch, rng, simd_dispatch, split_by, Factors,
+};
 use crate::spec::impl_model;
 
 /// How negatives are drawn.
@@ -46,6 +51,10 @@ pub struct BprParams {
     /// With validation data: stop after this many epochs without a better validation recall@10
     /// and keep the best epoch's factors (0: off).
     pub patience: usize,
+    /// Block-partitioned parallel SGD: with T threads, users and items are cut into T ranges
+    /// and the T blocks of a stratum run at once, touching disjoint rows (one range on small
+    /// data). Deterministic for a seed and a thread count.
+    pub parallel: bool,
 }
 
 impl Default for BprParams {
@@ -58,6 +67,7 @@ impl Default for BprParams {
             negative_sampling: NegativeSampling::Uniform,
             verify_negatives: true,
             patience: 3,
+            parallel: true,
         }
     }
 }
@@ -115,76 +125,102 @@ impl Bpr {
                 .collect(),
             ..Default::default()
         };
-        let mut user_order: Vec<u32> = (0..nu as u32).filter(|&u| m.user_len(u) > 0).collect();
         let n = m.nnz();
-        let cdf: Vec<f64> = {
-            let mut acc = 0.0;
-            let w: Vec<f64> = m
-                .item_counts()
-                .iter()
-                .map(|&c| {
-                    acc += (c as f64).powf(0.75);
-                    acc
-                })
-                .collect();
-            w.iter().map(|x| x / acc.max(f64::MIN_POSITIVE)).collect()
+        // Popularity weights, count^0.75; each block draws from its own items' cumulative sum.
+        let weights: Vec<f64> = m
+            .item_counts()
+            .iter()
+            .map(|&c| (c as f64).powf(0.75))
+            .collect();
+        let t = if p.parallel {
+            blocks_for(rayon::current_num_threads(), ni, n)
+        } else {
+            1
         };
+        // Users are cut into t contiguous ranges of about n/t interactions each (fixed for the
+        // fit); items are dealt into t equal ranges of a fresh random order every epoch.
+        let user_cut = balanced_cut(m, t);
+        let mut orders: Vec<Vec<u32>> = user_cut
+            .windows(2)
+            .map(|w| {
+                (w[0] as u32..w[1] as u32)
+                    .filter(|&u| m.user_len(u) > 0)
+                    .collect()
+            })
+            .collect();
+        let item_cut: Vec<usize> = (0..=t).map(|b| b * ni / t).collect();
+        // by_pos[q] is the item at position q of this epoch's order, pos[i] the inverse; `work`
+        // holds the item rows in that order, so each block's items are one contiguous slice.
+        let mut by_pos: Vec<u32> = (0..ni as u32).collect();
+        let mut pos: Vec<u32> = by_pos.clone();
+        let mut work = vec![0f32; ni * k];
         let (learning_rate, regularization) = (p.learning_rate as f32, p.regularization as f32);
         let mut r = rng(opts.seed, 32);
         let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
         for epoch in 0..p.epochs {
-            let (mut correct, mut skipped) = (0usize, 0usize);
-            // Users in a fresh random order, each drawing as many positives (with replacement)
-            // as it has interactions: the same distribution of (u, i) as drawing interactions at
-            // random, stratified by user, and a user's row stays in cache for its samples.
-            user_order.shuffle(&mut r);
-            for &u in &user_order {
-                let items = m.user_items(u);
-                // The user's samples are drawn first (the same draws in the same order as one
-                // at a time), so the rows of a sample a few ahead can be fetched while this
-                // one is computed: a random negative's row is otherwise a cache miss per step.
-                pairs.clear();
-                for _ in 0..items.len() {
-                    let i = items[r.gen_range(0..items.len())];
-                    if items.len() == ni {
-                        skipped += 1;
-                        continue;
-                    }
-                    let mut j;
-                    loop {
-                        j = match p.negative_sampling {
-                            NegativeSampling::Uniform => r.gen_range(0..ni as u32),
-                            NegativeSampling::Popularity => {
-                                cdf.partition_point(|&c| c < r.gen::<f64>()).min(ni - 1) as u32
-                            }
-                        };
-                        // Never the positive itself, verified or not: the update needs two
-                        // distinct rows (and learns nothing from i against i).
-                        if j != i && (!p.verify_negatives || items.binary_search(&j).is_err()) {
-                            break;
-                        }
-                    }
-                    pairs.push((i, j));
+            if t > 1 {
+                by_pos.shuffle(&mut r);
+                for (q, &i) in by_pos.iter().enumerate() {
+                    pos[i as usize] = q as u32;
                 }
-                let uu = u as usize * k;
-                for (t, &(i, j)) in pairs.iter().enumerate() {
-                    if let Some(&(ai, aj)) = pairs.get(t + AHEAD) {
-                        prefetch(&f.items, ai as usize * k, k);
-                        prefetch(&f.items, aj as usize * k, k);
-                    }
-                    if step(
-                        &mut f.users[uu..uu + k],
-                        &mut f.items,
-                        i as usize * k,
-                        j as usize * k,
-                        k,
+            }
+            for (row, &i) in work.chunks_exact_mut(k).zip(&by_pos) {
+                row.copy_from_slice(&f.items[i as usize * k..(i as usize + 1) * k]);
+            }
+            for order in &mut orders {
+                order.shuffle(&mut r);
+            }
+            let (mut correct, mut skipped) = (0usize, 0usize);
+            // Stratum s pairs user range b with item range (b + s) mod t: the t blocks touch
+            // disjoint user and item rows and run at once; over the t strata every user meets
+            // every item range once. A positive's negative comes from its own item range, which
+            // this epoch's random order makes uniform over the catalogue on average.
+            for s in 0..t {
+                let users = split_by(&mut f.users, &user_cut, k);
+                let mut items: Vec<Option<&mut [f32]>> = split_by(&mut work, &item_cut, k)
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                let jobs: Vec<Job<'_>> = users
+                    .into_iter()
+                    .zip(&orders)
+                    .enumerate()
+                    .map(|(b, (users, order))| {
+                        let c = (b + s) % t;
+                        Job {
+                            users,
+                            u0: user_cut[b],
+                            items: items[c].take().unwrap_or_default(),
+                            i0: item_cut[c],
+                            order,
+                            seed: r.gen(),
+                        }
+                    })
+                    .collect();
+                let run = |job: Job<'_>| {
+                    run_block(
+                        job,
+                        m,
+                        &pos,
+                        &by_pos,
+                        &weights,
+                        p,
                         learning_rate,
                         regularization,
-                    ) {
-                        correct += 1;
-                    }
+                    )
+                };
+                let counts: Vec<(usize, usize)> = if t > 1 {
+                    jobs.into_par_iter().map(run).collect()
+                } else {
+                    jobs.into_iter().map(run).collect()
+                };
+                for (c, sk) in counts {
+                    correct += c;
+                    skipped += sk;
                 }
+            }
+            for (row, &i) in work.chunks_exact(k).zip(&by_pos) {
+                f.items[i as usize * k..(i as usize + 1) * k].copy_from_slice(row);
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
             if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, Some(acc), opts)?.stop {
@@ -200,28 +236,149 @@ impl Bpr {
     }
 }
 
-/// Samples between a row's prefetch and its use.
-const AHEAD: usize = 4;
+/// How many user and item ranges an epoch is cut into: one per thread, but one in all when a
+/// range would hold fewer than 512 items or 16,384 interactions, where the hand-off between
+/// threads costs more than it brings and a negative's range would be too narrow.
+fn blocks_for(threads: usize, n_items: usize, nnz: usize) -> usize {
+    threads.min(n_items / 512).min(nnz / 16_384).clamp(1, 64)
+}
 
-/// Asks the cache for `data[start..start + len]` ahead of its use; a hint only.
-#[inline(always)]
-fn prefetch(data: &[f32], start: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(row) = data.get(start..start + len) {
-        // 16 floats per 64-byte line.
-        for line in row.chunks(16) {
-            // SAFETY: a prefetch never faults and does not change memory; the address is in
-            // `data`. SSE is part of every x86-64 processor.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    line.as_ptr().cast::<i8>(),
-                )
-            };
+/// Row boundaries cutting the users into `t` contiguous ranges of about equal interactions.
+fn balanced_cut(m: &reco_core::Interactions, t: usize) -> Vec<usize> {
+    let nu = m.n_users();
+    let mut cut = vec![0usize];
+    let mut acc = 0usize;
+    for u in 0..nu {
+        acc += m.user_len(u as u32);
+        // Cut after user u once the range reaches its share; (n·b)/t without overflow for
+        // any real count (both below 2^40 here).
+        while cut.len() < t && acc * t >= m.nnz() * cut.len() {
+            cut.push(u + 1);
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, start, len);
+    cut.resize(t + 1, nu);
+    cut
 }
+
+/// One block of a stratum: a range of users (their rows), a range of this epoch's item order
+/// (their rows, in that order), the users' visiting order and the block's own random seed.
+struct Job<'a> {
+    users: &'a mut [f32],
+    u0: usize,
+    items: &'a mut [f32],
+    i0: usize,
+    order: &'a [u32],
+    seed: u64,
+}
+
+/// Runs one block's samples: for each user of the range, as many (positive, negative) pairs as
+/// the user has positives in the item range, both drawn from the range. Returns the pairs
+/// already ranked right and the positives skipped (a user holding every item of the range).
+#[allow(clippy::too_many_arguments)]
+fn run_block(
+    job: Job<'_>,
+    m: &reco_core::Interactions,
+    pos: &[u32],
+    by_pos: &[u32],
+    weights: &[f64],
+    p: &BprParams,
+    learning_rate: f32,
+    regularization: f32,
+) -> (usize, usize) {
+    let k = p.factors + 1;
+    let nc = job.items.len() / k;
+    let mut r = ChaCha8Rng::seed_from_u64(job.seed);
+    let cdf: Vec<f64> = match p.negative_sampling {
+        NegativeSampling::Uniform => Vec::new(),
+        NegativeSampling::Popularity => {
+            let mut acc = 0.0;
+            let w: Vec<f64> = by_pos[job.i0..job.i0 + nc]
+                .iter()
+                .map(|&i| {
+                    acc += weights[i as usize];
+                    acc
+                })
+                .collect();
+            w.iter().map(|x| x / acc.max(f64::MIN_POSITIVE)).collect()
+        }
+    };
+    // The current user's positives in the range as bits: a negative is checked with one load
+    // instead of a binary search over the user's list (whose mispredicted branches were a
+    // large share of an epoch). Set per user and cleared after: two passes over the list.
+    let mut seen = vec![0u64; nc.div_ceil(64)];
+    let has = |seen: &[u64], j: u32| seen[j as usize / 64] >> (j % 64) & 1 == 1;
+    let (mut mine, mut pairs): (Vec<u32>, Vec<(u32, u32)>) = (Vec::new(), Vec::new());
+    let (mut correct, mut skipped) = (0usize, 0usize);
+    for &u in job.order {
+        mine.clear();
+        mine.extend(m.user_items(u).iter().filter_map(|&i| {
+            let q = (pos[i as usize] as usize).checked_sub(job.i0)?;
+            (q < nc).then_some(q as u32)
+        }));
+        if mine.is_empty() {
+            continue;
+        }
+        if mine.len() == nc {
+            skipped += mine.len();
+            continue;
+        }
+        if p.verify_negatives {
+            for &i in &mine {
+                seen[i as usize / 64] |= 1 << (i % 64);
+            }
+        }
+        // The user's samples are drawn first, so the rows of a sample a few ahead can be
+        // fetched while this one is computed: a random negative's row is otherwise a cache
+        // miss per step.
+        pairs.clear();
+        for _ in 0..mine.len() {
+            let i = mine[r.gen_range(0..mine.len())];
+            let mut j;
+            loop {
+                j = match p.negative_sampling {
+                    NegativeSampling::Uniform => r.gen_range(0..nc as u32),
+                    NegativeSampling::Popularity => {
+                        cdf.partition_point(|&c| c < r.gen::<f64>()).min(nc - 1) as u32
+                    }
+                };
+                // Never the positive itself, verified or not: the update needs two distinct
+                // rows (and learns nothing from i against i).
+                if j != i && (!p.verify_negatives || !has(&seen, j)) {
+                    break;
+                }
+            }
+            pairs.push((i, j));
+        }
+        if p.verify_negatives {
+            for &i in &mine {
+                seen[i as usize / 64] = 0;
+            }
+        }
+        let uu = (u as usize - job.u0) * k;
+        let pu = &mut job.users[uu..uu + k];
+        for (t, &(i, j)) in pairs.iter().enumerate() {
+            if let Some(&(ai, aj)) = pairs.get(t + AHEAD) {
+                prefetch(job.items, ai as usize * k, k);
+                prefetch(job.items, aj as usize * k, k);
+            }
+            if step(
+                pu,
+                job.items,
+                i as usize * k,
+                j as usize * k,
+                k,
+                learning_rate,
+                regularization,
+            ) {
+                correct += 1;
+            }
+        }
+    }
+    (correct, skipped)
+}
+
+/// Samples between a row's prefetch and its use.
+const AHEAD: usize = 4;
 
 simd_dispatch! {
     /// One BPR update of (u, i, j); true when the pair was already ranked right. Dispatched to an
@@ -371,6 +528,102 @@ impl CheckState for Bpr {
 mod tests {
     use super::*;
     use reco_core::loaders::{DatasetBuilder, LoadOptions};
+
+    /// Share of (user, positive, random non-positive) triples a model ranks right, from
+    /// `pairs` uniform draws: an independent check of what training learned.
+    fn ranking_accuracy(m: &Bpr, data: &Dataset, pairs: usize) -> f64 {
+        let inter = &data.interactions;
+        let mut r = rng(7, 7);
+        let (nu, ni) = (inter.n_users() as u32, inter.n_items() as u32);
+        let mut out = vec![0f32; ni as usize];
+        let mut right = 0usize;
+        for _ in 0..pairs {
+            let u = r.gen_range(0..nu);
+            let items = inter.user_items(u);
+            if items.is_empty() {
+                continue;
+            }
+            let i = items[r.gen_range(0..items.len())];
+            let j = loop {
+                let j = r.gen_range(0..ni);
+                if items.binary_search(&j).is_err() {
+                    break j;
+                }
+            };
+            m.score(&Query::user(u), &mut out).expect("score");
+            right += usize::from(out[i as usize] > out[j as usize]);
+        }
+        right as f64 / pairs as f64
+    }
+
+    #[test]
+    fn parallel_epochs_are_deterministic_and_learn_as_well_as_one_pass() {
+        let data =
+            reco_core::synth::from_spec("users=1500,items=1200,interactions=40000", &|_, _| {})
+                .expect("data");
+        let nnz = data.interactions.nnz();
+        assert_eq!(
+            blocks_for(2, 1200, nnz),
+            2,
+            "the data must take the parallel path"
+        );
+        let p = BprParams {
+            factors: 16,
+            epochs: 15,
+            learning_rate: 0.05,
+            ..Default::default()
+        };
+        let on = |threads: usize, p: &BprParams| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| Bpr::fit(p, &data, &FitOptions::default()).expect("fit"))
+        };
+        let (a, b) = (on(2, &p), on(2, &p));
+        assert_eq!(a.f.users, b.f.users);
+        assert_eq!(a.f.items, b.f.items);
+        let one = on(
+            2,
+            &BprParams {
+                parallel: false,
+                ..p.clone()
+            },
+        );
+        assert_ne!(a.f.items, one.f.items, "the blocked epochs did not run");
+        let (acc_blocks, acc_one) = (
+            ranking_accuracy(&a, &data, 4000),
+            ranking_accuracy(&one, &data, 4000),
+        );
+        assert!(acc_one > 0.75, "one pass learned little: {acc_one}");
+        assert!(
+            (acc_blocks - acc_one).abs() < 0.03,
+            "blocked {acc_blocks} against one pass {acc_one}"
+        );
+    }
+
+    #[test]
+    fn users_are_cut_into_ranges_of_equal_interactions() {
+        // Users with 3, 1, 1, 1 and 2 interactions (8): two ranges of 4, cut after user 1;
+        // four ranges of 2 as near as whole users allow.
+        let mut b = DatasetBuilder::new(true);
+        for (u, n) in [("a", 3), ("b", 1), ("c", 1), ("d", 1), ("e", 2)] {
+            for i in 0..n {
+                let (u, i) = (
+                    b.users.get_or_insert(u),
+                    b.items.get_or_insert(&format!("i{i}")),
+                );
+                b.triplets.push(u, i, 1.0, None);
+            }
+        }
+        let data = b.finish("t", &LoadOptions::default()).expect("data");
+        assert_eq!(balanced_cut(&data.interactions, 1), vec![0, 5]);
+        assert_eq!(balanced_cut(&data.interactions, 2), vec![0, 2, 5]);
+        assert_eq!(balanced_cut(&data.interactions, 4), vec![0, 1, 2, 4, 5]);
+        assert_eq!(blocks_for(2, 1682, 100_000), 2);
+        assert_eq!(blocks_for(2, 900, 100_000), 1);
+        assert_eq!(blocks_for(8, 27_000, 20_000), 1);
+    }
 
     #[test]
     fn unverified_negatives_never_draw_the_positive() {

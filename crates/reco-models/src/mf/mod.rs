@@ -129,6 +129,38 @@ pub(crate) fn check_common(
     Ok(())
 }
 
+/// Splits `v` (rows of `width`) at the row boundaries `cut`: the disjoint parameter ranges that
+/// the blocks of one stratum of a partitioned SGD epoch own.
+pub(crate) fn split_by<'a, T>(mut v: &'a mut [T], cut: &[usize], width: usize) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(cut.len());
+    for w in cut.windows(2) {
+        let (head, tail) = v.split_at_mut((w[1] - w[0]) * width);
+        out.push(head);
+        v = tail;
+    }
+    out
+}
+
+/// Asks the cache for `data[start..start + len]` ahead of its use; a hint only.
+#[inline(always)]
+pub(crate) fn prefetch(data: &[f32], start: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(row) = data.get(start..start + len) {
+        // 16 floats per 64-byte line.
+        for line in row.chunks(16) {
+            // SAFETY: a prefetch never faults and does not change memory; the address is in
+            // `data`. SSE is part of every x86-64 processor.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast::<i8>(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, start, len);
+}
+
 /// A seeded RNG for one purpose of one fit.
 pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, RatingPredictor, Recommender};
 use reco_core::{Dataset, Error, Interactions, Result};
 
-use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, Factors, Seen};
+use super::{check_common, dot, factor_capabilities, rng, simd_dispatch, split_by, Factors, Seen};
 use crate::spec::impl_model;
 
 /// Parameters; every learning rate and regularisation can be set per parameter group.
@@ -254,10 +254,12 @@ struct Grid {
     t: usize,
     perm_u: Vec<u32>,
     perm_i: Vec<u32>,
-    /// (user, item, rating) in permuted ids.
-    triples: Vec<(u32, u32, f32)>,
-    /// Rating positions of each block, row-major.
-    blocks: Vec<Vec<u32>>,
+    /// Each block's (user, item, rating), row-major, with ids relative to the block's first
+    /// user and item. The ratings themselves are stored and shuffled per block, not positions
+    /// into one array: an epoch then streams through memory instead of gathering at random.
+    blocks: Vec<Vec<(u32, u32, f32)>>,
+    /// Ratings in all blocks.
+    n: usize,
     /// Row boundaries of the user and item ranges.
     user_cut: Vec<usize>,
     item_cut: Vec<usize>,
@@ -272,25 +274,24 @@ impl Grid {
             perm_u.shuffle(&mut rng(seed, 22));
             perm_i.shuffle(&mut rng(seed, 23));
         }
-        let triples: Vec<(u32, u32, f32)> = m
-            .iter()
-            .map(|(u, i, r)| (perm_u[u as usize], perm_i[i as usize], r))
-            .collect();
         let (nu1, ni1) = (nu.max(1), ni.max(1));
         let ub = |u: u32| (u as usize * t / nu1).min(t - 1);
         let ib = |i: u32| (i as usize * t / ni1).min(t - 1);
-        let mut blocks: Vec<Vec<u32>> = vec![Vec::new(); t * t];
-        for (n, &(u, i, _)) in triples.iter().enumerate() {
-            blocks[ub(u) * t + ib(i)].push(n as u32);
-        }
         // Row boundaries consistent with ub/ib: block b holds rows r with r·t/n = b.
-        let user_cut = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
-        let item_cut = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
+        let user_cut: Vec<usize> = (0..=t).map(|b| (b * nu1).div_ceil(t).min(nu)).collect();
+        let item_cut: Vec<usize> = (0..=t).map(|b| (b * ni1).div_ceil(t).min(ni)).collect();
+        let mut blocks: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); t * t];
+        for (u, i, r) in m.iter() {
+            let (u, i) = (perm_u[u as usize], perm_i[i as usize]);
+            let (bu, bi) = (ub(u), ib(i));
+            // Both cuts are below the ids they subtract from (ids are u32, so are the offsets).
+            blocks[bu * t + bi].push((u - user_cut[bu] as u32, i - item_cut[bi] as u32, r));
+        }
         Grid {
             t,
             perm_u,
             perm_i,
-            triples,
+            n: m.nnz(),
             blocks,
             user_cut,
             item_cut,
@@ -363,15 +364,13 @@ impl Grid {
                         ubias: std::mem::take(&mut ubias[b]),
                         items: items[c].take().unwrap_or_default(),
                         ibias: ibias[c].take().unwrap_or_default(),
-                        u0: self.user_cut[b],
-                        i0: self.item_cut[c],
                     };
                     (block, &self.blocks[b * t + c])
                 })
                 .collect();
             let errs: Vec<f64> = jobs
                 .into_par_iter()
-                .map(|(block, ids)| run_block(block, ids, &self.triples, rates))
+                .map(|(block, ratings)| run_block(block, ratings, rates))
                 .collect();
             sq += errs.iter().sum::<f64>();
         }
@@ -426,7 +425,7 @@ fn dsgd(
                 .for_each(|b| b.shuffle(&mut shuffler));
         }
         let sq = grid.epoch(&mut g, &rates);
-        let mut loss = (sq / grid.triples.len().max(1) as f64).sqrt();
+        let mut loss = (sq / grid.n.max(1) as f64).sqrt();
         if let (Some(v), true) = (opts.validation, p.patience > 0) {
             loss = grid.validation_rmse(&g, v, p.biased);
             if best.as_ref().is_none_or(|b| loss < b.0) {
@@ -451,19 +450,6 @@ struct Block<'a> {
     ubias: &'a mut [f32],
     items: &'a mut [f32],
     ibias: &'a mut [f32],
-    u0: usize,
-    i0: usize,
-}
-
-/// Splits `v` (rows of `width`) at the row boundaries `cut`.
-fn split_by<'a>(mut v: &'a mut [f32], cut: &[usize], width: usize) -> Vec<&'a mut [f32]> {
-    let mut out = Vec::with_capacity(cut.len());
-    for w in cut.windows(2) {
-        let (head, tail) = v.split_at_mut((w[1] - w[0]) * width);
-        out.push(head);
-        v = tail;
-    }
-    out
 }
 
 simd_dispatch! {
@@ -471,16 +457,15 @@ simd_dispatch! {
     /// the AVX2+FMA copy is used where the processor has it. The updates use fused multiply-adds
     /// (`mul_add`), which are exactly rounded in hardware and in software alike, so results do not
     /// depend on the processor — only the speed does.
-    fn run_block(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 => run_block_generic
+    fn run_block(b: Block<'_>, ratings: &[(u32, u32, f32)], r: &Rates) -> f64 => run_block_generic
 }
 
 #[inline(always)]
-fn run_block_generic(b: Block<'_>, ids: &[u32], triples: &[(u32, u32, f32)], r: &Rates) -> f64 {
+fn run_block_generic(b: Block<'_>, ratings: &[(u32, u32, f32)], r: &Rates) -> f64 {
     let k = r.k;
     let mut sq = 0f64;
-    for &n in ids {
-        let (u, i, rating) = triples[n as usize];
-        let (u, i) = (u as usize - b.u0, i as usize - b.i0);
+    for &(u, i, rating) in ratings {
+        let (u, i) = (u as usize, i as usize);
         let pu = &mut b.users[u * k..(u + 1) * k];
         let qi = &mut b.items[i * k..(i + 1) * k];
         let mut est = dot(pu, qi);
