@@ -130,6 +130,16 @@ pub(crate) fn batch<'a>(
     rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
     dev: &Device,
 ) -> Result<Batch> {
+    batch_mapped(rows, dev, |t| t)
+}
+
+/// [`batch`] with every kept token renumbered by `map` (padding stays token 0): the rows of a
+/// batch's gathered embedding table, where row 0 is the zero row padding points at.
+pub(crate) fn batch_mapped<'a>(
+    rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
+    dev: &Device,
+    mut map: impl FnMut(u32) -> u32,
+) -> Result<Batch> {
     let n = rows.len();
     let width = rows
         .clone()
@@ -154,7 +164,7 @@ pub(crate) fn batch<'a>(
         let mut k = r * width;
         for (&t, &x) in ts.iter().zip(ws) {
             if Some(t) != drop {
-                tok[k] = t;
+                tok[k] = map(t);
                 w[k] = x * rescale;
                 k += 1;
             }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use crate::nn::{Init, Mlp, Store};
-use crate::train::{fit_loop, optim_of, Validation};
+use crate::nn::{Init, Mlp, SparseTable, Store};
+use crate::train::{fit_loop, optim_of, Params, Validation};
 use crate::{file_err, nn_err};
 
 /// Parameters of neural collaborative filtering (`"model": "neural-cf"`).
@@ -42,6 +42,8 @@ pub struct NcfParams {
     pub weight_decay: f64,
     /// Early-stopping patience in epochs (with validation data).
     pub patience: usize,
+    /// Train the four embedding tables row-sparse (lazy AdamW; see `two-tower`).
+    pub sparse_updates: bool,
 }
 
 impl Default for NcfParams {
@@ -55,6 +57,7 @@ impl Default for NcfParams {
             learning_rate: 0.001,
             weight_decay: 0.0,
             patience: 3,
+            sparse_updates: true,
         }
     }
 }
@@ -134,14 +137,34 @@ impl Net {
 
     /// Logits of (user, item) pairs.
     fn pairs(&self, users: &[u32], items: &[u32]) -> candle_core::Result<Tensor> {
+        self.pairs_with(
+            [
+                &self.user_gmf,
+                &self.user_mlp,
+                &self.item_gmf,
+                &self.item_mlp,
+            ],
+            users,
+            items,
+        )
+    }
+
+    /// Logits of (user, item) pairs looked up in other tables (user GMF, user MLP, item GMF,
+    /// item MLP): a batch's gathered rows during training, `users` and `items` numbered by them.
+    fn pairs_with(
+        &self,
+        [ug, um, ig, im]: [&Tensor; 4],
+        users: &[u32],
+        items: &[u32],
+    ) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
         let u = Tensor::new(users, &dev)?;
         let i = Tensor::new(items, &dev)?;
         self.logits(
-            &self.user_gmf.index_select(&u, 0)?,
-            &self.user_mlp.index_select(&u, 0)?,
-            &self.item_gmf.index_select(&i, 0)?,
-            &self.item_mlp.index_select(&i, 0)?,
+            &ug.index_select(&u, 0)?,
+            &um.index_select(&u, 0)?,
+            &ig.index_select(&i, 0)?,
+            &im.index_select(&i, 0)?,
         )
     }
 
@@ -184,6 +207,17 @@ impl NeuralCf {
         };
         let net = Net::new(p, &mut store, n_users, n_items)?;
         let vars = store.named();
+        // The user GMF, user MLP, item GMF and item MLP tables, in that order.
+        let sparse: Vec<SparseTable> = if p.sparse_updates {
+            ["user_gmf", "user_mlp", "item_gmf", "item_mlp"]
+                .iter()
+                .filter_map(|want| vars.iter().find(|(n, _)| n == want))
+                .map(|(_, v)| SparseTable::new(v.clone()))
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        let sparse = std::cell::RefCell::new(sparse);
         let examples: Vec<(u32, u32)> = m.iter().map(|(u, i, _)| (u, i)).collect();
         let validation = Validation::recall(m, opts.validation, opts.seed);
         let k = p.negatives;
@@ -202,8 +236,29 @@ impl NeuralCf {
                     target.push(0.0);
                 }
             }
+            let mut tables = sparse.borrow_mut();
             (|| {
-                let logits = net.pairs(&users, &items)?;
+                let logits = if let [a, b, c, d] = &mut tables[..] {
+                    // Both tables of a side see the same ids in the same order, so they number
+                    // them alike.
+                    for t in [&mut *a, &mut *b, &mut *c, &mut *d] {
+                        t.begin();
+                    }
+                    for u in &mut users {
+                        let id = *u;
+                        *u = a.local(id);
+                        b.local(id);
+                    }
+                    for i in &mut items {
+                        let id = *i;
+                        *i = c.local(id);
+                        d.local(id);
+                    }
+                    let g = [a.gather()?, b.gather()?, c.gather()?, d.gather()?];
+                    net.pairs_with([&g[0], &g[1], &g[2], &g[3]], &users, &items)?
+                } else {
+                    net.pairs(&users, &items)?
+                };
                 let t = Tensor::from_vec(target, users.len(), &Device::Cpu)?;
                 candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
             })()
@@ -222,7 +277,10 @@ impl NeuralCf {
         };
         fit_loop(
             &optim_of!(p),
-            &vars,
+            &Params {
+                vars: &vars,
+                sparse: &sparse,
+            },
             examples,
             opts,
             validation.as_ref(),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -106,6 +107,152 @@ impl Store {
     }
 }
 
+/// Adam's settings, shared by the dense optimiser and the row-sparse tables.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamSettings {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+/// An embedding table trained by row-sparse ("lazy") AdamW: a step reads and updates only the
+/// rows its batch looks up. A dense optimiser over a table of 140,000 user rows touches every
+/// row (and its two moments) at every step, which made a step's cost grow with the catalogue
+/// instead of the batch.
+///
+/// Each row counts its own steps, so its bias correction is that of a row updated `s` times: a
+/// row's first update moves it by the learning rate whatever the global step. When every row is
+/// looked up at every step this is exactly dense AdamW.
+///
+/// During training the table lives here ([`SparseTable::rows`]); a batch gathers its rows into a
+/// small variable (local row 0 is a zero row that padding points at, never updated), and
+/// [`SparseTable::sync`] copies the table into the model's variable for validation, snapshots
+/// and saving.
+pub(crate) struct SparseTable {
+    var: Var,
+    dim: usize,
+    rows: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    steps: Vec<u32>,
+    /// Table row → local row of the current batch (0: not in the batch).
+    slot: Vec<u32>,
+    /// Local row r + 1 → table row.
+    touched: Vec<u32>,
+    gathered: Option<Var>,
+}
+
+impl SparseTable {
+    /// Takes over the training of `var`, a `(rows, dim)` table.
+    pub fn new(var: Var) -> Result<SparseTable> {
+        let err = nn_err("embedding table");
+        let (n, dim) = var.as_tensor().dims2().map_err(&err)?;
+        let rows = var
+            .as_tensor()
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(&err)?;
+        Ok(SparseTable {
+            var,
+            dim,
+            m: vec![0.0; rows.len()],
+            v: vec![0.0; rows.len()],
+            rows,
+            steps: vec![0; n],
+            slot: vec![0; n],
+            touched: Vec::new(),
+            gathered: None,
+        })
+    }
+
+    /// Starts a batch: forgets the previous batch's rows.
+    pub fn begin(&mut self) {
+        for &t in &self.touched {
+            self.slot[t as usize] = 0;
+        }
+        self.touched.clear();
+        self.gathered = None;
+    }
+
+    /// The local row of table row `t` in this batch (from 1; added on first use).
+    pub fn local(&mut self, t: u32) -> u32 {
+        let s = &mut self.slot[t as usize];
+        if *s == 0 {
+            self.touched.push(t);
+            *s = self.touched.len() as u32;
+        }
+        *s
+    }
+
+    /// The batch's rows as a trainable `(1 + touched, dim)` tensor, row 0 zero.
+    pub fn gather(&mut self) -> candle_core::Result<Tensor> {
+        let d = self.dim;
+        let mut data = vec![0f32; (self.touched.len() + 1) * d];
+        for (out, &t) in data[d..].chunks_exact_mut(d).zip(&self.touched) {
+            out.copy_from_slice(&self.rows[t as usize * d..(t as usize + 1) * d]);
+        }
+        let n = self.touched.len() + 1;
+        let var = Var::from_tensor(&Tensor::from_vec(data, (n, d), &Device::Cpu)?)?;
+        let t = var.as_tensor().clone();
+        self.gathered = Some(var);
+        Ok(t)
+    }
+
+    /// One lazy AdamW step on the rows of this batch, from their gradients in `grads`.
+    pub fn step(&mut self, grads: &GradStore, a: &AdamSettings) -> Result<()> {
+        let Some(var) = &self.gathered else {
+            return Ok(());
+        };
+        let Some(g) = grads.get(var.as_tensor()) else {
+            return Ok(());
+        };
+        let g = g
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(nn_err("embedding gradient"))?;
+        let d = self.dim;
+        let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
+        let (c1, c2) = ((1.0 - a.beta1) as f32, (1.0 - a.beta2) as f32);
+        let (lr, eps) = (a.lr as f32, a.eps as f32);
+        let decay = (1.0 - a.lr * a.weight_decay) as f32;
+        for (gr, &t) in g[d..].chunks_exact(d).zip(&self.touched) {
+            let t = t as usize;
+            self.steps[t] = self.steps[t].saturating_add(1);
+            let s = self.steps[t] as i32;
+            let scale_m = (1.0 / (1.0 - a.beta1.powi(s))) as f32;
+            let scale_v = (1.0 / (1.0 - a.beta2.powi(s))) as f32;
+            let span = t * d..(t + 1) * d;
+            let (w, m, v) = (
+                &mut self.rows[span.clone()],
+                &mut self.m[span.clone()],
+                &mut self.v[span],
+            );
+            for c in 0..d {
+                m[c] = m[c] * b1 + gr[c] * c1;
+                v[c] = v[c] * b2 + gr[c] * gr[c] * c2;
+                let adjusted = (m[c] * scale_m) / ((v[c] * scale_v).sqrt() + eps);
+                w[c] = w[c] * decay - adjusted * lr;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the table into the model's variable.
+    pub fn sync(&self) -> Result<()> {
+        let n = self.rows.len() / self.dim.max(1);
+        Tensor::from_vec(self.rows.clone(), (n, self.dim), &Device::Cpu)
+            .and_then(|t| self.var.set(&t))
+            .map_err(nn_err("embedding table"))
+    }
+
+    /// The variable this table trains.
+    pub fn var(&self) -> &Var {
+        &self.var
+    }
+}
+
 /// Weighted sum of the embedding rows of each row of `b`: `(rows, dim)`.
 pub(crate) fn embedding_bag(table: &Tensor, b: &Batch) -> candle_core::Result<Tensor> {
     let (rows, width) = b.tok.dims2()?;
@@ -201,8 +348,20 @@ impl Tower {
 
     /// The vectors of a batch: `(rows, out)`.
     pub fn forward(&self, tokens: &Batch, recent: Option<&Batch>) -> candle_core::Result<Tensor> {
-        let mut x = embedding_bag(&self.tokens, tokens)?;
-        if let (Some(table), Some(b)) = (&self.recent, recent) {
+        self.forward_with(&self.tokens, self.recent.as_ref(), tokens, recent)
+    }
+
+    /// [`Tower::forward`] with other embedding tables: a batch's gathered rows during training,
+    /// the batches' tokens numbered by them.
+    pub fn forward_with(
+        &self,
+        token_table: &Tensor,
+        recent_table: Option<&Tensor>,
+        tokens: &Batch,
+        recent: Option<&Batch>,
+    ) -> candle_core::Result<Tensor> {
+        let mut x = embedding_bag(token_table, tokens)?;
+        if let (Some(table), Some(b)) = (recent_table, recent) {
             x = Tensor::cat(&[x, embedding_bag(table, b)?], 1)?;
         }
         let x = self.mlp.forward(x)?;
@@ -211,6 +370,11 @@ impl Tower {
         } else {
             Ok(x)
         }
+    }
+
+    /// The tower's token table and recent-items table (if any).
+    pub fn tables(&self) -> (&Tensor, Option<&Tensor>) {
+        (&self.tokens, self.recent.as_ref())
     }
 
     /// Whether the tower reads a recent-items bag.
@@ -273,6 +437,59 @@ mod tests {
             Tensor::zeros((3, 3), DType::F32, &dev).unwrap(),
         );
         assert!(Mlp::new(&mut Store::Load(bad), "m", 2, &[2]).is_err());
+    }
+
+    /// Lazy AdamW by hand: a row moves only at steps that look it up, and its first step moves
+    /// it by the learning rate (Adam's first step is lr · g/|g| after bias correction) even when
+    /// it comes at the table's second step.
+    #[test]
+    fn sparse_rows_move_only_when_looked_up_with_their_own_bias_correction() {
+        let dev = Device::Cpu;
+        let var = Var::new(&[[1f32, 2.], [3., 4.], [5., 6.]], &dev).unwrap();
+        let mut t = SparseTable::new(var.clone()).unwrap();
+        let a = AdamSettings {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        // loss = Σ c ⊙ rows: the gradient of a looked-up row is c.
+        let mut step = |row: u32, c: [f32; 2]| {
+            t.begin();
+            assert_eq!(t.local(row), 1);
+            assert_eq!(t.local(row), 1, "a row twice in a batch is one local row");
+            let g = t.gather().unwrap();
+            let c = Tensor::new(&[[0f32, 0.], [c[0], c[1]]], &dev).unwrap();
+            let grads = g.mul(&c).unwrap().sum_all().unwrap().backward().unwrap();
+            t.step(&grads, &a).unwrap();
+            t.sync().unwrap();
+            var.as_tensor().to_vec2::<f32>().unwrap()
+        };
+        let after = step(0, [2.0, -0.5]);
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-5;
+        assert!(
+            close(after[0][0], 0.9) && close(after[0][1], 2.1),
+            "{after:?}"
+        );
+        assert_eq!(after[1], vec![3., 4.]);
+        assert_eq!(after[2], vec![5., 6.]);
+        let after = step(2, [-1.0, 3.0]);
+        assert!(
+            close(after[2][0], 5.1) && close(after[2][1], 5.9),
+            "{after:?}"
+        );
+        assert!(
+            close(after[0][0], 0.9) && close(after[0][1], 2.1),
+            "{after:?}"
+        );
+        // Row 0's second step: m = 0.9·0.1·g + 0.1·g = 0.19 g, v = 0.999·0.001 g² + 0.001 g²;
+        // after bias correction m̂ = g and v̂ = g², so it moves by lr again.
+        let after = step(0, [2.0, -0.5]);
+        assert!(
+            close(after[0][0], 0.8) && close(after[0][1], 2.2),
+            "{after:?}"
+        );
     }
 
     #[test]

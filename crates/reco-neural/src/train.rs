@@ -1,6 +1,7 @@
 //! The training loop the networks share: seeded shuffling, mini-batches, AdamW, progress with
 //! loss and throughput, and early stopping on a validation split.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use candle_core::{Tensor, Var};
@@ -14,7 +15,16 @@ use reco_core::model::FitOptions;
 use reco_core::{Error, Interactions, Result};
 use reco_models::mf::validation_recall;
 
+use crate::nn::{AdamSettings, SparseTable};
 use crate::nn_err;
+
+/// A network's parameters as the loop trains them: every variable by name (for the best
+/// epoch's snapshot), and the embedding tables among them that are trained row-sparse (the
+/// others by dense AdamW). The loss closure borrows the tables to gather a batch's rows.
+pub(crate) struct Params<'a> {
+    pub vars: &'a [(String, Var)],
+    pub sparse: &'a RefCell<Vec<SparseTable>>,
+}
 
 /// Optimisation settings every network shares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,11 +202,11 @@ impl Best {
 }
 
 /// Runs the loop: `loss_of` builds the loss of a batch of training examples, `end_epoch`
-/// returns the validation score (when validating); shuffling and sampling follow `opts.seed`.
-/// Returns the number of epochs run.
+/// returns the validation score (when validating; the sparse tables are in the variables by
+/// then); shuffling and sampling follow `opts.seed`. Returns the number of epochs run.
 pub(crate) fn fit_loop<E: Copy + Send + Sync>(
     optim: &Optim,
-    vars: &[(String, Var)],
+    params: &Params<'_>,
     mut examples: Vec<E>,
     opts: &FitOptions<'_>,
     validation: Option<&Validation<'_>>,
@@ -206,15 +216,31 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
     if examples.is_empty() {
         return Err(Error::data("there are no training interactions"));
     }
-    let mut opt = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        ParamsAdamW {
-            lr: optim.learning_rate,
-            weight_decay: optim.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )
-    .map_err(nn_err("optimiser"))?;
+    let vars = params.vars;
+    let settings = ParamsAdamW {
+        lr: optim.learning_rate,
+        weight_decay: optim.weight_decay,
+        ..ParamsAdamW::default()
+    };
+    let adam = AdamSettings {
+        lr: settings.lr,
+        beta1: settings.beta1,
+        beta2: settings.beta2,
+        eps: settings.eps,
+        weight_decay: settings.weight_decay,
+    };
+    let sparse_ids: Vec<_> = params
+        .sparse
+        .borrow()
+        .iter()
+        .map(|t| t.var().as_tensor().id())
+        .collect();
+    let dense = vars
+        .iter()
+        .filter(|(_, v)| !sparse_ids.contains(&v.as_tensor().id()))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut opt = AdamW::new(dense, settings).map_err(nn_err("optimiser"))?;
     // Its own stream: the parameter store draws the initial weights from `opts.seed`.
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut best = validation.map(|v| Best::new(v.higher_is_better(), optim.patience));
@@ -227,7 +253,11 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
         let (mut loss_sum, mut batches, mut done) = (0f64, 0usize, 0u64);
         for chunk in examples.chunks(optim.batch_size) {
             let loss = loss_of(chunk, &mut rng)?;
-            opt.backward_step(&loss).map_err(nn_err("backward pass"))?;
+            let grads = loss.backward().map_err(nn_err("backward pass"))?;
+            opt.step(&grads).map_err(nn_err("optimiser step"))?;
+            for table in params.sparse.borrow_mut().iter_mut() {
+                table.step(&grads, &adam)?;
+            }
             loss_sum += f64::from(
                 loss.to_scalar::<f32>()
                     .map_err(nn_err("reading the loss"))?,
@@ -250,6 +280,9 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
                 "neural network",
                 format!("loss {mean_loss} at epoch {epochs}; lower learning_rate"),
             ));
+        }
+        for table in params.sparse.borrow().iter() {
+            table.sync()?;
         }
         let score = end_epoch()?;
         let stop = match (&mut best, validation) {

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor, Var, D};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,10 +34,10 @@ use reco_core::topk::{top_k, Scored};
 use reco_core::{Dataset, Error, Result};
 use reco_models::featurize::FeatureRows;
 
-use crate::bags::{batch, Bags};
-use crate::nn::{Init, Store, Tower};
+use crate::bags::{batch, batch_mapped, Bags, Batch};
+use crate::nn::{Init, SparseTable, Store, Tower};
 use crate::nn_err;
-use crate::train::{fit_loop, optim_of, Validation};
+use crate::train::{fit_loop, optim_of, Params, Validation};
 
 mod state;
 
@@ -94,6 +94,10 @@ pub struct TwoTowerParams {
     pub weight_decay: f64,
     /// Early-stopping patience in epochs (with validation data).
     pub patience: usize,
+    /// Train the embedding tables row-sparse: a step updates only the rows its batch looks up,
+    /// with per-row bias correction (lazy AdamW), so its cost follows the batch, not the
+    /// number of users and items. `false`: dense AdamW over every row at every step.
+    pub sparse_updates: bool,
 }
 
 impl Default for TwoTowerParams {
@@ -117,6 +121,7 @@ impl Default for TwoTowerParams {
             learning_rate: 0.002,
             weight_decay: 0.0,
             patience: 3,
+            sparse_updates: true,
         }
     }
 }
@@ -249,6 +254,58 @@ impl Inputs {
     }
 }
 
+/// Where each tower's embedding tables are among the row-sparse tables of a fit (all None when
+/// `sparse_updates` is off).
+struct Slots {
+    user: Option<usize>,
+    recent: Option<usize>,
+    item: Option<usize>,
+}
+
+impl Slots {
+    /// The row-sparse tables of `vars` (the towers' token and recent-item tables) and where they
+    /// are.
+    fn of(p: &TwoTowerParams, vars: &[(String, Var)]) -> Result<(Vec<SparseTable>, Slots)> {
+        let mut tables = Vec::new();
+        let mut slots = Slots {
+            user: None,
+            recent: None,
+            item: None,
+        };
+        if !p.sparse_updates {
+            return Ok((tables, slots));
+        }
+        for (name, var) in vars {
+            let slot = match name.as_str() {
+                "user.tokens" => &mut slots.user,
+                "user.recent" => &mut slots.recent,
+                "item.tokens" => &mut slots.item,
+                _ => continue,
+            };
+            *slot = Some(tables.len());
+            tables.push(SparseTable::new(var.clone())?);
+        }
+        Ok((tables, slots))
+    }
+
+    /// A batch of bags, its tokens numbered by the batch's rows of table `slot` when that
+    /// table is row-sparse.
+    fn batch<'a>(
+        &self,
+        sparse: &mut [SparseTable],
+        slot: Option<usize>,
+        rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
+    ) -> Result<Batch> {
+        match slot {
+            Some(k) => {
+                let table = &mut sparse[k];
+                batch_mapped(rows, &Device::Cpu, |t| table.local(t))
+            }
+            None => batch(rows, &Device::Cpu),
+        }
+    }
+}
+
 fn towers(
     p: &TwoTowerParams,
     store: &mut Store,
@@ -324,6 +381,7 @@ impl TwoTower {
             inputs.recent.as_ref().map(|_| n_items),
         )?;
         let vars = store.named();
+        let (sparse, slots) = Slots::of(p, &vars)?;
         let (lo, hi) = init_head(&vars, m)?;
         let counts = m.item_counts();
         let logq: Vec<f32> = counts
@@ -352,8 +410,16 @@ impl TwoTower {
             items: Vec::new(),
             head: [0.0, 0.0, lo, hi],
         };
+        let sparse = std::cell::RefCell::new(sparse);
         let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
-            model.batch_loss(chunk, rng, &head, &logq, n_items)
+            model.batch_loss(
+                chunk,
+                rng,
+                &head,
+                &logq,
+                n_items,
+                (&mut sparse.borrow_mut(), &slots),
+            )
         };
         let end_epoch = || -> Result<f64> {
             match validation.as_ref() {
@@ -363,7 +429,10 @@ impl TwoTower {
         };
         fit_loop(
             &optim_of!(p),
-            &vars,
+            &Params {
+                vars: &vars,
+                sparse: &sparse,
+            },
             examples,
             opts,
             validation.as_ref(),
@@ -384,7 +453,8 @@ impl TwoTower {
         Ok(model)
     }
 
-    /// The training loss of one batch of (user, item, rating) examples.
+    /// The training loss of one batch of (user, item, rating) examples. Tables trained
+    /// row-sparse (`sparse`, found by `slots`) are looked up through the batch's gathered rows.
     fn batch_loss(
         &self,
         chunk: &[(u32, u32, f32)],
@@ -392,19 +462,25 @@ impl TwoTower {
         head: &Tensor,
         logq: &Tensor,
         n_items: usize,
+        (sparse, slots): (&mut [SparseTable], &Slots),
     ) -> Result<Tensor> {
         let p = &self.params;
         let dev = Device::Cpu;
         let tau = p.temperature;
         let b = chunk.len();
-        let ub = batch(
+        for table in sparse.iter_mut() {
+            table.begin();
+        }
+        let ub = slots.batch(
+            sparse,
+            slots.user,
             chunk.iter().map(|&(u, _, _)| (self.user_rows.row(u), None)),
-            &dev,
         )?;
         let rb = match &self.recent {
-            Some(r) => Some(batch(
+            Some(r) => Some(slots.batch(
+                sparse,
+                slots.recent,
                 chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))),
-                &dev,
             )?),
             None => None,
         };
@@ -416,10 +492,31 @@ impl TwoTower {
                 .collect(),
             _ => chunk.iter().map(|e| e.1).collect(),
         };
-        let ib = batch(items.iter().map(|&i| (self.item_rows.row(i), None)), &dev)?;
+        let ib = slots.batch(
+            sparse,
+            slots.item,
+            items.iter().map(|&i| (self.item_rows.row(i), None)),
+        )?;
         (|| {
-            let u = self.user_tower.forward(&ub, rb.as_ref())?;
-            let v = self.item_tower.forward(&ib, None)?;
+            let mut gathered = |slot: Option<usize>| slot.map(|k| sparse[k].gather()).transpose();
+            let (ut, rt, it) = (
+                gathered(slots.user)?,
+                gathered(slots.recent)?,
+                gathered(slots.item)?,
+            );
+            let (user_table, recent_table) = self.user_tower.tables();
+            let u = self.user_tower.forward_with(
+                ut.as_ref().unwrap_or(user_table),
+                rt.as_ref().or(recent_table),
+                &ub,
+                rb.as_ref(),
+            )?;
+            let v = self.item_tower.forward_with(
+                it.as_ref().unwrap_or(self.item_tower.tables().0),
+                None,
+                &ib,
+                None,
+            )?;
             match p.loss {
                 Loss::Softmax => in_batch_softmax(&u, &v, &items, p.logq.then_some(logq), tau),
                 Loss::Bce => {

@@ -141,3 +141,54 @@ fn cold_items_score_higher_for_users_who_like_their_category() {
         "only {wins} of 5 cold items favour their category's fans"
     );
 }
+
+/// With every row of every table in every batch (one batch holding all interactions, ids
+/// only), lazy AdamW is dense AdamW: the two fits agree up to float rounding.
+#[test]
+fn sparse_updates_equal_dense_ones_when_every_row_is_in_every_batch() {
+    use reco_core::loaders::{DatasetBuilder, LoadOptions};
+    let mut b = DatasetBuilder::new(true);
+    for (u, i) in [
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "y"),
+        ("b", "z"),
+        ("c", "z"),
+        ("c", "x"),
+        ("d", "w"),
+        ("d", "x"),
+    ] {
+        let (u, i) = (b.users.get_or_insert(u), b.items.get_or_insert(i));
+        b.triplets.push(u, i, 1.0, None);
+    }
+    let data = b.finish("t", &LoadOptions::default()).unwrap();
+    let spec = |sparse: bool| {
+        serde_json::json!({"user_fields": [], "item_fields": [], "recent_items": 0,
+            "text_buckets": 0, "layers": [8, 4], "embedding_dim": 6, "batch_size": 64,
+            "epochs": 6, "learning_rate": 0.05, "weight_decay": 0.01, "sparse_updates": sparse})
+    };
+    let (lazy, dense) = (fit(&data, spec(true)), fit(&data, spec(false)));
+    assert_eq!(lazy.users.len(), 16);
+    let moved = lazy
+        .users
+        .iter()
+        .zip(
+            &fit(
+                &data,
+                serde_json::json!({"user_fields": [], "item_fields": [],
+            "recent_items": 0, "text_buckets": 0, "layers": [8, 4], "embedding_dim": 6,
+            "batch_size": 64, "epochs": 1, "learning_rate": 0.05}),
+            )
+            .users,
+        )
+        .any(|(a, b)| (a - b).abs() > 1e-3);
+    assert!(moved, "training did not move the vectors");
+    for (a, b) in lazy
+        .users
+        .iter()
+        .chain(&lazy.items)
+        .zip(dense.users.iter().chain(&dense.items))
+    {
+        assert!((a - b).abs() < 1e-4, "lazy {a} against dense {b}");
+    }
+}
