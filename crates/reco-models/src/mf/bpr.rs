@@ -74,9 +74,58 @@ impl Default for BprParams {
 
 /// A fitted BPR model; the last factor of each item is its bias (users hold 1 there).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "Saved", into = "Saved")]
 pub struct Bpr {
     params: BprParams,
     f: Factors,
+}
+
+/// The saved state: the parameters without `parallel`, which decides how a fit runs, not what
+/// it produced (so states saved before it existed keep loading), and the factors.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    factors: usize,
+    epochs: usize,
+    learning_rate: f64,
+    regularization: f64,
+    negative_sampling: NegativeSampling,
+    verify_negatives: bool,
+    patience: usize,
+    f: Factors,
+}
+
+impl From<Bpr> for Saved {
+    fn from(m: Bpr) -> Saved {
+        let p = m.params;
+        Saved {
+            factors: p.factors,
+            epochs: p.epochs,
+            learning_rate: p.learning_rate,
+            regularization: p.regularization,
+            negative_sampling: p.negative_sampling,
+            verify_negatives: p.verify_negatives,
+            patience: p.patience,
+            f: m.f,
+        }
+    }
+}
+
+impl From<Saved> for Bpr {
+    fn from(s: Saved) -> Bpr {
+        Bpr {
+            params: BprParams {
+                factors: s.factors,
+                epochs: s.epochs,
+                learning_rate: s.learning_rate,
+                regularization: s.regularization,
+                negative_sampling: s.negative_sampling,
+                verify_negatives: s.verify_negatives,
+                patience: s.patience,
+                ..BprParams::default()
+            },
+            f: s.f,
+        }
+    }
 }
 
 impl BprParams {
@@ -504,7 +553,15 @@ impl crate::spec::Kind for Bpr {
     }
 
     fn restore(p: &BprParams, state: &[u8], shape: &Shape) -> Result<Bpr> {
-        crate::spec::restore_state(p, state, shape, |m: &Bpr| &m.params)
+        // The state does not hold `parallel`; the manifest's value is the model's.
+        let mut m: Bpr = crate::spec::restore_postcard(state, shape)?;
+        m.params.parallel = p.parallel;
+        if m.params != *p {
+            return Err(crate::spec::corrupt_state(
+                "the parameters in the state differ from the specification in the manifest".into(),
+            ));
+        }
+        Ok(m)
     }
 
     fn examples() -> Vec<BprParams> {
@@ -600,6 +657,37 @@ mod tests {
             (acc_blocks - acc_one).abs() < 0.03,
             "blocked {acc_blocks} against one pass {acc_one}"
         );
+    }
+
+    /// `parallel` is not in the saved state: a state loads under either value, takes the
+    /// manifest's, and still refuses other parameters.
+    #[test]
+    fn the_saved_state_leaves_parallel_to_the_manifest() {
+        use crate::spec::Kind;
+        let data = reco_core::synth::structured().expect("data");
+        let p = BprParams {
+            factors: 4,
+            epochs: 2,
+            parallel: false,
+            ..Default::default()
+        };
+        let m = Bpr::fit(&p, &data, &FitOptions::default()).expect("fit");
+        let state = reco_core::artifact::encode(&m).expect("encode");
+        let shape = Shape::of(&data);
+        for parallel in [false, true] {
+            let q = BprParams {
+                parallel,
+                ..p.clone()
+            };
+            let back = <Bpr as Kind>::restore(&q, &state, &shape).expect("restore");
+            assert_eq!(back.params, q);
+            assert_eq!(back.f.items, m.f.items);
+        }
+        let other = BprParams {
+            epochs: 3,
+            ..p.clone()
+        };
+        assert!(<Bpr as Kind>::restore(&other, &state, &shape).is_err());
     }
 
     #[test]
