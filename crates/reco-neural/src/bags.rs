@@ -1,16 +1,13 @@
 //! Tower inputs: every user or item is a short bag of (token, weight) pairs — its identity,
 //! metadata features, hashed text tokens — and every user also a bag of recent items. A batch of
-//! bags becomes two padded tensors that an embedding lookup and a weighted sum turn into one
+//! bags becomes two padded arrays (tokens, weights) that the embedding-bag operation turns into one
 //! vector per row (an "embedding bag").
 
-use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use reco_core::{Dataset, Result};
 use reco_models::content::tfidf::tokenize;
 use reco_models::featurize::FeatureRows;
-
-use crate::nn_err;
 
 /// Bags in compressed-row form.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -117,27 +114,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A batch of bags as tensors: tokens `(rows, width)` and weights `(rows, width, 1)`, padded
-/// with token 0 at weight 0.
+/// A batch of bags: tokens and weights, `rows × width` row-major, padded with token 0 at
+/// weight 0.
 pub(crate) struct Batch {
-    pub tok: Tensor,
-    pub w: Tensor,
+    pub rows: usize,
+    pub width: usize,
+    pub tok: Vec<u32>,
+    pub w: Vec<f32>,
 }
 
 /// Collects rows into a padded [`Batch`]. `drop` is a token to leave out of each row (the
 /// target item in a user's recent items during training; the others are re-weighted).
 pub(crate) fn batch<'a>(
     rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
-    dev: &Device,
 ) -> Result<Batch> {
-    batch_mapped(rows, dev, |t| t)
+    batch_mapped(rows, |t| t)
 }
 
 /// [`batch`] with every kept token renumbered by `map` (padding stays token 0): the rows of a
 /// batch's gathered embedding table, where row 0 is the zero row padding points at.
 pub(crate) fn batch_mapped<'a>(
     rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
-    dev: &Device,
     mut map: impl FnMut(u32) -> u32,
 ) -> Result<Batch> {
     let n = rows.len();
@@ -170,10 +167,11 @@ pub(crate) fn batch_mapped<'a>(
             }
         }
     }
-    let err = nn_err("building a batch");
     Ok(Batch {
-        tok: Tensor::from_vec(tok, (n, width), dev).map_err(&err)?,
-        w: Tensor::from_vec(w, (n, width, 1), dev).map_err(&err)?,
+        rows: n,
+        width,
+        tok,
+        w,
     })
 }
 
@@ -186,11 +184,10 @@ mod tests {
         let a: (&[u32], &[f32]) = (&[3, 5, 7, 9], &[0.25; 4]);
         let b: (&[u32], &[f32]) = (&[1], &[1.0]);
         let rows = [(a, Some(5)), (b, None)];
-        let bt = batch(rows.iter().copied(), &Device::Cpu).unwrap();
-        assert_eq!(bt.tok.dims(), &[2, 4]);
-        let tok: Vec<Vec<u32>> = bt.tok.to_vec2().unwrap();
-        assert_eq!(tok, vec![vec![3, 7, 9, 0], vec![1, 0, 0, 0]]);
-        let w: Vec<f32> = bt.w.flatten_all().unwrap().to_vec1().unwrap();
+        let bt = batch(rows.iter().copied()).unwrap();
+        assert_eq!((bt.rows, bt.width), (2, 4));
+        assert_eq!(bt.tok, vec![3, 7, 9, 0, 1, 0, 0, 0]);
+        let w = bt.w;
         let third = 1.0 / 3.0;
         for (got, want) in w.iter().zip([third, third, third, 0.0, 1.0, 0.0, 0.0, 0.0]) {
             assert!((got - want).abs() < 1e-6, "{w:?}");

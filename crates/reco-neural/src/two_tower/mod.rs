@@ -299,9 +299,9 @@ impl Slots {
         match slot {
             Some(k) => {
                 let table = &mut sparse[k];
-                batch_mapped(rows, &Device::Cpu, |t| table.local(t))
+                batch_mapped(rows, |t| table.local(t))
             }
-            None => batch(rows, &Device::Cpu),
+            None => batch(rows),
         }
     }
 }
@@ -337,13 +337,12 @@ fn towers(
 
 /// Vectors of entities `0..n` through `tower`, in chunks.
 fn all_vectors(tower: &Tower, rows: &Bags, recent: Option<&Bags>, n: usize) -> Result<Vec<f32>> {
-    let dev = Device::Cpu;
     let mut out = Vec::new();
     for start in (0..n).step_by(4096) {
         let ids = start as u32..(start + 4096).min(n) as u32;
-        let tok = batch(ids.clone().map(|e| (rows.row(e), None)), &dev)?;
+        let tok = batch(ids.clone().map(|e| (rows.row(e), None)))?;
         let rec = match (recent, tower.has_recent()) {
-            (Some(r), true) => Some(batch(ids.clone().map(|e| (r.row(e), None)), &dev)?),
+            (Some(r), true) => Some(batch(ids.clone().map(|e| (r.row(e), None)))?),
             _ => None,
         };
         let v = tower
@@ -388,7 +387,6 @@ impl TwoTower {
             .iter()
             .map(|&c| ((f64::from(c.max(1))) / m.nnz() as f64).ln() as f32)
             .collect();
-        let logq = Tensor::from_vec(logq, n_items, &Device::Cpu).map_err(nn_err("log q"))?;
         let examples: Vec<(u32, u32, f32)> = m.iter().collect();
         let validation = match p.loss {
             Loss::Mse => opts.validation.map(|valid| Validation::Rmse { valid }),
@@ -460,7 +458,7 @@ impl TwoTower {
         chunk: &[(u32, u32, f32)],
         rng: &mut ChaCha8Rng,
         head: &Tensor,
-        logq: &Tensor,
+        logq: &[f32],
         n_items: usize,
         (sparse, slots): (&mut [SparseTable], &Slots),
     ) -> Result<Tensor> {
@@ -617,9 +615,8 @@ impl TwoTower {
         slot: bool,
         recent: &[u32],
     ) -> Result<Vec<f32>> {
-        let dev = Device::Cpu;
         let w = vec![1.0 / (toks.len() + usize::from(slot)).max(1) as f32; toks.len()];
-        let tb = batch(std::iter::once(((toks, w.as_slice()), None)), &dev)?;
+        let tb = batch(std::iter::once(((toks, w.as_slice()), None)))?;
         let n = self.items.len() / self.dim.max(1);
         let recent: Vec<u32> = recent
             .iter()
@@ -629,10 +626,7 @@ impl TwoTower {
             .copied()
             .collect();
         let rw = vec![1.0 / recent.len().max(1) as f32; recent.len()];
-        let rb = batch(
-            std::iter::once(((recent.as_slice(), rw.as_slice()), None)),
-            &dev,
-        )?;
+        let rb = batch(std::iter::once(((recent.as_slice(), rw.as_slice()), None)))?;
         tower
             .forward(&tb, tower.has_recent().then_some(&rb))
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
@@ -661,33 +655,128 @@ impl TwoTower {
 }
 
 /// The in-batch sampled softmax loss: row r's positive is column r, the other columns are its
-/// negatives; logits are u·v/τ minus log Q of the column's item (when given), and a column
-/// holding the row's own item elsewhere in the batch is masked out.
+/// negatives; logits are u·v/τ minus log Q of the column's item (when given, indexed by item),
+/// and a column holding the row's own item elsewhere in the batch is left out.
+///
+/// The b × b part after the product u·vᵀ is one fused operation ([`SoftmaxOp`]) with a
+/// hand-written gradient: built from candle's operations it took a dozen passes over the
+/// matrix forward and as many backward (scaling, the log-Q row, a mask, log-softmax, the
+/// pick), a large share of a training step.
 pub(crate) fn in_batch_softmax(
     u: &Tensor,
     v: &Tensor,
     items: &[u32],
-    logq: Option<&Tensor>,
+    logq: Option<&[f32]>,
     tau: f64,
 ) -> candle_core::Result<Tensor> {
-    let dev = u.device();
-    let b = items.len();
-    let mut logits = (u.matmul(&v.t()?)? / tau)?;
-    if let Some(logq) = logq {
-        let ids = Tensor::new(items, dev)?;
-        logits = logits.broadcast_sub(&logq.index_select(&ids, 0)?.unsqueeze(0)?)?;
+    let offset = items
+        .iter()
+        .map(|&i| logq.map_or(0.0, |q| -q[i as usize]))
+        .collect();
+    let op = SoftmaxOp {
+        items: items.to_vec(),
+        offset,
+        inv_tau: (1.0 / tau) as f32,
+    };
+    u.matmul(&v.t()?)?.apply_op1(op)
+}
+
+/// The loss of [`in_batch_softmax`] on the b × b products: mean over rows r of
+/// logsumexp_c(z_rc) − z_rr, z_rc = p_rc/τ + offset_c over the columns c that are r or hold
+/// another item than row r's.
+struct SoftmaxOp {
+    items: Vec<u32>,
+    offset: Vec<f32>,
+    inv_tau: f32,
+}
+
+impl SoftmaxOp {
+    /// Row r's logits (left-out columns at −∞) and their log-sum-exp.
+    fn row(&self, r: usize, products: &[f32], z: &mut [f32]) -> f32 {
+        let mut max = f32::NEG_INFINITY;
+        for (c, (zc, &p)) in z.iter_mut().zip(products).enumerate() {
+            *zc = if c != r && self.items[c] == self.items[r] {
+                f32::NEG_INFINITY
+            } else {
+                p * self.inv_tau + self.offset[c]
+            };
+            max = max.max(*zc);
+        }
+        let sum: f32 = z.iter().map(|&x| (x - max).exp()).sum();
+        max + sum.ln()
     }
-    let mut mask = vec![0f32; b * b];
-    for (r, &a) in items.iter().enumerate() {
-        for (c, &x) in items.iter().enumerate() {
-            if r != c && a == x {
-                mask[r * b + c] = -1e9;
+
+    /// The products as one row-major vector.
+    fn products(&self, t: &Tensor) -> candle_core::Result<Vec<f32>> {
+        let b = self.items.len();
+        if t.dims() != [b, b] {
+            candle_core::bail!(
+                "in-batch softmax: products of shape {:?}, expected {b} × {b}",
+                t.dims()
+            );
+        }
+        t.flatten_all()?.to_vec1::<f32>()
+    }
+}
+
+impl candle_core::CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "in-batch-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let b = self.items.len();
+        let (candle_core::CpuStorage::F32(data), Some((from, to))) =
+            (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("in-batch softmax: needs contiguous f32 products");
+        };
+        if to - from != b * b {
+            candle_core::bail!(
+                "in-batch softmax: {} products for a batch of {b}",
+                to - from
+            );
+        }
+        let products = &data[from..to];
+        let mut z = vec![0f32; b];
+        let mut total = 0f64;
+        for r in 0..b {
+            let row = &products[r * b..(r + 1) * b];
+            let lse = self.row(r, row, &mut z);
+            total += f64::from(lse - z[r]);
+        }
+        let mean = (total / b.max(1) as f64) as f32;
+        Ok((
+            candle_core::CpuStorage::F32(vec![mean]),
+            candle_core::Shape::from(()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let b = self.items.len();
+        let products = self.products(arg)?;
+        let g = grad.to_scalar::<f32>()? / b.max(1) as f32;
+        let mut out = vec![0f32; b * b];
+        let mut z = vec![0f32; b];
+        for r in 0..b {
+            let lse = self.row(r, &products[r * b..(r + 1) * b], &mut z);
+            // d/dp_rc = (softmax_rc − [c = r]) / τ, times the mean's 1/b and the upstream grad.
+            for (c, (o, &zc)) in out[r * b..(r + 1) * b].iter_mut().zip(&z).enumerate() {
+                let p = (zc - lse).exp() - f32::from(u8::from(c == r));
+                *o = p * self.inv_tau * g;
             }
         }
+        Ok(Some(Tensor::from_vec(out, (b, b), arg.device())?))
     }
-    let logits = (logits + Tensor::from_vec(mask, (b, b), dev)?)?;
-    let target = Tensor::arange(0u32, b as u32, dev)?;
-    candle_nn::loss::cross_entropy(&logits, &target)
 }
 
 fn read_head(head: &Tensor) -> Result<[f32; 2]> {

@@ -13,7 +13,7 @@ fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
     let u = Tensor::new(&[[1f32, 0.], [0., 1.]], &dev).unwrap();
     let v = Tensor::new(&[[1f32, 0.], [0.6, 0.8]], &dev).unwrap();
     let (q0, q1) = (0.5f64, 0.25f64);
-    let logq = Tensor::new(&[q0.ln() as f32, q1.ln() as f32], &dev).unwrap();
+    let logq = [q0.ln() as f32, q1.ln() as f32];
     let tau = 0.5;
     let got = in_batch_softmax(&u, &v, &[0, 1], Some(&logq), tau)
         .unwrap()
@@ -40,6 +40,88 @@ fn in_batch_softmax_matches_a_hand_computation_with_log_q_and_masking() {
         .to_scalar::<f32>()
         .unwrap();
     assert!(same.abs() < 1e-6, "{same}");
+}
+
+/// The loss built from candle's own operations, as it was before the fused operation.
+fn composed_softmax(
+    u: &Tensor,
+    v: &Tensor,
+    items: &[u32],
+    logq: Option<&[f32]>,
+    tau: f64,
+) -> candle_core::Result<Tensor> {
+    let dev = u.device();
+    let b = items.len();
+    let mut logits = (u.matmul(&v.t()?)? / tau)?;
+    if let Some(q) = logq {
+        let cols: Vec<f32> = items.iter().map(|&i| q[i as usize]).collect();
+        logits = logits.broadcast_sub(&Tensor::new(cols.as_slice(), dev)?.unsqueeze(0)?)?;
+    }
+    let mut mask = vec![0f32; b * b];
+    for (r, &a) in items.iter().enumerate() {
+        for (c, &x) in items.iter().enumerate() {
+            if r != c && a == x {
+                mask[r * b + c] = -1e9;
+            }
+        }
+    }
+    let logits = (logits + Tensor::from_vec(mask, (b, b), dev)?)?;
+    let target = Tensor::arange(0u32, b as u32, dev)?;
+    candle_nn::loss::cross_entropy(&logits, &target)
+}
+
+/// The fused loss and its hand-written gradient against candle's composition and autodiff, on
+/// a random batch with repeated items (masked columns) and the log-Q offsets.
+#[test]
+fn fused_softmax_matches_candles_composition_in_value_and_gradient() {
+    let dev = Device::Cpu;
+    let mut r = ChaCha8Rng::seed_from_u64(3);
+    let (b, d) = (9, 5);
+    let items: Vec<u32> = (0..b).map(|_| r.gen_range(0..6u32)).collect();
+    assert!(
+        items
+            .iter()
+            .enumerate()
+            .any(|(k, i)| items[..k].contains(i)),
+        "{items:?}"
+    );
+    let logq: Vec<f32> = (0..6).map(|k| -1.0 - k as f32 * 0.3).collect();
+    let draw =
+        |r: &mut ChaCha8Rng| -> Vec<f32> { (0..b * d).map(|_| r.gen_range(-1f32..1.0)).collect() };
+    let u = candle_core::Var::from_vec(draw(&mut r), (b, d), &dev).unwrap();
+    let v = candle_core::Var::from_vec(draw(&mut r), (b, d), &dev).unwrap();
+    for q in [None, Some(logq.as_slice())] {
+        let fused = in_batch_softmax(u.as_tensor(), v.as_tensor(), &items, q, 0.2).unwrap();
+        let plain = composed_softmax(u.as_tensor(), v.as_tensor(), &items, q, 0.2).unwrap();
+        let (a, c) = (
+            fused.to_scalar::<f32>().unwrap(),
+            plain.to_scalar::<f32>().unwrap(),
+        );
+        assert!(
+            (a - c).abs() < 1e-5 * (1.0 + c.abs()),
+            "loss {a} against {c}"
+        );
+        let (ga, gc) = (fused.backward().unwrap(), plain.backward().unwrap());
+        for var in [&u, &v] {
+            let x: Vec<f32> = ga
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let y: Vec<f32> = gc
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (x, y) in x.iter().zip(&y) {
+                assert!((x - y).abs() < 1e-5, "gradient {x} against {y}");
+            }
+        }
+    }
 }
 
 fn fit(data: &Dataset, json: serde_json::Value) -> TwoTower {
