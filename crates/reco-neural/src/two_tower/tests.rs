@@ -102,21 +102,16 @@ fn fused_softmax_matches_candles_composition_in_value_and_gradient() {
             "loss {a} against {c}"
         );
         let (ga, gc) = (fused.backward().unwrap(), plain.backward().unwrap());
+        let flat = |g: &candle_core::backprop::GradStore, var: &candle_core::Var| -> Vec<f32> {
+            g.get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
         for var in [&u, &v] {
-            let x: Vec<f32> = ga
-                .get(var)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let y: Vec<f32> = gc
-                .get(var)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let (x, y) = (flat(&ga, var), flat(&gc, var));
             for (x, y) in x.iter().zip(&y) {
                 assert!((x - y).abs() < 1e-5, "gradient {x} against {y}");
             }
