@@ -19,17 +19,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.sparse import csr_matrix  # noqa: E402
 
+from compare_tfrs import read_tsv  # noqa: E402  (the same directory: `reco export-vectors` files)
+
 warnings.filterwarnings("ignore")
-
-
-def read_vectors(path):
-    ids, rows = [], []
-    with open(path) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            ids.append(parts[0])
-            rows.append(np.array(parts[1:], dtype=np.float32))
-    return ids, np.vstack(rows)
 
 
 def scores_of(user_vecs, item_vecs, train, test_rows, test_items, k_max=50, chunk=2048):
@@ -59,8 +51,8 @@ def main():
     iters = int(sys.argv[4]) if len(sys.argv) > 4 else 15
     tr = pd.read_csv(train_path, usecols=["user", "item"], dtype=str)
     te = pd.read_csv(test_path, usecols=["user", "item"], dtype=str)
-    user_ids, users = read_vectors(os.path.join(vec_dir, "users.tsv"))
-    item_ids, items = read_vectors(os.path.join(vec_dir, "items.tsv"))
+    user_ids, users = read_tsv(os.path.join(vec_dir, "users.tsv"))
+    item_ids, items = read_tsv(os.path.join(vec_dir, "items.tsv"))
     uidx = {u: n for n, u in enumerate(user_ids)}
     iidx = {i: n for n, i in enumerate(item_ids)}
     tr = tr[tr["user"].isin(uidx) & tr["item"].isin(iidx)]
