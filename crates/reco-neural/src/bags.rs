@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use reco_core::{Dataset, Result};
+use reco_core::Dataset;
 use reco_models::content::tfidf::tokenize;
 use reco_models::featurize::FeatureRows;
 
@@ -127,7 +127,7 @@ pub(crate) struct Batch {
 /// target item in a user's recent items during training; the others are re-weighted).
 pub(crate) fn batch<'a>(
     rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
-) -> Result<Batch> {
+) -> Batch {
     batch_mapped(rows, |t| t)
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn batch<'a>(
 pub(crate) fn batch_mapped<'a>(
     rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
     mut map: impl FnMut(u32) -> u32,
-) -> Result<Batch> {
+) -> Batch {
     let n = rows.len();
     let width = rows
         .clone()
@@ -167,12 +167,12 @@ pub(crate) fn batch_mapped<'a>(
             }
         }
     }
-    Ok(Batch {
+    Batch {
         rows: n,
         width,
         tok,
         w,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +184,7 @@ mod tests {
         let a: (&[u32], &[f32]) = (&[3, 5, 7, 9], &[0.25; 4]);
         let b: (&[u32], &[f32]) = (&[1], &[1.0]);
         let rows = [(a, Some(5)), (b, None)];
-        let bt = batch(rows.iter().copied()).unwrap();
+        let bt = batch(rows.iter().copied());
         assert_eq!((bt.rows, bt.width), (2, 4));
         assert_eq!(bt.tok, vec![3, 7, 9, 0, 1, 0, 0, 0]);
         let w = bt.w;

@@ -200,9 +200,14 @@ impl Bpr {
         let item_cut: Vec<usize> = (0..=t).map(|b| b * ni / t).collect();
         // by_pos[q] is the item at position q of this epoch's order, pos[i] the inverse; `work`
         // holds the item rows in that order, so each block's items are one contiguous slice.
+        // With one range the order stays the identity and the rows are trained in place.
         let mut by_pos: Vec<u32> = (0..ni as u32).collect();
         let mut pos: Vec<u32> = by_pos.clone();
-        let mut work = vec![0f32; ni * k];
+        let mut work = if t > 1 {
+            vec![0f32; ni * k]
+        } else {
+            Vec::new()
+        };
         let (learning_rate, regularization) = (p.learning_rate as f32, p.regularization as f32);
         let mut r = rng(opts.seed, 32);
         let mut early = EarlyStop::recall(m, opts.validation, p.patience, opts.seed);
@@ -212,9 +217,9 @@ impl Bpr {
                 for (q, &i) in by_pos.iter().enumerate() {
                     pos[i as usize] = q as u32;
                 }
-            }
-            for (row, &i) in work.chunks_exact_mut(k).zip(&by_pos) {
-                row.copy_from_slice(&f.items[i as usize * k..(i as usize + 1) * k]);
+                for (row, &i) in work.chunks_exact_mut(k).zip(&by_pos) {
+                    row.copy_from_slice(&f.items[i as usize * k..(i as usize + 1) * k]);
+                }
             }
             for order in &mut orders {
                 order.shuffle(&mut r);
@@ -226,7 +231,8 @@ impl Bpr {
             // this epoch's random order makes uniform over the catalogue on average.
             for s in 0..t {
                 let users = split_by(&mut f.users, &user_cut, k);
-                let mut items: Vec<Option<&mut [f32]>> = split_by(&mut work, &item_cut, k)
+                let table = if t > 1 { &mut work } else { &mut f.items };
+                let mut items: Vec<Option<&mut [f32]>> = split_by(table, &item_cut, k)
                     .into_iter()
                     .map(Some)
                     .collect();
@@ -268,8 +274,10 @@ impl Bpr {
                     skipped += sk;
                 }
             }
-            for (row, &i) in work.chunks_exact(k).zip(&by_pos) {
-                f.items[i as usize * k..(i as usize + 1) * k].copy_from_slice(row);
+            if t > 1 {
+                for (row, &i) in work.chunks_exact(k).zip(&by_pos) {
+                    f.items[i as usize * k..(i as usize + 1) * k].copy_from_slice(row);
+                }
             }
             let acc = correct as f64 / (n - skipped).max(1) as f64;
             if end_of_pass(&mut early, epoch, p.epochs, "epoch", || &f, Some(acc), opts)?.stop {
@@ -553,14 +561,14 @@ impl crate::spec::Kind for Bpr {
     }
 
     fn restore(p: &BprParams, state: &[u8], shape: &Shape) -> Result<Bpr> {
-        // The state does not hold `parallel`; the manifest's value is the model's.
-        let mut m: Bpr = crate::spec::restore_postcard(state, shape)?;
+        // The state does not hold `parallel` (it loads as the default); the manifest's value
+        // is the model's.
+        let saved = BprParams {
+            parallel: BprParams::default().parallel,
+            ..p.clone()
+        };
+        let mut m = crate::spec::restore_state(&saved, state, shape, |m: &Bpr| &m.params)?;
         m.params.parallel = p.parallel;
-        if m.params != *p {
-            return Err(crate::spec::corrupt_state(
-                "the parameters in the state differ from the specification in the manifest".into(),
-            ));
-        }
         Ok(m)
     }
 

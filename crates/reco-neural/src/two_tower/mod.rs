@@ -35,7 +35,7 @@ use reco_core::{Dataset, Error, Result};
 use reco_models::featurize::FeatureRows;
 
 use crate::bags::{batch, batch_mapped, Bags, Batch};
-use crate::nn::{Init, SparseTable, Store, Tower};
+use crate::nn::{contiguous_f32, Init, SparseTable, Store, Tower};
 use crate::nn_err;
 use crate::train::{fit_loop, optim_of, Params, Validation};
 
@@ -287,22 +287,21 @@ impl Slots {
         }
         Ok((tables, slots))
     }
+}
 
-    /// A batch of bags, its tokens numbered by the batch's rows of table `slot` when that
-    /// table is row-sparse.
-    fn batch<'a>(
-        &self,
-        sparse: &mut [SparseTable],
-        slot: Option<usize>,
-        rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
-    ) -> Result<Batch> {
-        match slot {
-            Some(k) => {
-                let table = &mut sparse[k];
-                batch_mapped(rows, |t| table.local(t))
-            }
-            None => batch(rows),
+/// A batch of bags, its tokens numbered by the batch's rows of table `slot` when that table is
+/// row-sparse.
+fn bag_batch<'a>(
+    sparse: &mut [SparseTable],
+    slot: Option<usize>,
+    rows: impl ExactSizeIterator<Item = ((&'a [u32], &'a [f32]), Option<u32>)> + Clone,
+) -> Batch {
+    match slot {
+        Some(k) => {
+            let table = &mut sparse[k];
+            batch_mapped(rows, |t| table.local(t))
         }
+        None => batch(rows),
     }
 }
 
@@ -340,9 +339,9 @@ fn all_vectors(tower: &Tower, rows: &Bags, recent: Option<&Bags>, n: usize) -> R
     let mut out = Vec::new();
     for start in (0..n).step_by(4096) {
         let ids = start as u32..(start + 4096).min(n) as u32;
-        let tok = batch(ids.clone().map(|e| (rows.row(e), None)))?;
+        let tok = batch(ids.clone().map(|e| (rows.row(e), None)));
         let rec = match (recent, tower.has_recent()) {
-            (Some(r), true) => Some(batch(ids.clone().map(|e| (r.row(e), None)))?),
+            (Some(r), true) => Some(batch(ids.clone().map(|e| (r.row(e), None)))),
             _ => None,
         };
         let v = tower
@@ -469,19 +468,18 @@ impl TwoTower {
         for table in sparse.iter_mut() {
             table.begin();
         }
-        let ub = slots.batch(
+        let ub = bag_batch(
             sparse,
             slots.user,
             chunk.iter().map(|&(u, _, _)| (self.user_rows.row(u), None)),
-        )?;
-        let rb = match &self.recent {
-            Some(r) => Some(slots.batch(
+        );
+        let rb = self.recent.as_ref().map(|r| {
+            bag_batch(
                 sparse,
                 slots.recent,
                 chunk.iter().map(|&(u, i, _)| (r.row(u), Some(i))),
-            )?),
-            None => None,
-        };
+            )
+        });
         let items: Vec<u32> = match p.loss {
             Loss::Bce => chunk
                 .iter()
@@ -490,11 +488,11 @@ impl TwoTower {
                 .collect(),
             _ => chunk.iter().map(|e| e.1).collect(),
         };
-        let ib = slots.batch(
+        let ib = bag_batch(
             sparse,
             slots.item,
             items.iter().map(|&i| (self.item_rows.row(i), None)),
-        )?;
+        );
         (|| {
             let mut gathered = |slot: Option<usize>| slot.map(|k| sparse[k].gather()).transpose();
             let (ut, rt, it) = (
@@ -616,7 +614,7 @@ impl TwoTower {
         recent: &[u32],
     ) -> Result<Vec<f32>> {
         let w = vec![1.0 / (toks.len() + usize::from(slot)).max(1) as f32; toks.len()];
-        let tb = batch(std::iter::once(((toks, w.as_slice()), None)))?;
+        let tb = batch(std::iter::once(((toks, w.as_slice()), None)));
         let n = self.items.len() / self.dim.max(1);
         let recent: Vec<u32> = recent
             .iter()
@@ -626,7 +624,7 @@ impl TwoTower {
             .copied()
             .collect();
         let rw = vec![1.0 / recent.len().max(1) as f32; recent.len()];
-        let rb = batch(std::iter::once(((recent.as_slice(), rw.as_slice()), None)))?;
+        let rb = batch(std::iter::once(((recent.as_slice(), rw.as_slice()), None)));
         tower
             .forward(&tb, tower.has_recent().then_some(&rb))
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
@@ -677,6 +675,7 @@ pub(crate) fn in_batch_softmax(
         items: items.to_vec(),
         offset,
         inv_tau: (1.0 / tau) as f32,
+        probs: std::sync::Mutex::new(Vec::new()),
     };
     u.matmul(&v.t()?)?.apply_op1(op)
 }
@@ -688,34 +687,43 @@ struct SoftmaxOp {
     items: Vec<u32>,
     offset: Vec<f32>,
     inv_tau: f32,
+    /// The softmax of every row, kept by the forward pass for the backward one (which would
+    /// otherwise take the b² exponentials again).
+    probs: std::sync::Mutex<Vec<f32>>,
 }
 
 impl SoftmaxOp {
-    /// Row r's logits (left-out columns at −∞) and their log-sum-exp.
-    fn row(&self, r: usize, products: &[f32], z: &mut [f32]) -> f32 {
-        let mut max = f32::NEG_INFINITY;
-        for (c, (zc, &p)) in z.iter_mut().zip(products).enumerate() {
-            *zc = if c != r && self.items[c] == self.items[r] {
-                f32::NEG_INFINITY
-            } else {
-                p * self.inv_tau + self.offset[c]
-            };
-            max = max.max(*zc);
-        }
-        let sum: f32 = z.iter().map(|&x| (x - max).exp()).sum();
-        max + sum.ln()
-    }
-
-    /// The products as one row-major vector.
-    fn products(&self, t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    /// The loss and the softmax of every row of the b × b products (left-out columns at 0).
+    fn forward(&self, products: &[f32]) -> (f32, Vec<f32>) {
         let b = self.items.len();
-        if t.dims() != [b, b] {
-            candle_core::bail!(
-                "in-batch softmax: products of shape {:?}, expected {b} × {b}",
-                t.dims()
-            );
+        let mut probs = vec![0f32; b * b];
+        let mut total = 0f64;
+        for (r, (z, row)) in probs
+            .chunks_exact_mut(b)
+            .zip(products.chunks_exact(b))
+            .enumerate()
+        {
+            let mut max = f32::NEG_INFINITY;
+            for (c, (zc, &p)) in z.iter_mut().zip(row).enumerate() {
+                *zc = if c != r && self.items[c] == self.items[r] {
+                    f32::NEG_INFINITY
+                } else {
+                    p * self.inv_tau + self.offset[c]
+                };
+                max = max.max(*zc);
+            }
+            let own = z[r];
+            let mut sum = 0f32;
+            for zc in z.iter_mut() {
+                *zc = (*zc - max).exp();
+                sum += *zc;
+            }
+            for zc in z.iter_mut() {
+                *zc /= sum;
+            }
+            total += f64::from(max + sum.ln() - own);
         }
-        t.flatten_all()?.to_vec1::<f32>()
+        ((total / b.max(1) as f64) as f32, probs)
     }
 }
 
@@ -730,28 +738,17 @@ impl candle_core::CustomOp1 for SoftmaxOp {
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let b = self.items.len();
-        let (candle_core::CpuStorage::F32(data), Some((from, to))) =
-            (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("in-batch softmax: needs contiguous f32 products");
-        };
-        if to - from != b * b {
+        let products = contiguous_f32(storage, layout, "in-batch softmax")?;
+        if products.len() != b * b {
             candle_core::bail!(
                 "in-batch softmax: {} products for a batch of {b}",
-                to - from
+                products.len()
             );
         }
-        let products = &data[from..to];
-        let mut z = vec![0f32; b];
-        let mut total = 0f64;
-        for r in 0..b {
-            let row = &products[r * b..(r + 1) * b];
-            let lse = self.row(r, row, &mut z);
-            total += f64::from(lse - z[r]);
-        }
-        let mean = (total / b.max(1) as f64) as f32;
+        let (loss, probs) = self.forward(products);
+        *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = probs;
         Ok((
-            candle_core::CpuStorage::F32(vec![mean]),
+            candle_core::CpuStorage::F32(vec![loss]),
             candle_core::Shape::from(()),
         ))
     }
@@ -763,19 +760,20 @@ impl candle_core::CustomOp1 for SoftmaxOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let b = self.items.len();
-        let products = self.products(arg)?;
+        let mut probs = std::mem::take(&mut *self.probs.lock().unwrap_or_else(|e| e.into_inner()));
+        if probs.len() != b * b {
+            // A second backward pass through the same graph: the forward's values are gone.
+            probs = self.forward(&arg.flatten_all()?.to_vec1::<f32>()?).1;
+        }
         let g = grad.to_scalar::<f32>()? / b.max(1) as f32;
-        let mut out = vec![0f32; b * b];
-        let mut z = vec![0f32; b];
-        for r in 0..b {
-            let lse = self.row(r, &products[r * b..(r + 1) * b], &mut z);
-            // d/dp_rc = (softmax_rc − [c = r]) / τ, times the mean's 1/b and the upstream grad.
-            for (c, (o, &zc)) in out[r * b..(r + 1) * b].iter_mut().zip(&z).enumerate() {
-                let p = (zc - lse).exp() - f32::from(u8::from(c == r));
-                *o = p * self.inv_tau * g;
+        // d/dp_rc = (softmax_rc − [c = r]) / τ, times the mean's 1/b and the upstream grad.
+        for (r, row) in probs.chunks_exact_mut(b).enumerate() {
+            row[r] -= 1.0;
+            for o in row.iter_mut() {
+                *o *= self.inv_tau * g;
             }
         }
-        Ok(Some(Tensor::from_vec(out, (b, b), arg.device())?))
+        Ok(Some(Tensor::from_vec(probs, (b, b), arg.device())?))
     }
 }
 
