@@ -475,6 +475,115 @@ fn neural_models_train_save_recommend_and_export_through_the_cli() {
 }
 
 #[test]
+fn a_neural_fit_stopped_by_ctrl_c_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let data = "synth:users=300,items=200,interactions=12000,seed=5";
+    // Enough epochs that the stop lands long before the end.
+    let model = r#"{"model":"two-tower","epochs":150,"layers":[16],"embedding_dim":8}"#;
+    let train = |out: &Path, checkpoint: Option<&Path>| {
+        let mut args = vec![
+            "train".to_string(),
+            "--data".into(),
+            data.into(),
+            "--model".into(),
+            model.into(),
+            "--validation".into(),
+            "0.1".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if let Some(c) = checkpoint {
+            args.extend(["--checkpoint".to_string(), c.display().to_string()]);
+        }
+        args
+    };
+    let args = train(&dir.path().join("resumed"), Some(&ck));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_reco"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = ck.join("checkpoint.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(file.exists(), "no checkpoint after the first epoch");
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        !o.status.success(),
+        "the fit ended before the stop reached it"
+    );
+    assert!(
+        stderr(&o).contains("run the same command to resume"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(file.exists(), "the stopped fit keeps its checkpoint");
+    assert!(
+        !dir.path().join("resumed").exists(),
+        "no artifact from a stopped fit"
+    );
+
+    let o = reco(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming from the checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !file.exists(),
+        "the checkpoint goes once the model is saved"
+    );
+    // The resumed fit is the fit that was never stopped.
+    let whole = train(&dir.path().join("whole"), None);
+    let o = reco(&whole.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Compared by their vectors: the safetensors header's key order varies from run to run.
+    let vectors = |d: &str| {
+        let out = dir.path().join(format!("{d}.vectors"));
+        let e = reco(&[
+            "export-vectors",
+            "--model",
+            dir.path().join(d).to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(e.status.success(), "{}", stderr(&e));
+        ["users.tsv", "items.tsv"].map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+    };
+    assert!(
+        vectors("resumed") == vectors("whole"),
+        "resumed and whole fits differ"
+    );
+
+    // Models that fit in one go have nothing to resume.
+    let o = reco(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        "als",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        dir.path().join("als").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("checkpoint") && stderr(&o).contains("two-tower"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn pipelines_audits_and_explanations_through_the_cli() {
     let data = "synth:users=200,items=150,interactions=4000,seed=3";
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipeline.toml");

@@ -63,6 +63,10 @@ pub struct FitOptions<'a> {
     pub progress: Option<&'a (dyn Fn(Progress<'_>) + Sync)>,
     /// Held-out interactions (same id space) for early stopping, by models that support it.
     pub validation: Option<&'a crate::interactions::Interactions>,
+    /// A directory where models that train in epochs (the neural networks) keep their whole
+    /// training state after every epoch, and from which a fit of the same model, parameters,
+    /// data and seed resumes instead of starting over. Other models ignore it.
+    pub checkpoint: Option<&'a std::path::Path>,
 }
 
 impl FitOptions<'_> {
@@ -71,6 +75,15 @@ impl FitOptions<'_> {
     pub fn step(&self, stage: &str, done: u64, total: u64, loss: Option<f64>) -> Result<()> {
         self.report(stage, done, total, loss);
         crate::interrupt::check()
+    }
+
+    /// These options for a model that a composite model (pipeline, stack, blend) fits as one of
+    /// its parts: without the checkpoint directory, which holds the state of one fit only.
+    pub fn for_part(&self) -> Self {
+        FitOptions {
+            checkpoint: None,
+            ..*self
+        }
     }
 
     /// Reports progress if anyone listens (from parallel workers too; it never stops them).

@@ -345,6 +345,7 @@ fn fit(
             seed: cfg.seed,
             progress: Some(&report_fit),
             validation: None,
+            checkpoint: None,
         },
     )?;
     acc.fit_seconds.push(t0.elapsed().as_secs_f64());

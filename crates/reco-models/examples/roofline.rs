@@ -284,6 +284,7 @@ fn fit_seconds(spec: &Value, epochs: usize, data: &Dataset) -> Res<f64> {
         seed: 42,
         progress: None,
         validation: None,
+        checkpoint: None,
     };
     let t = Instant::now();
     let m = spec.fit(data, &opts)?;

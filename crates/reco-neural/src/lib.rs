@@ -9,6 +9,8 @@
 //! They live in their own crate so the neural-network library stays out of the core build; the
 //! binary plugs them in with [`register`], after which `two-tower`, `content-dnn` and
 //! `neural-cf` parse, fit, evaluate, save (safetensors) and load like every other model.
+//! Given [`reco_core::model::FitOptions::checkpoint`], their fits save a [`checkpoint`] after
+//! every epoch and resume from it.
 
 /// `Model` for a network whose specification `spec_expr` builds from `self` and whose state
 /// is written by `to_safetensors`.
@@ -32,6 +34,7 @@ macro_rules! impl_neural_model {
 }
 
 mod bags;
+pub mod checkpoint;
 mod family;
 pub mod ncf;
 mod nn;

@@ -18,7 +18,7 @@ use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
 use crate::nn::{Init, Mlp, SparseTable, Store};
-use crate::train::{fit_loop, optim_of, Params, Validation};
+use crate::train::{fit_loop, optim_of, Params, Run, Validation};
 use crate::{file_err, nn_err};
 
 /// Parameters of neural collaborative filtering (`"model": "neural-cf"`).
@@ -218,15 +218,14 @@ impl NeuralCf {
             Vec::new()
         };
         let sparse = std::cell::RefCell::new(sparse);
-        let examples: Vec<(u32, u32)> = m.iter().map(|(u, i, _)| (u, i)).collect();
         let validation = Validation::recall(m, opts.validation, opts.seed);
         let k = p.negatives;
-        let loss_of = |chunk: &[(u32, u32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
+        let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
             let b = chunk.len();
             let mut users = Vec::with_capacity(b * (k + 1));
             let mut items = Vec::with_capacity(b * (k + 1));
             let mut target = Vec::with_capacity(b * (k + 1));
-            for &(u, i) in chunk {
+            for &(u, i, _) in chunk {
                 users.push(u);
                 items.push(i);
                 target.push(1f32);
@@ -281,7 +280,12 @@ impl NeuralCf {
                 vars: &vars,
                 sparse: &sparse,
             },
-            examples,
+            m,
+            Run {
+                kind: "neural-cf",
+                params: serde_json::to_value(p)
+                    .map_err(|e| Error::training("neural-cf", e.to_string()))?,
+            },
             opts,
             validation.as_ref(),
             loss_of,

@@ -4,8 +4,7 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
-use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +14,8 @@ use reco_core::model::FitOptions;
 use reco_core::{Error, Interactions, Result};
 use reco_models::mf::validation_recall;
 
-use crate::nn::{AdamSettings, SparseTable};
+use crate::checkpoint::{self, Progress};
+use crate::nn::{AdamSettings, DenseAdam, SparseTable};
 use crate::nn_err;
 
 /// A network's parameters as the loop trains them: every variable by name (for the best
@@ -190,6 +190,21 @@ impl Best {
         Ok(self.patience > 0 && since >= self.patience)
     }
 
+    /// The best score and its epoch, if an epoch was observed.
+    pub fn score(&self) -> Option<(f64, usize)> {
+        self.best.as_ref().map(|b| (b.0, b.1))
+    }
+
+    /// The best epoch's weights, if an epoch was observed.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.best.as_ref().map(|b| &b.2)
+    }
+
+    /// Takes a saved best epoch (when resuming).
+    pub fn set(&mut self, score: f64, epoch: usize, weights: Snapshot) {
+        self.best = Some((score, epoch, weights));
+    }
+
     /// Puts the best epoch's weights back into the variables.
     pub fn restore(self, vars: &[(String, Var)]) -> Result<()> {
         if let Some((_, _, copy)) = self.best {
@@ -201,33 +216,62 @@ impl Best {
     }
 }
 
-/// Runs the loop: `loss_of` builds the loss of a batch of training examples, `end_epoch`
-/// returns the validation score (when validating; the sparse tables are in the variables by
-/// then); shuffling and sampling follow `opts.seed`. Returns the number of epochs run.
-pub(crate) fn fit_loop<E: Copy + Send + Sync>(
+/// What a fit is, for its checkpoints: the model kind and its parameters.
+pub(crate) struct Run<'a> {
+    pub kind: &'a str,
+    pub params: serde_json::Value,
+}
+
+/// The training example at position `k` of the interactions (user, item, value): the user is
+/// found in the row offsets, so an epoch needs only a shuffled order of positions, not a copy
+/// of the examples.
+fn example_at(m: &Interactions, k: usize) -> (u32, u32, f32) {
+    let user = m.indptr().partition_point(|&p| p <= k).saturating_sub(1);
+    (user as u32, m.indices()[k], m.values()[k])
+}
+
+/// The generator of epoch `epoch`'s shuffle and sampling: its own stream of one seed, so an
+/// epoch does not depend on the ones before it and a resumed fit draws what an unbroken one
+/// would.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// Runs the loop over the interactions of `train`: `loss_of` builds the loss of a batch of
+/// (user, item, value) examples, `end_epoch` returns the validation score (when validating; the
+/// sparse tables are in the variables by then); shuffling and sampling follow `opts.seed`.
+/// With `opts.checkpoint`, the state is saved after every epoch and a saved fit resumes.
+/// Returns the number of epochs completed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_loop(
     optim: &Optim,
     params: &Params<'_>,
-    mut examples: Vec<E>,
+    train: &Interactions,
+    run: Run<'_>,
     opts: &FitOptions<'_>,
     validation: Option<&Validation<'_>>,
-    mut loss_of: impl FnMut(&[E], &mut ChaCha8Rng) -> Result<Tensor>,
+    mut loss_of: impl FnMut(&[(u32, u32, f32)], &mut ChaCha8Rng) -> Result<Tensor>,
     mut end_epoch: impl FnMut() -> Result<f64>,
 ) -> Result<usize> {
-    if examples.is_empty() {
+    let n = train.nnz();
+    if n == 0 {
         return Err(Error::data("there are no training interactions"));
     }
+    let n32 = u32::try_from(n).map_err(|_| {
+        Error::data(format!(
+            "{n} training interactions: the networks train on at most {}",
+            u32::MAX
+        ))
+    })?;
     let vars = params.vars;
-    let settings = ParamsAdamW {
-        lr: optim.learning_rate,
-        weight_decay: optim.weight_decay,
-        ..ParamsAdamW::default()
-    };
     let adam = AdamSettings {
-        lr: settings.lr,
-        beta1: settings.beta1,
-        beta2: settings.beta2,
-        eps: settings.eps,
-        weight_decay: settings.weight_decay,
+        lr: optim.learning_rate,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: optim.weight_decay,
     };
     let sparse_ids: Vec<_> = params
         .sparse
@@ -235,26 +279,49 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
         .iter()
         .map(|t| t.var().as_tensor().id())
         .collect();
-    let dense = vars
+    let (dense_names, dense): (Vec<String>, Vec<Var>) = vars
         .iter()
         .filter(|(_, v)| !sparse_ids.contains(&v.as_tensor().id()))
-        .map(|(_, v)| v.clone())
-        .collect();
-    let mut opt = AdamW::new(dense, settings).map_err(nn_err("optimiser"))?;
-    // Its own stream: the parameter store draws the initial weights from `opts.seed`.
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15);
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .unzip();
+    let mut opt = DenseAdam::new(dense)?;
     let mut best = validation.map(|v| Best::new(v.higher_is_better(), optim.patience));
-    let total = examples.len() as u64;
-    let mut epochs = 0;
-    for epoch in 0..optim.epochs {
-        epochs = epoch + 1;
-        examples.shuffle(&mut rng);
+    let identity = opts
+        .checkpoint
+        .map(|_| checkpoint::identity(run.kind, &run.params, train, opts.validation, opts.seed));
+    let mut progress = Progress {
+        epochs_done: 0,
+        stopped: false,
+        adam_steps: 0,
+        best: None,
+    };
+    if let (Some(dir), Some(id)) = (opts.checkpoint, &identity) {
+        if let Some(saved) = checkpoint::load(dir, id)? {
+            progress = resume(saved, optim, params, &dense_names, &mut opt, &mut best)?;
+            opts.report(
+                "resumed",
+                progress.epochs_done as u64,
+                optim.epochs as u64,
+                None,
+            );
+        }
+    }
+    let mut order: Vec<u32> = Vec::new();
+    let mut chunk: Vec<(u32, u32, f32)> = Vec::with_capacity(optim.batch_size.min(n));
+    let mut epoch = progress.epochs_done;
+    while epoch < optim.epochs && !progress.stopped {
+        let mut rng = epoch_rng(opts.seed, epoch);
+        order.clear();
+        order.extend(0..n32);
+        order.shuffle(&mut rng);
         let started = Instant::now();
         let (mut loss_sum, mut batches, mut done) = (0f64, 0usize, 0u64);
-        for chunk in examples.chunks(optim.batch_size) {
-            let loss = loss_of(chunk, &mut rng)?;
+        for positions in order.chunks(optim.batch_size) {
+            chunk.clear();
+            chunk.extend(positions.iter().map(|&k| example_at(train, k as usize)));
+            let loss = loss_of(&chunk, &mut rng)?;
             let grads = loss.backward().map_err(nn_err("backward pass"))?;
-            opt.step(&grads).map_err(nn_err("optimiser step"))?;
+            opt.step(&grads, &adam)?;
             for table in params.sparse.borrow_mut().iter_mut() {
                 table.step(&grads, &adam)?;
             }
@@ -264,21 +331,27 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
             );
             batches += 1;
             done += chunk.len() as u64;
-            if batches % 16 == 0 || done == total {
+            if batches % 16 == 0 || done == n as u64 {
                 let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 opts.report(
-                    &format!("epoch {epochs}/{} · {rate:.0} ex/s", optim.epochs),
+                    &format!("epoch {}/{} · {rate:.0} ex/s", epoch + 1, optim.epochs),
                     done,
-                    total,
+                    n as u64,
                     Some(loss_sum / batches as f64),
                 );
+                // An epoch of a large fit takes minutes: Ctrl-C should not wait for its end.
+                // What it loses is this epoch; the checkpoint holds the ones before.
+                reco_core::interrupt::check()?;
             }
         }
         let mean_loss = loss_sum / batches.max(1) as f64;
         if !mean_loss.is_finite() {
             return Err(Error::diverged(
                 "neural network",
-                format!("loss {mean_loss} at epoch {epochs}; lower learning_rate"),
+                format!(
+                    "loss {mean_loss} at epoch {}; lower learning_rate",
+                    epoch + 1
+                ),
             ));
         }
         for table in params.sparse.borrow().iter() {
@@ -289,9 +362,20 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
             (Some(b), Some(_)) => b.observe(epoch, score, vars)?,
             _ => false,
         };
+        epoch += 1;
+        progress = Progress {
+            epochs_done: epoch,
+            stopped: stop,
+            adam_steps: opt.steps(),
+            best: best.as_ref().and_then(Best::score),
+        };
+        if let (Some(dir), Some(id)) = (opts.checkpoint, &identity) {
+            let tensors = state(vars, &dense_names, &opt, params, best.as_ref())?;
+            checkpoint::save(dir, id, &progress, tensors)?;
+        }
         opts.step(
             "epoch",
-            epochs as u64,
+            epoch as u64,
             optim.epochs as u64,
             Some(if validation.is_some() {
                 score
@@ -299,14 +383,101 @@ pub(crate) fn fit_loop<E: Copy + Send + Sync>(
                 mean_loss
             }),
         )?;
-        if stop {
-            break;
-        }
     }
     if let Some(b) = best {
         b.restore(vars)?;
     }
-    Ok(epochs)
+    Ok(epoch)
+}
+
+/// Everything a checkpoint keeps, by name: `w.*` the weights, `adam.*` the dense optimiser's
+/// moments, `sparse.K.*` the row-sparse tables' moments and step counts, `best.*` the best
+/// epoch's weights.
+fn state(
+    vars: &[(String, Var)],
+    dense_names: &[String],
+    opt: &DenseAdam,
+    params: &Params<'_>,
+    best: Option<&Best>,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut out: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(n, v)| (format!("w.{n}"), v.as_tensor().clone()))
+        .collect();
+    let names: Vec<String> = dense_names.iter().map(|n| format!("adam.{n}")).collect();
+    out.extend(opt.state(&names)?);
+    for (k, table) in params.sparse.borrow().iter().enumerate() {
+        out.extend(table.state(&format!("sparse.{k}"))?);
+    }
+    if let Some(snapshot) = best.and_then(Best::snapshot) {
+        out.extend(
+            snapshot
+                .iter()
+                .map(|(n, t)| (format!("best.{n}"), t.clone())),
+        );
+    }
+    Ok(out)
+}
+
+/// Puts a checkpoint's state back into the variables, optimisers and best-epoch keeper.
+fn resume(
+    mut saved: checkpoint::Saved,
+    optim: &Optim,
+    params: &Params<'_>,
+    dense_names: &[String],
+    opt: &mut DenseAdam,
+    best: &mut Option<Best>,
+) -> Result<Progress> {
+    let progress = saved.progress.clone();
+    if progress.epochs_done > optim.epochs {
+        return Err(Error::param(
+            "epochs",
+            format!(
+                "the checkpoint has {} epochs done, more than the {} asked for",
+                progress.epochs_done, optim.epochs
+            ),
+        ));
+    }
+    let err = nn_err("resuming from the checkpoint");
+    let tensor = |saved: &mut checkpoint::Saved, name: &str, like: &Tensor| -> Result<Tensor> {
+        saved
+            .take(name, like.elem_count(), DType::F32)?
+            .reshape(like.shape())
+            .map_err(&err)
+    };
+    for (n, v) in params.vars {
+        let t = tensor(&mut saved, &format!("w.{n}"), v.as_tensor())?;
+        v.set(&t).map_err(nn_err("resuming from the checkpoint"))?;
+    }
+    let names: Vec<String> = dense_names.iter().map(|n| format!("adam.{n}")).collect();
+    opt.restore(&names, progress.adam_steps, &mut |name, len| {
+        saved.floats(name, len)
+    })?;
+    for (k, table) in params.sparse.borrow_mut().iter_mut().enumerate() {
+        let prefix = format!("sparse.{k}");
+        // Two closures cannot both borrow `saved` mutably: read the counts first.
+        let steps_len = table.var().as_tensor().dims().first().copied().unwrap_or(0);
+        let steps = saved.counts(&format!("{prefix}.steps"), steps_len)?;
+        table.restore(
+            &prefix,
+            &mut |name, len| saved.floats(name, len),
+            &mut |_, _| Ok(steps.clone()),
+        )?;
+    }
+    if let (Some(b), Some((score, epoch))) = (best.as_mut(), progress.best) {
+        let snapshot = params
+            .vars
+            .iter()
+            .map(|(n, v)| {
+                Ok((
+                    n.clone(),
+                    tensor(&mut saved, &format!("best.{n}"), v.as_tensor())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        b.set(score, epoch, snapshot);
+    }
+    Ok(progress)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ fn opts() -> FitOptions<'static> {
         seed: 42,
         progress: None,
         validation: None,
+        checkpoint: None,
     }
 }
 

@@ -143,7 +143,7 @@ fn fit_all(
                 models.len() as u64,
                 None,
             );
-            m.spec.fit(data, opts)
+            m.spec.fit(data, &opts.for_part())
         })
         .collect()
 }
@@ -360,8 +360,8 @@ impl Switch {
     /// Fits both models on `data`.
     pub fn fit(spec: SwitchSpec, data: &Dataset, opts: &FitOptions<'_>) -> Result<Switch> {
         spec.validate()?;
-        let warm = spec.warm.fit(data, opts)?;
-        let cold = spec.cold.fit(data, opts)?;
+        let warm = spec.warm.fit(data, &opts.for_part())?;
+        let cold = spec.cold.fit(data, &opts.for_part())?;
         let m = &data.interactions;
         Ok(Switch {
             spec,

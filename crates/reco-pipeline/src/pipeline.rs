@@ -127,7 +127,7 @@ impl Stage {
                 data,
                 &FitOptions {
                     validation: None,
-                    ..*opts
+                    ..opts.for_part()
                 },
             )?);
         }

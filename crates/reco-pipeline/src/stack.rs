@@ -266,7 +266,7 @@ impl Stack {
                     steps,
                     None,
                 )?;
-                let model = named.spec.fit(&train, opts)?;
+                let model = named.spec.fit(&train, &opts.for_part())?;
                 let r = rater(model.as_ref(), &named.name)?;
                 for p in (0..nnz).filter(|&p| fold[p] == f) {
                     oof[p * k + j] = r.predict(users[p], items[p]) as f64;
@@ -320,7 +320,7 @@ impl Stack {
             .models
             .iter()
             .map(|named| {
-                let model = named.spec.fit(data, opts)?;
+                let model = named.spec.fit(data, &opts.for_part())?;
                 rater(model.as_ref(), &named.name)?;
                 Ok(model)
             })

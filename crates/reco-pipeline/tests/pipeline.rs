@@ -30,6 +30,7 @@ fn opts() -> FitOptions<'static> {
         seed: 5,
         progress: None,
         validation: None,
+        checkpoint: None,
     }
 }
 

@@ -250,6 +250,7 @@ impl Model {
             seed,
             progress: Some(&report),
             validation: None,
+            checkpoint: None,
         };
         // The fit runs on its own thread while this one, the caller's (the main thread, where
         // Python handles signals), checks for Ctrl-C every few milliseconds: models report

@@ -403,6 +403,7 @@ pub fn train(
                 seed,
                 progress: Some(progress),
                 validation: None,
+                checkpoint: None,
             },
         )?)
     } else {

@@ -121,6 +121,7 @@ pub fn behaviour(spec: &ModelSpec) -> Result<(), Failure> {
         seed: 11,
         progress: None,
         validation: None,
+        checkpoint: None,
     };
     let model = ok(spec.fit(&data, &opts), "fit")?;
     let n = data.n_items();

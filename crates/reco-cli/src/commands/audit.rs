@@ -98,6 +98,7 @@ fn audit(
                     seed,
                     progress: Some(&report),
                     validation: None,
+                    checkpoint: None,
                 },
             )?;
             out.push((name.clone(), run_audit(fitted.as_ref(), &fold, k, by)?));

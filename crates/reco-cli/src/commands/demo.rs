@@ -111,6 +111,7 @@ fn demo(seed: u64, seeds: u64, user: &str, json: bool) -> Result<()> {
                 seed,
                 progress: None,
                 validation: None,
+                checkpoint: None,
             },
         )?;
         let recs = m.recommend(

@@ -35,6 +35,11 @@ pub(crate) struct TrainArgs {
     /// complete).
     #[arg(long)]
     force: bool,
+    /// Directory for the training state of a neural model (two-tower, content-dnn,
+    /// neural-cf), saved after every epoch: if the fit is stopped (Ctrl-C, a crash), the same
+    /// command resumes from the last completed epoch. Removed once the artifact is saved.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
 }
 
 /// Fits the model on the data (less the validation share) and saves it with the whole data's
@@ -47,6 +52,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         validation,
         out,
         force,
+        checkpoint,
     } = a;
     let existing = if force {
         Existing::Replace
@@ -62,7 +68,29 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             format!("needs a fraction in (0, 1), got {r}")
         ));
     }
+    if checkpoint.is_some()
+        && !reco_neural::KINDS
+            .iter()
+            .any(|k| k.name == named.spec.kind())
+    {
+        anyhow::bail!(reco_core::Error::param(
+            "checkpoint",
+            format!(
+                "only the neural models train in resumable epochs ({}); {} fits in one go",
+                reco_neural::KINDS
+                    .iter()
+                    .map(|k| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                named.spec.kind()
+            )
+        ));
+    }
     reco_core::artifact::check_target(&out, existing)?;
+    if let Some(dir) = &checkpoint {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::Error::from(reco_core::Error::io(dir, e)))?;
+    }
     let full = data.load()?;
     if full.interactions.nnz() == 0 {
         anyhow::bail!(reco_core::Error::data(format!(
@@ -81,18 +109,41 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     };
     let bar = progress::bar(0, &named.name);
     let report = |p: Progress<'_>| {
+        if p.stage == "resumed" {
+            // Said once, so a rerun after Ctrl-C shows that it did not start over.
+            bar.suspend(|| {
+                eprintln!(
+                    "resuming from the checkpoint: {} of {} epochs done",
+                    p.done, p.total
+                )
+            });
+            return;
+        }
         bar.set_length(p.total);
         bar.set_position(p.done);
     };
-    let m = named.spec.fit(
+    let fitted = named.spec.fit(
         ds,
         &FitOptions {
             seed,
             progress: Some(&report),
             validation: held_out,
+            checkpoint: checkpoint.as_deref(),
         },
-    )?;
+    );
     bar.finish_and_clear();
+    let m = match (fitted, &checkpoint) {
+        (Err(reco_core::Error::Interrupted), Some(dir)) => {
+            return Err(
+                anyhow::Error::from(reco_core::Error::Interrupted).context(format!(
+                    "stopped; the last completed epoch is saved in {}: run the same command \
+                     to resume from it",
+                    dir.display()
+                )),
+            )
+        }
+        (r, _) => r?,
+    };
     // Saved with the whole data, so `recommend` excludes validation items too.
     reco_models::save(
         m.as_ref(),
@@ -101,6 +152,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         serde_json::json!({ "dataset": ds.name, "seed": seed, "validation": validation }),
         existing,
     )?;
+    if let Some(dir) = &checkpoint {
+        reco_neural::checkpoint::remove(dir)?;
+    }
     if let Some((eps, delta)) = m.privacy() {
         println!("privacy: ({eps:.3}, {delta:e})-differentially private per rating");
     }

@@ -655,6 +655,7 @@ mod tests {
             seed: 3,
             progress: Some(&report),
             validation: Some(&fold.test),
+            checkpoint: None,
         };
         let m = spec.fit(&fold.train, &opts).unwrap();
         let scores = seen.into_inner().unwrap();

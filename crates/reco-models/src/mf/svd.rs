@@ -674,6 +674,7 @@ mod tests {
                 seed: 1,
                 progress: None,
                 validation: Some(&fold.test),
+                checkpoint: None,
             },
         )
         .unwrap();
@@ -687,6 +688,7 @@ mod tests {
                 seed: 1,
                 progress: None,
                 validation: Some(&fold.test),
+                checkpoint: None,
             },
         )
         .unwrap();

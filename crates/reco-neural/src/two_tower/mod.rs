@@ -37,7 +37,7 @@ use reco_models::featurize::FeatureRows;
 use crate::bags::{batch, Bags};
 use crate::nn::{Init, SparseTable, Store, Tower};
 use crate::nn_err;
-use crate::train::{fit_loop, optim_of, Params, Validation};
+use crate::train::{fit_loop, optim_of, Params, Run, Validation};
 
 mod softmax;
 mod sparse;
@@ -340,7 +340,6 @@ impl TwoTower {
             .iter()
             .map(|&c| ((f64::from(c.max(1))) / m.nnz() as f64).ln() as f32)
             .collect();
-        let examples: Vec<(u32, u32, f32)> = m.iter().collect();
         let validation = match p.loss {
             Loss::Mse => opts.validation.map(|valid| Validation::Rmse { valid }),
             _ => Validation::recall(m, opts.validation, opts.seed),
@@ -384,7 +383,13 @@ impl TwoTower {
                 vars: &vars,
                 sparse: &sparse,
             },
-            examples,
+            m,
+            Run {
+                // content-dnn is this network with other defaults: the parameters tell them apart.
+                kind: "two-tower",
+                params: serde_json::to_value(p)
+                    .map_err(|e| Error::training("two-tower", e.to_string()))?,
+            },
             opts,
             validation.as_ref(),
             loss_of,

@@ -269,3 +269,60 @@ fn sparse_updates_equal_dense_ones_when_every_row_is_in_every_batch() {
         assert!((a - b).abs() < 1e-4, "lazy {a} against dense {b}");
     }
 }
+
+/// The user and item vectors of a fit (what scoring uses).
+fn vectors(m: &TwoTower) -> (Vec<f32>, Vec<f32>) {
+    (m.users.clone(), m.items.clone())
+}
+
+/// A fit stopped after one epoch and resumed from its checkpoint ends bit for bit where an
+/// unbroken fit ends, including the best-epoch keeping of validation; a finished checkpoint
+/// extends with more epochs; another seed's checkpoint and a damaged file are refused.
+#[test]
+fn a_fit_resumed_from_its_checkpoint_equals_an_unbroken_fit() {
+    let data = reco_core::synth::structured().unwrap();
+    let split = reco_core::split::split(
+        &data,
+        &reco_core::split::Protocol::Holdout { ratio: 0.2 },
+        1,
+    )
+    .unwrap();
+    let (train, valid) = (&split[0].train, &split[0].test);
+    let params = |epochs: usize| TwoTowerParams {
+        epochs,
+        layers: vec![32, 16],
+        batch_size: 64,
+        patience: 5,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |epochs: usize, seed: u64, checkpoint: Option<&std::path::Path>| {
+        let opts = FitOptions {
+            seed,
+            validation: Some(valid),
+            checkpoint,
+            ..Default::default()
+        };
+        TwoTower::fit(&params(epochs), train, &opts)
+    };
+    let unbroken = vectors(&run(3, 5, None).unwrap());
+    let first = vectors(&run(1, 5, Some(dir.path())).unwrap());
+    assert_ne!(first, unbroken, "one epoch is not three");
+    assert!(dir.path().join(crate::checkpoint::FILE).exists());
+    let resumed = vectors(&run(3, 5, Some(dir.path())).unwrap());
+    assert_eq!(resumed, unbroken);
+    // Run again with the finished checkpoint: nothing left to train, the same model.
+    assert_eq!(vectors(&run(3, 5, Some(dir.path())).unwrap()), unbroken);
+    // Fewer epochs than the checkpoint has done is refused, not silently served.
+    let e = run(2, 5, Some(dir.path())).err().unwrap();
+    assert!(e.to_string().contains("3 epochs done"), "{e}");
+    // Another seed is another fit.
+    let e = run(3, 6, Some(dir.path())).err().unwrap();
+    assert!(e.to_string().contains("another fit"), "{e}");
+    // A damaged file is named, not a panic.
+    let path = dir.path().join(crate::checkpoint::FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let e = run(3, 5, Some(dir.path())).err().unwrap();
+    assert!(e.to_string().contains("unusable checkpoint"), "{e}");
+}

@@ -620,6 +620,7 @@ mod tests {
                     seed: 5,
                     progress: None,
                     validation: None,
+                    checkpoint: None,
                 },
             )
             .unwrap();
@@ -660,6 +661,7 @@ mod tests {
             seed: 2,
             progress: None,
             validation: Some(&fold.test),
+            checkpoint: None,
         };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -694,6 +696,7 @@ mod tests {
             seed: 2,
             progress: Some(&report),
             validation: Some(&fold.test),
+            checkpoint: None,
         };
         // Whenever training stops, the factors kept are those of the best validation epoch.
         let p = HybridParams {
