@@ -36,6 +36,7 @@ macro_rules! impl_neural_model {
 mod bags;
 pub mod checkpoint;
 mod family;
+mod linear;
 pub mod ncf;
 mod nn;
 mod train;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -220,49 +221,52 @@ impl NeuralCf {
         let sparse = std::cell::RefCell::new(sparse);
         let validation = Validation::recall(m, opts.validation, opts.seed);
         let k = p.negatives;
-        let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
-            let b = chunk.len();
-            let mut users = Vec::with_capacity(b * (k + 1));
-            let mut items = Vec::with_capacity(b * (k + 1));
-            let mut target = Vec::with_capacity(b * (k + 1));
-            for &(u, i, _) in chunk {
-                users.push(u);
-                items.push(i);
-                target.push(1f32);
-                for _ in 0..k {
+        let loss_of =
+            |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<(Tensor, GradStore)> {
+                let b = chunk.len();
+                let mut users = Vec::with_capacity(b * (k + 1));
+                let mut items = Vec::with_capacity(b * (k + 1));
+                let mut target = Vec::with_capacity(b * (k + 1));
+                for &(u, i, _) in chunk {
                     users.push(u);
-                    items.push(rng.gen_range(0..n_items as u32));
-                    target.push(0.0);
+                    items.push(i);
+                    target.push(1f32);
+                    for _ in 0..k {
+                        users.push(u);
+                        items.push(rng.gen_range(0..n_items as u32));
+                        target.push(0.0);
+                    }
                 }
-            }
-            let mut tables = sparse.borrow_mut();
-            (|| {
-                let logits = if let [a, b, c, d] = &mut tables[..] {
-                    // Both tables of a side see the same ids in the same order, so they number
-                    // them alike.
-                    for t in [&mut *a, &mut *b, &mut *c, &mut *d] {
-                        t.begin();
-                    }
-                    for u in &mut users {
-                        let id = *u;
-                        *u = a.local(id);
-                        b.local(id);
-                    }
-                    for i in &mut items {
-                        let id = *i;
-                        *i = c.local(id);
-                        d.local(id);
-                    }
-                    let g = [a.gather()?, b.gather()?, c.gather()?, d.gather()?];
-                    net.pairs_with([&g[0], &g[1], &g[2], &g[3]], &users, &items)?
-                } else {
-                    net.pairs(&users, &items)?
-                };
-                let t = Tensor::from_vec(target, users.len(), &Device::Cpu)?;
-                candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
-            })()
-            .map_err(nn_err("training step"))
-        };
+                let mut tables = sparse.borrow_mut();
+                (|| {
+                    let logits = if let [a, b, c, d] = &mut tables[..] {
+                        // Both tables of a side see the same ids in the same order, so they number
+                        // them alike.
+                        for t in [&mut *a, &mut *b, &mut *c, &mut *d] {
+                            t.begin();
+                        }
+                        for u in &mut users {
+                            let id = *u;
+                            *u = a.local(id);
+                            b.local(id);
+                        }
+                        for i in &mut items {
+                            let id = *i;
+                            *i = c.local(id);
+                            d.local(id);
+                        }
+                        let g = [a.gather()?, b.gather()?, c.gather()?, d.gather()?];
+                        net.pairs_with([&g[0], &g[1], &g[2], &g[3]], &users, &items)?
+                    } else {
+                        net.pairs(&users, &items)?
+                    };
+                    let t = Tensor::from_vec(target, users.len(), &Device::Cpu)?;
+                    let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)?;
+                    let grads = loss.backward()?;
+                    Ok((loss, grads))
+                })()
+                .map_err(nn_err("training step"))
+            };
         let end_epoch = || -> Result<f64> {
             let Some(v) = validation.as_ref() else {
                 return Ok(0.0);

@@ -8,6 +8,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use reco_core::{Error, Result};
 
@@ -117,6 +118,56 @@ pub(crate) struct AdamSettings {
     pub weight_decay: f64,
 }
 
+/// One AdamW update's constants: Adam's settings and the bias corrections after `s` steps.
+struct AdamStep {
+    b1: f32,
+    b2: f32,
+    c1: f32,
+    c2: f32,
+    lr: f32,
+    eps: f32,
+    decay: f32,
+    scale_m: f32,
+    scale_v: f32,
+}
+
+impl AdamStep {
+    fn new(a: &AdamSettings, s: i32) -> AdamStep {
+        AdamStep {
+            b1: a.beta1 as f32,
+            b2: a.beta2 as f32,
+            c1: (1.0 - a.beta1) as f32,
+            c2: (1.0 - a.beta2) as f32,
+            lr: a.lr as f32,
+            eps: a.eps as f32,
+            decay: (1.0 - a.lr * a.weight_decay) as f32,
+            scale_m: (1.0 / (1.0 - a.beta1.powi(s))) as f32,
+            scale_v: (1.0 / (1.0 - a.beta2.powi(s))) as f32,
+        }
+    }
+
+    /// Moves weights `w` with moments `m`, `v` by their gradient `g`.
+    fn update(&self, w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            *m = *m * self.b1 + g * self.c1;
+            *v = *v * self.b2 + g * g * self.c2;
+            let adjusted = (*m * self.scale_m) / ((*v * self.scale_v).sqrt() + self.eps);
+            *w = *w * self.decay - adjusted * self.lr;
+        }
+    }
+}
+
+/// Calls `f` with the values of a CPU f32 tensor, without copying them when they are
+/// contiguous.
+pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, layout, "tensor values")?)),
+        _ => candle_core::bail!("tensor values: the CPU only"),
+    }
+}
+
 /// AdamW over whole variables (the layers, and the tables when they are not row-sparse), with
 /// its moments in plain vectors so that a checkpoint can save and restore them; candle's
 /// optimiser keeps them private. Same update as candle's `AdamW` (decoupled weight decay, bias
@@ -148,36 +199,24 @@ impl DenseAdam {
     }
 
     /// One step from the gradients in `grads` (variables without a gradient do not move).
+    /// The variables are independent, so they are updated in parallel.
     pub fn step(&mut self, grads: &GradStore, a: &AdamSettings) -> Result<()> {
         self.steps += 1;
-        let s = i32::try_from(self.steps).unwrap_or(i32::MAX);
-        let scale_m = (1.0 / (1.0 - a.beta1.powi(s))) as f32;
-        let scale_v = (1.0 / (1.0 - a.beta2.powi(s))) as f32;
-        let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
-        let (c1, c2) = ((1.0 - a.beta1) as f32, (1.0 - a.beta2) as f32);
-        let (lr, eps) = (a.lr as f32, a.eps as f32);
-        let decay = (1.0 - a.lr * a.weight_decay) as f32;
+        let k = AdamStep::new(a, i32::try_from(self.steps).unwrap_or(i32::MAX));
         let err = nn_err("optimiser step");
-        for (k, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = g
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(&err)?;
-            let (w, m, v) = (&mut self.theta[k], &mut self.m[k], &mut self.v[k]);
-            for c in 0..w.len().min(g.len()) {
-                m[c] = m[c] * b1 + g[c] * c1;
-                v[c] = v[c] * b2 + g[c] * g[c] * c2;
-                let adjusted = (m[c] * scale_m) / ((v[c] * scale_v).sqrt() + eps);
-                w[c] = w[c] * decay - adjusted * lr;
-            }
-            Tensor::from_slice(w, var.as_tensor().shape(), &Device::Cpu)
-                .and_then(|t| var.set(&t))
-                .map_err(&err)?;
-        }
-        Ok(())
+        self.vars
+            .par_iter()
+            .zip(self.theta.par_iter_mut())
+            .zip(self.m.par_iter_mut().zip(self.v.par_iter_mut()))
+            .try_for_each(|((var, w), (m, v))| {
+                let Some(g) = grads.get(var.as_tensor()) else {
+                    return Ok(());
+                };
+                with_values(g, |g| k.update(w, m, v, g))?;
+                Tensor::from_slice(w, var.as_tensor().shape(), &Device::Cpu)
+                    .and_then(|t| var.set(&t))
+            })
+            .map_err(err)
     }
 
     /// Steps taken.
@@ -306,7 +345,9 @@ impl SparseTable {
         Ok(t)
     }
 
-    /// One lazy AdamW step on the rows of this batch, from their gradients in `grads`.
+    /// One lazy AdamW step on the rows of this batch, from their gradients in `grads`. The
+    /// batch's rows are scattered over the table, so the step waits on memory more than it
+    /// computes; the two halves of the table are updated in parallel.
     pub fn step(&mut self, grads: &GradStore, a: &AdamSettings) -> Result<()> {
         let Some(var) = &self.gathered else {
             return Ok(());
@@ -314,34 +355,40 @@ impl SparseTable {
         let Some(g) = grads.get(var.as_tensor()) else {
             return Ok(());
         };
-        let g = g
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(nn_err("embedding gradient"))?;
         let d = self.dim;
-        let (b1, b2) = (a.beta1 as f32, a.beta2 as f32);
-        let (c1, c2) = ((1.0 - a.beta1) as f32, (1.0 - a.beta2) as f32);
-        let (lr, eps) = (a.lr as f32, a.eps as f32);
-        let decay = (1.0 - a.lr * a.weight_decay) as f32;
-        for (gr, &t) in g[d..].chunks_exact(d).zip(&self.touched) {
-            let t = t as usize;
-            self.steps[t] = self.steps[t].saturating_add(1);
-            let s = self.steps[t] as i32;
-            let scale_m = (1.0 / (1.0 - a.beta1.powi(s))) as f32;
-            let scale_v = (1.0 / (1.0 - a.beta2.powi(s))) as f32;
-            let span = t * d..(t + 1) * d;
-            let (w, m, v) = (
-                &mut self.rows[span.clone()],
-                &mut self.m[span.clone()],
-                &mut self.v[span],
-            );
-            for c in 0..d {
-                m[c] = m[c] * b1 + gr[c] * c1;
-                v[c] = v[c] * b2 + gr[c] * gr[c] * c2;
-                let adjusted = (m[c] * scale_m) / ((v[c] * scale_v).sqrt() + eps);
-                w[c] = w[c] * decay - adjusted * lr;
+        let touched = &self.touched;
+        let mid = self.steps.len() / 2;
+        let (rows, m, v, steps) = (
+            self.rows.split_at_mut(mid * d),
+            self.m.split_at_mut(mid * d),
+            self.v.split_at_mut(mid * d),
+            self.steps.split_at_mut(mid),
+        );
+        // Table rows [first, first + steps.len()), their values and moments.
+        let half = |first: usize,
+                    w: &mut [f32],
+                    m: &mut [f32],
+                    v: &mut [f32],
+                    steps: &mut [u32],
+                    g: &[f32]| {
+            let local = g.get(d..).unwrap_or_default().chunks_exact(d.max(1));
+            for (gr, &t) in local.zip(touched) {
+                let Some(r) = (t as usize).checked_sub(first).filter(|&r| r < steps.len()) else {
+                    continue;
+                };
+                steps[r] = steps[r].saturating_add(1);
+                let k = AdamStep::new(a, steps[r] as i32);
+                let span = r * d..(r + 1) * d;
+                k.update(&mut w[span.clone()], &mut m[span.clone()], &mut v[span], gr);
             }
-        }
+        };
+        with_values(g, |g| {
+            rayon::join(
+                || half(0, rows.0, m.0, v.0, steps.0, g),
+                || half(mid, rows.1, m.1, v.1, steps.1, g),
+            )
+        })
+        .map_err(nn_err("embedding gradient"))?;
         Ok(())
     }
 
@@ -533,10 +580,7 @@ impl Mlp {
     pub fn forward(&self, mut x: Tensor) -> candle_core::Result<Tensor> {
         let last = self.layers.len().saturating_sub(1);
         for (k, (w, b)) in self.layers.iter().enumerate() {
-            x = x.matmul(&w.t()?)?.broadcast_add(b)?;
-            if k < last {
-                x = x.relu()?;
-            }
+            x = crate::linear::linear(&x, w, b, k < last)?;
         }
         Ok(x)
     }

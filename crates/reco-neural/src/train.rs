@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -216,6 +217,60 @@ impl Best {
     }
 }
 
+thread_local! {
+    /// Overrides [`side_by_side`]'s choice on this thread (tests of both ways).
+    pub(crate) static SIDE_BY_SIDE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `a` and `b`: at the same time, each on a single-thread pool of its own, when candle
+/// runs every operation on its calling thread (`RAYON_NUM_THREADS=1`, which the `reco` binary
+/// sets for candle while its own pool keeps every core) and rayon may use two threads or more;
+/// otherwise one after the other here. Splitting each small operation of a step over both
+/// cores, as candle does by default, costs more in hand-offs than it gains; two independent
+/// halves of a step (the two towers) keep both cores busy without them. The results are the
+/// same bits either way: every operation still runs on one thread.
+pub(crate) fn side_by_side<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    static PAIR: std::sync::OnceLock<Option<[rayon::ThreadPool; 2]>> = std::sync::OnceLock::new();
+    let wanted = SIDE_BY_SIDE.with(std::cell::Cell::get).unwrap_or_else(|| {
+        candle_core::utils::get_num_threads() == 1 && rayon::current_num_threads() >= 2
+    });
+    let pools = wanted
+        .then(|| {
+            PAIR.get_or_init(|| {
+                let one = || {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(|_| "reco-tower".into())
+                        .build()
+                        .ok()
+                };
+                Some([one()?, one()?])
+            })
+            .as_ref()
+        })
+        .flatten();
+    match pools {
+        Some([pa, pb]) => {
+            let mut ra = None;
+            // `a` goes to its pool's thread; this thread waits for `b` on the other pool, then
+            // for `a` at the end of the scope.
+            let rb = pa.in_place_scope(|s| {
+                s.spawn(|_| ra = Some(a()));
+                pb.install(b)
+            });
+            match ra {
+                Some(ra) => (ra, rb),
+                // The spawned half panicked; in_place_scope re-raised it above.
+                None => unreachable!("the scope waits for its spawned work"),
+            }
+        }
+        None => (a(), b()),
+    }
+}
+
 /// What a fit is, for its checkpoints: the model kind and its parameters.
 pub(crate) struct Run<'a> {
     pub kind: &'a str,
@@ -240,8 +295,8 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
 }
 
 /// Runs the loop over the interactions of `train`: `loss_of` builds the loss of a batch of
-/// (user, item, value) examples, `end_epoch` returns the validation score (when validating; the
-/// sparse tables are in the variables by then); shuffling and sampling follow `opts.seed`.
+/// (user, item, value) examples and its gradients, `end_epoch` returns the validation score
+/// (when validating; the sparse tables are in the variables by then); shuffling and sampling follow `opts.seed`.
 /// With `opts.checkpoint`, the state is saved after every epoch and a saved fit resumes.
 /// Returns the number of epochs completed.
 #[allow(clippy::too_many_arguments)]
@@ -252,7 +307,7 @@ pub(crate) fn fit_loop(
     run: Run<'_>,
     opts: &FitOptions<'_>,
     validation: Option<&Validation<'_>>,
-    mut loss_of: impl FnMut(&[(u32, u32, f32)], &mut ChaCha8Rng) -> Result<Tensor>,
+    mut loss_of: impl FnMut(&[(u32, u32, f32)], &mut ChaCha8Rng) -> Result<(Tensor, GradStore)>,
     mut end_epoch: impl FnMut() -> Result<f64>,
 ) -> Result<usize> {
     let n = train.nnz();
@@ -319,8 +374,7 @@ pub(crate) fn fit_loop(
         for positions in order.chunks(optim.batch_size) {
             chunk.clear();
             chunk.extend(positions.iter().map(|&k| example_at(train, k as usize)));
-            let loss = loss_of(&chunk, &mut rng)?;
-            let grads = loss.backward().map_err(nn_err("backward pass"))?;
+            let (loss, grads) = loss_of(&chunk, &mut rng)?;
             opt.step(&grads, &adam)?;
             for table in params.sparse.borrow_mut().iter_mut() {
                 table.step(&grads, &adam)?;

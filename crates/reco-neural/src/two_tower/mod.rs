@@ -23,7 +23,8 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var, D};
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -37,7 +38,7 @@ use reco_models::featurize::FeatureRows;
 use crate::bags::{batch, Bags};
 use crate::nn::{Init, SparseTable, Store, Tower};
 use crate::nn_err;
-use crate::train::{fit_loop, optim_of, Params, Run, Validation};
+use crate::train::{fit_loop, optim_of, side_by_side, Params, Run, Validation};
 
 mod softmax;
 mod sparse;
@@ -361,16 +362,17 @@ impl TwoTower {
             head: [0.0, 0.0, lo, hi],
         };
         let sparse = std::cell::RefCell::new(sparse);
-        let loss_of = |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<Tensor> {
-            model.batch_loss(
-                chunk,
-                rng,
-                &head,
-                &logq,
-                n_items,
-                (&mut sparse.borrow_mut(), &slots),
-            )
-        };
+        let loss_of =
+            |chunk: &[(u32, u32, f32)], rng: &mut ChaCha8Rng| -> Result<(Tensor, GradStore)> {
+                model.batch_loss(
+                    chunk,
+                    rng,
+                    &head,
+                    &logq,
+                    n_items,
+                    (&mut sparse.borrow_mut(), &slots),
+                )
+            };
         let end_epoch = || -> Result<f64> {
             match validation.as_ref() {
                 Some(v) => model.validation_score(v, &head, n_users, n_items),
@@ -419,10 +421,8 @@ impl TwoTower {
         logq: &[f32],
         n_items: usize,
         (sparse, slots): (&mut [SparseTable], &Slots),
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, GradStore)> {
         let p = &self.params;
-        let dev = Device::Cpu;
-        let tau = p.temperature;
         let b = chunk.len();
         for table in sparse.iter_mut() {
             table.begin();
@@ -460,46 +460,84 @@ impl TwoTower {
                 gathered(slots.item)?,
             );
             let (user_table, recent_table) = self.user_tower.tables();
-            let u = self.user_tower.forward_with(
+            let (user_table, recent_table) = (
                 ut.as_ref().unwrap_or(user_table),
                 rt.as_ref().or(recent_table),
-                &ub,
-                rb.as_ref(),
-            )?;
-            let v = self.item_tower.forward_with(
-                it.as_ref().unwrap_or(self.item_tower.tables().0),
-                None,
-                &ib,
-                None,
-            )?;
-            match p.loss {
-                Loss::Softmax => in_batch_softmax(&u, &v, &items, p.logq.then_some(logq), tau),
-                Loss::Bce => {
-                    let k = p.negatives;
-                    let pos = v.narrow(0, 0, b)?;
-                    let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
-                    let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
-                    let ln = (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)? / tau)?;
-                    let logits = Tensor::cat(&[lp, ln], 1)?;
-                    let mut t = vec![0f32; b * (k + 1)];
-                    for r in 0..b {
-                        t[r * (k + 1)] = 1.0;
-                    }
-                    let t = Tensor::from_vec(t, (b, k + 1), &dev)?;
-                    candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
-                }
-                Loss::Mse => {
-                    let d = u.mul(&v)?.sum(D::Minus1)?;
-                    let s = head.narrow(0, 0, 1)?;
-                    let o = head.narrow(0, 1, 1)?;
-                    let pred = d.broadcast_mul(&s)?.broadcast_add(&o)?;
-                    let r: Vec<f32> = chunk.iter().map(|e| e.2).collect();
-                    let r = Tensor::from_vec(r, b, &dev)?;
-                    candle_nn::loss::mse(&pred, &r)
-                }
+            );
+            let item_table = it.as_ref().unwrap_or(self.item_tower.tables().0);
+            // The towers share nothing until the loss, so each can run its forward and its
+            // backward pass on a core of its own (see `side_by_side`).
+            let (u, v) = side_by_side(
+                || {
+                    self.user_tower
+                        .forward_with(user_table, recent_table, &ub, rb.as_ref())
+                },
+                || self.item_tower.forward_with(item_table, None, &ib, None),
+            );
+            let (u, v) = (u?, v?);
+            // The loss is differentiated up to the towers' outputs; each tower then back-
+            // propagates its output's gradient g as the gradient of sum(output ⊙ g), which is
+            // exactly g (the sum's gradient is ones).
+            let (lu, lv) = (
+                Var::from_tensor(&u.detach())?,
+                Var::from_tensor(&v.detach())?,
+            );
+            let loss = self.loss_on(chunk, lu.as_tensor(), lv.as_tensor(), &items, head, logq)?;
+            let mut grads = loss.backward()?;
+            let (gu, gv) = (grads.remove(lu.as_tensor()), grads.remove(lv.as_tensor()));
+            let back = |out: &Tensor, g: Option<Tensor>| {
+                g.map(|g| out.mul(&g)?.sum_all()?.backward()).transpose()
+            };
+            let (a, b) = side_by_side(|| back(&u, gu), || back(&v, gv));
+            for tower in [a?, b?].into_iter().flatten() {
+                grads.extend(tower)?;
             }
+            Ok((loss, grads))
         })()
         .map_err(nn_err("training step"))
+    }
+
+    /// The loss of a batch from its tower outputs: `u` one row per example, `v` one row per
+    /// entry of `items` (the positives, then sampled negatives for `bce`).
+    fn loss_on(
+        &self,
+        chunk: &[(u32, u32, f32)],
+        u: &Tensor,
+        v: &Tensor,
+        items: &[u32],
+        head: &Tensor,
+        logq: &[f32],
+    ) -> candle_core::Result<Tensor> {
+        let p = &self.params;
+        let dev = Device::Cpu;
+        let tau = p.temperature;
+        let b = chunk.len();
+        match p.loss {
+            Loss::Softmax => in_batch_softmax(u, v, items, p.logq.then_some(logq), tau),
+            Loss::Bce => {
+                let k = p.negatives;
+                let pos = v.narrow(0, 0, b)?;
+                let neg = v.narrow(0, b, b * k)?.reshape((b, k, ()))?;
+                let lp = (u.mul(&pos)?.sum_keepdim(1)? / tau)?;
+                let ln = (u.unsqueeze(1)?.matmul(&neg.transpose(1, 2)?)?.squeeze(1)? / tau)?;
+                let logits = Tensor::cat(&[lp, ln], 1)?;
+                let mut t = vec![0f32; b * (k + 1)];
+                for r in 0..b {
+                    t[r * (k + 1)] = 1.0;
+                }
+                let t = Tensor::from_vec(t, (b, k + 1), &dev)?;
+                candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t)
+            }
+            Loss::Mse => {
+                let d = u.mul(v)?.sum(D::Minus1)?;
+                let s = head.narrow(0, 0, 1)?;
+                let o = head.narrow(0, 1, 1)?;
+                let pred = d.broadcast_mul(&s)?.broadcast_add(&o)?;
+                let r: Vec<f32> = chunk.iter().map(|e| e.2).collect();
+                let r = Tensor::from_vec(r, b, &dev)?;
+                candle_nn::loss::mse(&pred, &r)
+            }
+        }
     }
 
     /// The validation score at the end of an epoch, from freshly computed tower vectors.

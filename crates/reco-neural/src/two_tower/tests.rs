@@ -326,3 +326,25 @@ fn a_fit_resumed_from_its_checkpoint_equals_an_unbroken_fit() {
     let e = run(3, 5, Some(dir.path())).err().unwrap();
     assert!(e.to_string().contains("unusable checkpoint"), "{e}");
 }
+
+#[test]
+fn the_towers_side_by_side_train_the_model_one_thread_trains() {
+    // Each tower runs its passes on a thread of its own when there are two: that must not
+    // change a single bit.
+    let data = reco_core::synth::structured().unwrap();
+    for loss in [Loss::Softmax, Loss::Bce, Loss::Mse] {
+        let p = TwoTowerParams {
+            epochs: 2,
+            layers: vec![16, 8],
+            loss,
+            ..Default::default()
+        };
+        let fit = |parallel: bool| {
+            crate::train::SIDE_BY_SIDE.with(|c| c.set(Some(parallel)));
+            let m = TwoTower::fit(&p, &data, &FitOptions::default());
+            crate::train::SIDE_BY_SIDE.with(|c| c.set(None));
+            vectors(&m.unwrap())
+        };
+        assert_eq!(fit(false), fit(true), "{loss:?}");
+    }
+}
