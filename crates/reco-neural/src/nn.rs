@@ -134,6 +134,15 @@ struct AdamStep {
 impl AdamStep {
     fn new(a: &AdamSettings, s: i32) -> AdamStep {
         AdamStep {
+            scale_m: (1.0 / (1.0 - a.beta1.powi(s))) as f32,
+            scale_v: (1.0 / (1.0 - a.beta2.powi(s))) as f32,
+            ..AdamStep::new_without_corrections(a)
+        }
+    }
+
+    /// [`AdamStep::new`] with both bias corrections at 1, for the caller to set.
+    fn new_without_corrections(a: &AdamSettings) -> AdamStep {
+        AdamStep {
             b1: a.beta1 as f32,
             b2: a.beta2 as f32,
             c1: (1.0 - a.beta1) as f32,
@@ -141,8 +150,8 @@ impl AdamStep {
             lr: a.lr as f32,
             eps: a.eps as f32,
             decay: (1.0 - a.lr * a.weight_decay) as f32,
-            scale_m: (1.0 / (1.0 - a.beta1.powi(s))) as f32,
-            scale_v: (1.0 / (1.0 - a.beta2.powi(s))) as f32,
+            scale_m: 1.0,
+            scale_v: 1.0,
         }
     }
 
@@ -287,6 +296,9 @@ pub(crate) struct SparseTable {
     /// Local row r + 1 → table row.
     touched: Vec<u32>,
     gathered: Option<Var>,
+    /// Adam's bias corrections by a row's step count (two powers and divisions per row were
+    /// a tenth of a step's time), for the betas they were computed with.
+    scales: (f64, f64, Vec<(f32, f32)>),
 }
 
 impl SparseTable {
@@ -309,6 +321,7 @@ impl SparseTable {
             slot: vec![0; n],
             touched: Vec::new(),
             gathered: None,
+            scales: (0.0, 0.0, Vec::new()),
         })
     }
 
@@ -347,8 +360,14 @@ impl SparseTable {
 
     /// One lazy AdamW step on the rows of this batch, from their gradients in `grads`. The
     /// batch's rows are scattered over the table, so the step waits on memory more than it
-    /// computes; the two halves of the table are updated in parallel.
+    /// computes: the two halves of the table are updated in parallel, each asking for its
+    /// next rows ahead.
     pub fn step(&mut self, grads: &GradStore, a: &AdamSettings) -> Result<()> {
+        /// Rows asked for ahead of their update.
+        const AHEAD: usize = 4;
+        /// Step counts whose bias corrections are kept; past them the corrections are 1 to
+        /// within 1e-4 and computed on the spot.
+        const KEPT: usize = 1 << 14;
         let Some(var) = &self.gathered else {
             return Ok(());
         };
@@ -356,8 +375,25 @@ impl SparseTable {
             return Ok(());
         };
         let d = self.dim;
-        let touched = &self.touched;
         let mid = self.steps.len() / 2;
+        if (self.scales.0, self.scales.1) != (a.beta1, a.beta2) {
+            self.scales = (a.beta1, a.beta2, vec![(1.0, 1.0)]);
+        }
+        let most = self.touched.iter().map(|&t| self.steps[t as usize]).max();
+        let wanted = most.map_or(0, |s| (s as usize).saturating_add(2)).min(KEPT);
+        let scales = &mut self.scales.2;
+        for s in scales.len()..wanted {
+            let k = AdamStep::new(a, s as i32);
+            scales.push((k.scale_m, k.scale_v));
+        }
+        let scales = &*scales;
+        // (local row, table row) of each half.
+        let (low, high): (Vec<_>, Vec<_>) = self
+            .touched
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| (k + 1, t as usize))
+            .partition(|&(_, t)| t < mid);
         let (rows, m, v, steps) = (
             self.rows.split_at_mut(mid * d),
             self.m.split_at_mut(mid * d),
@@ -370,22 +406,39 @@ impl SparseTable {
                     m: &mut [f32],
                     v: &mut [f32],
                     steps: &mut [u32],
+                    list: &[(usize, usize)],
                     g: &[f32]| {
-            let local = g.get(d..).unwrap_or_default().chunks_exact(d.max(1));
-            for (gr, &t) in local.zip(touched) {
-                let Some(r) = (t as usize).checked_sub(first).filter(|&r| r < steps.len()) else {
+            for (j, &(local, t)) in list.iter().enumerate() {
+                if let Some(&(_, next)) = list.get(j + AHEAD) {
+                    let at = (next - first) * d;
+                    for table in [&*w, &*m, &*v] {
+                        reco_models::mf::prefetch(table, at, d);
+                    }
+                }
+                let (Some(gr), Some(r)) = (g.get(local * d..(local + 1) * d), t.checked_sub(first))
+                else {
                     continue;
                 };
-                steps[r] = steps[r].saturating_add(1);
-                let k = AdamStep::new(a, steps[r] as i32);
+                let Some(count) = steps.get_mut(r) else {
+                    continue;
+                };
+                *count = count.saturating_add(1);
+                let mut k = AdamStep::new_without_corrections(a);
+                (k.scale_m, k.scale_v) = match scales.get(*count as usize) {
+                    Some(&kept) => kept,
+                    None => {
+                        let c = AdamStep::new(a, i32::try_from(*count).unwrap_or(i32::MAX));
+                        (c.scale_m, c.scale_v)
+                    }
+                };
                 let span = r * d..(r + 1) * d;
                 k.update(&mut w[span.clone()], &mut m[span.clone()], &mut v[span], gr);
             }
         };
         with_values(g, |g| {
             rayon::join(
-                || half(0, rows.0, m.0, v.0, steps.0, g),
-                || half(mid, rows.1, m.1, v.1, steps.1, g),
+                || half(0, rows.0, m.0, v.0, steps.0, &low, g),
+                || half(mid, rows.1, m.1, v.1, steps.1, &high, g),
             )
         })
         .map_err(nn_err("embedding gradient"))?;

@@ -141,9 +141,10 @@ pub(crate) fn split_by<'a, T>(mut v: &'a mut [T], cut: &[usize], width: usize) -
     out
 }
 
-/// Asks the cache for `data[start..start + len]` ahead of its use; a hint only.
+/// Asks the cache for `data[start..start + len]` ahead of its use; a hint only (the neural
+/// models' row-sparse tables use it too).
 #[inline(always)]
-pub(crate) fn prefetch(data: &[f32], start: usize, len: usize) {
+pub fn prefetch(data: &[f32], start: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(row) = data.get(start..start + len) {
         // 16 floats per 64-byte line.
