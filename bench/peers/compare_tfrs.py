@@ -21,6 +21,7 @@ for both. Fit time is the median of N runs; both sides use both cores.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,8 @@ def read_tsv(path):
 
 
 def reco_side(reco, d, spec, work, seed):
+    # reco writes into new directories only: start each run from an empty one.
+    shutil.rmtree(work, ignore_errors=True)
     art = os.path.join(work, "model")
     t0 = time.perf_counter()
     subprocess.run([reco, "train", "--data", os.path.join(d, "train.csv"), "--threshold", "1",
