@@ -39,6 +39,7 @@ mod family;
 mod linear;
 pub mod ncf;
 mod nn;
+mod optim;
 mod train;
 pub mod two_tower;
 

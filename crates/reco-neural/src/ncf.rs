@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use reco_core::model::{FitOptions, Query, Recommender};
 use reco_core::{Dataset, Error, Result};
 
-use crate::nn::{Init, Mlp, SparseTable, Store};
+use crate::nn::{Init, Mlp, Store};
+use crate::optim::SparseTable;
 use crate::train::{fit_loop, optim_of, Params, Run, Validation};
 use crate::{file_err, nn_err};
 

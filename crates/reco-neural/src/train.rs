@@ -16,8 +16,8 @@ use reco_core::{Error, Interactions, Result};
 use reco_models::mf::validation_recall;
 
 use crate::checkpoint::{self, Progress};
-use crate::nn::{AdamSettings, DenseAdam, SparseTable};
 use crate::nn_err;
+use crate::optim::{AdamSettings, DenseAdam, SparseTable};
 
 /// A network's parameters as the loop trains them: every variable by name (for the best
 /// epoch's snapshot), and the embedding tables among them that are trained row-sparse (the

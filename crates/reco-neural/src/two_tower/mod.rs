@@ -36,8 +36,9 @@ use reco_core::{Dataset, Error, Result};
 use reco_models::featurize::FeatureRows;
 
 use crate::bags::{batch, Bags};
-use crate::nn::{Init, SparseTable, Store, Tower};
+use crate::nn::{Init, Store, Tower};
 use crate::nn_err;
+use crate::optim::SparseTable;
 use crate::train::{fit_loop, optim_of, side_by_side, Params, Run, Validation};
 
 mod softmax;

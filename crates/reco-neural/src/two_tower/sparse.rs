@@ -7,7 +7,7 @@ use reco_core::Result;
 
 use super::TwoTowerParams;
 use crate::bags::{batch, batch_mapped, Batch};
-use crate::nn::SparseTable;
+use crate::optim::SparseTable;
 
 /// Where each tower's embedding tables are among the row-sparse tables of a fit (all None when
 /// `sparse_updates` is off).
